@@ -1,0 +1,35 @@
+"""Augmentation policies, looked up by name, as Keras preprocessing layers: active in training only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from keras import layers
+
+SEED = 1234  # layer-level seeds make augmentation reproducible given the global seed
+
+
+def none() -> list[layers.Layer]:
+    return []
+
+
+def standard(rotation_degrees: float, zoom: float, shift: float) -> list[layers.Layer]:
+    """Seed 000: small rotations, zooms and shifts; the empty background is filled with black, like the ink-free page."""
+    return [
+        layers.RandomRotation(rotation_degrees / 360.0, fill_mode="constant", seed=SEED),
+        layers.RandomZoom(zoom, fill_mode="constant", seed=SEED + 1),
+        layers.RandomTranslation(shift, shift, fill_mode="constant", seed=SEED + 2),
+    ]
+
+
+POLICIES: dict[str, Callable[..., list[layers.Layer]]] = {"none": none, "standard": standard}
+
+
+def augmentation(augment_cfg: Mapping[str, Any]) -> list[layers.Layer]:
+    """The named policy's layers, built with the options from its config file."""
+    options = dict(augment_cfg)
+    name = options.pop("name")
+    if name not in POLICIES:
+        raise ValueError(f"augment.name: unknown policy {name!r}; known: {sorted(POLICIES)}")
+    return POLICIES[name](**options)

@@ -1,0 +1,96 @@
+"""The prepared dataset format shared by every stage, and the pure transformations that produce it.
+
+A prepared dataset is `data/prepared/<name>.npz` holding x_train, y_train, x_test, y_test (uint8, N x 28 x 28,
+upright like MNIST), class_names, and `source` (one line saying where the data came from).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.files import atomic_path
+
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def prepared_path(prepared_dir: str | Path, name: str) -> Path:
+    return Path(prepared_dir) / f"{name}.npz"
+
+
+def save_dataset(path: str | Path, ds: Dataset) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(
+                f,
+                x_train=ds.x_train,
+                y_train=ds.y_train,
+                x_test=ds.x_test,
+                y_test=ds.y_test,
+                class_names=np.array(ds.class_names),
+                source=np.array(ds.source),
+            )
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: prepared dataset not found — run `dvc repro` (fetch/ingest) first")
+    with np.load(path) as z:
+        return Dataset(
+            x_train=z["x_train"],
+            y_train=z["y_train"],
+            x_test=z["x_test"],
+            y_test=z["y_test"],
+            class_names=tuple(str(c) for c in z["class_names"]),
+            source=str(z["source"]),
+        )
+
+
+def empty_images() -> np.ndarray:
+    return np.zeros((0, 28, 28), dtype=np.uint8)
+
+
+def emnist_upright(images: np.ndarray) -> np.ndarray:
+    """NIST stores EMNIST images transposed (rows are the glyph's columns); swap the axes back to MNIST's."""
+    return np.ascontiguousarray(images.transpose(0, 2, 1))
+
+
+def keep_classes(images: np.ndarray, labels: np.ndarray, classes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Keep only the given classes, relabelled 0..len(classes)-1 in the given order."""
+    remap = np.full(256, -1, dtype=np.int16)
+    remap[np.asarray(classes)] = np.arange(len(classes))
+    new = remap[labels]
+    mask = new >= 0
+    return images[mask], new[mask].astype(np.uint8)
+
+
+def parse_mapping(text: str, name: str) -> tuple[str, ...]:
+    """EMNIST's mapping file: one `<class index> <ASCII code>` per line (CRLF line ends) -> class names."""
+    pairs: dict[int, str] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"{name}: line {lineno}: expected '<class> <ASCII code>', found {line!r}")
+        pairs[int(parts[0])] = chr(int(parts[1]))
+    if sorted(pairs) != list(range(len(pairs))):
+        raise ValueError(f"{name}: class indices are not 0..{len(pairs) - 1}")
+    return tuple(pairs[i] for i in range(len(pairs)))

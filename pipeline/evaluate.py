@@ -1,0 +1,66 @@
+"""Stage `evaluate`: the trained model on every test set the config names.
+
+Writes predictions/<test set>.npz (probabilities and true labels, for the report stage) and metrics/test.json
+(DVC metrics), and logs the same metrics to the model's MLflow run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+import keras
+import mlflow
+import numpy as np
+from omegaconf import DictConfig
+
+from pipeline import metrics, tracking
+from pipeline.datasets import Dataset, load_dataset, prepared_path
+from pipeline.files import atomic_path, read_json, write_json
+
+
+def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:
+    if tuple(model_classes) != ds.class_names:
+        raise ValueError(
+            f"test set {name}: classes {list(ds.class_names)} differ from the model's {list(model_classes)}"
+        )
+
+
+def score(probs: np.ndarray, y_true: np.ndarray) -> dict[str, float]:
+    return {
+        "accuracy": metrics.accuracy(probs, y_true),
+        "loss": metrics.cross_entropy(probs, y_true),
+        "images": int(len(y_true)),
+    }
+
+
+def save_predictions(path: Path, probs: np.ndarray, y_true: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, probs=probs, y_true=y_true)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    models_dir = Path(cfg.paths.models)
+    model = keras.models.load_model(models_dir / "model.keras")
+    class_names = read_json(models_dir / "history.json")["class_names"]
+    results = {}
+    with tracking.reopen_run(models_dir / "run.json", cfg.tracking):
+        for name in cfg.data.test_sets:
+            ds = load_dataset(prepared_path(cfg.paths.prepared, name))
+            check_classes(ds, class_names, name)
+            x, y = ds.x_test[: cfg.evaluate.limit], ds.y_test[: cfg.evaluate.limit]
+            probs = model.predict(x.astype("float32"), batch_size=cfg.evaluate.batch_size, verbose=0)
+            results[name] = score(probs, y)
+            save_predictions(Path(cfg.paths.predictions) / f"{name}.npz", probs, y)
+            mlflow.log_metrics({f"test.{name}.{k}": v for k, v in results[name].items() if k != "images"})
+            mlflow.set_tag(f"dataset.test.{name}", ds.source)
+            print(f"evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, loss {results[name]['loss']:.4f} "
+                  f"on {len(y)} images ({ds.source})", flush=True)
+        write_json(Path(cfg.paths.metrics) / "test.json", results)
+
+
+if __name__ == "__main__":
+    main()

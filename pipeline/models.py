@@ -1,0 +1,55 @@
+"""Architectures, looked up by name: each is one short function that reads like the seed's diagram.
+
+Every model takes a batch of 28x28 images with pixel values 0-255 (float32), so that a served model needs no
+preprocessing from its caller; scaling and (in training only) augmentation happen on the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import keras
+from keras import layers
+
+from pipeline.augment import augmentation
+
+Architecture = Callable[..., Any]
+
+
+def cnn3_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dense_dropout: float):
+    """Seeds 000/001: [conv-BN-ReLU x2, max-pool, dropout] per filter count, then dense-BN-ReLU-dropout layers."""
+    for f in filters:
+        for _ in range(2):
+            x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
+            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D()(x)
+        x = layers.Dropout(conv_dropout)(x)
+    x = layers.Flatten()(x)
+    for units in dense_units:
+        x = layers.Dense(units, use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.Activation("relu")(x)
+        x = layers.Dropout(dense_dropout)(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    "cnn3_bn": cnn3_bn,
+}
+
+
+def build_model(model_cfg: Mapping[str, Any], augment_cfg: Mapping[str, Any], num_classes: int) -> keras.Model:
+    """The named architecture behind the shared input: reshape, scale to [0, 1], augment (training only)."""
+    options = dict(model_cfg)
+    name = options.pop("name")
+    if name not in ARCHITECTURES:
+        raise ValueError(f"model.name: unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
+    inputs = keras.Input(shape=(28, 28), name="image")
+    x = layers.Reshape((28, 28, 1))(inputs)
+    x = layers.Rescaling(1.0 / 255)(x)
+    for layer in augmentation(augment_cfg):
+        x = layer(x)
+    outputs = ARCHITECTURES[name](x, num_classes=num_classes, **options)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,28 @@
+"""The model as MLflow logs it: a batch of 28x28 float32 images (pixels 0-255) in, class probabilities out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.models import ModelSignature
+from mlflow.types import Schema, TensorSpec
+
+
+def signature(num_classes: int) -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 28, 28), "image")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_classes), "probabilities")]),
+    )
+
+
+def log_keras_model(model: keras.Model, class_names: Sequence[str]) -> None:
+    """Log under the name `model`, so `runs:/<run id>/model` loads it with mlflow.pyfunc."""
+    mlflow.tensorflow.log_model(
+        model,
+        name="model",
+        signature=signature(len(class_names)),
+        metadata={"class_names": list(class_names)},
+    )

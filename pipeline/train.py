@@ -1,0 +1,132 @@
+"""Stage `train`: fit the configured network on the prepared training set, tracked as a new MLflow run.
+
+Writes models/model.keras (the best epoch's weights), models/history.json and models/run.json (the MLflow run
+that evaluate and report add to).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+import keras
+import mlflow
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline import tracking
+from pipeline.datasets import load_dataset, prepared_path
+from pipeline.files import atomic_path, write_json
+from pipeline.models import build_model
+from pipeline.serving import log_keras_model
+
+
+def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
+    """A seeded shuffle, then the last `fraction` held out: (x_train, y_train), (x_val, y_val)."""
+    order = np.random.default_rng(seed).permutation(len(x))
+    n_val = int(round(len(x) * fraction))
+    train, val = order[: len(x) - n_val], order[len(x) - n_val :]
+    return (x[train], y[train]), (x[val], y[val])
+
+
+class MlflowEpochLogger(keras.callbacks.Callback):
+    """Per-epoch loss, accuracy, validation metrics and learning rate, as MLflow metrics with step = epoch."""
+
+    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
+        metrics = {k: float(v) for k, v in (logs or {}).items()}
+        metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        mlflow.log_metrics(metrics, step=epoch + 1)
+
+
+def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint: Path) -> dict[str, list[float]]:
+    """Adam with early stopping, learning-rate reduction on plateau and a best-epoch checkpoint; returns history."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(train_cfg["learning_rate"]),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    monitor = train_cfg["monitor"]
+    callbacks = [
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=train_cfg["early_stopping_patience"]),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            factor=train_cfg["reduce_lr_factor"],
+            patience=train_cfg["reduce_lr_patience"],
+            min_lr=train_cfg["min_learning_rate"],
+        ),
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True),
+        MlflowEpochLogger(),
+    ]
+    history = model.fit(
+        train[0].astype("float32"),
+        train[1],
+        validation_data=(val[0].astype("float32"), val[1]),
+        epochs=train_cfg["epochs"],
+        batch_size=train_cfg["batch_size"],
+        callbacks=callbacks,
+        verbose=1,
+    )
+    logs = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    logs["learning_rate"] = [float(v) for v in logs.get("learning_rate", [])]
+    return logs
+
+
+def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
+    """1-based epoch whose monitored value was best (the one the checkpoint kept)."""
+    values = history[monitor]
+    pick = np.argmax if "accuracy" in monitor else np.argmin
+    return int(pick(values)) + 1
+
+
+def run_name(cfg: DictConfig) -> str:
+    return f"{cfg.model.name} augment={cfg.augment.name} on {cfg.data.name}"
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
+    x, y = ds.x_train[: cfg.data.train_limit], ds.y_train[: cfg.data.train_limit]
+    train, val = validation_split(x, y, cfg.train.validation_split, cfg.seed)
+    keras.utils.set_random_seed(cfg.seed)
+    keras.mixed_precision.set_global_policy(cfg.train.precision)
+    model = build_model(cfg.model, cfg.augment, ds.num_classes)
+
+    models_dir = Path(cfg.paths.models)
+    tracking.connect(cfg.tracking)
+    with mlflow.start_run(run_name=run_name(cfg)) as run, tempfile.TemporaryDirectory() as tmp:
+        mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+        mlflow.set_tags({"dataset.train": ds.source, "model.parameters": model.count_params()})
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        print(f"train: {run_name(cfg)}: {len(train[0])} training, {len(val[0])} validation images, "
+              f"{model.count_params():,} parameters; MLflow run {run.info.run_id}", flush=True)
+
+        started = time.perf_counter()
+        checkpoint = Path(tmp) / "best.keras"
+        history = fit(model, train, val, cfg.train, checkpoint)
+        seconds = time.perf_counter() - started
+        best = keras.models.load_model(checkpoint)
+
+        summary = {
+            "epochs_run": len(history["loss"]),
+            "best_epoch": best_epoch(history, cfg.train.monitor),
+            "train_seconds": round(seconds, 1),
+            "images_per_second": round(len(history["loss"]) * len(train[0]) / seconds, 1),
+        }
+        mlflow.log_metrics({f"train.{k}": v for k, v in summary.items()})
+        log_keras_model(best, ds.class_names)
+
+        with atomic_path(models_dir / "model.keras") as out:
+            best.save(out)
+        write_json(models_dir / "history.json", {**summary, "class_names": list(ds.class_names),
+                                                 "history": history})
+        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
+    print(f"train: done in {seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny IDX files the tests write themselves, and the real data mirror for end-to-end tests."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.mirror import ENV_VAR
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
+    """An IDX file for a uint8 array (magic from its number of dimensions unless given)."""
+    magic = magic if magic is not None else 0x0800 + array.ndim
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True, magic: int | None = None) -> Path:
+    data = idx_bytes(array, magic)
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The real datasets (../shared/data here); CI must have them, elsewhere the test is skipped with a reason."""
+    value = os.environ.get(ENV_VAR)
+    if not value:
+        if os.environ.get("CI"):
+            pytest.fail(f"{ENV_VAR} is not set: CI must run the end-to-end tests on the real data mirror")
+        pytest.skip(f"needs the real data: set {ENV_VAR} to a folder with mnist/ and emnist/ (see README)")
+    return Path(value).resolve()
+
+
+def stage_env(mirror: Path) -> dict[str, str]:
+    """The environment a user's shell would give `dvc repro`: our Python first on PATH, the mirror, no MLflow server."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env[ENV_VAR] = str(mirror)
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.setdefault("GIT_AUTHOR_NAME", "test")
+    env.setdefault("GIT_AUTHOR_EMAIL", "test@example.com")
+    env.setdefault("GIT_COMMITTER_NAME", "test")
+    env.setdefault("GIT_COMMITTER_EMAIL", "test@example.com")
+    return env
+
+
+def copy_repo(dest: Path) -> Path:
+    """The files a fresh clone would have (tracked plus new, not ignored), as a new git repository."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    ).stdout.split("\0")
+    for name in filter(None, listed):
+        src = REPO / name
+        if src.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result

@@ -1,0 +1,118 @@
+"""The real pipeline, end to end: `dvc repro` with the fast setting on the real mirrored data, in a fresh copy
+of the repository, then a look inside the MLflow store it wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline import idx
+from tests.conftest import copy_repo, run, stage_env
+
+STAGES = ("fetch", "ingest", "train", "evaluate", "report")
+
+
+@pytest.fixture(scope="module")
+def repo(mirror, tmp_path_factory):
+    """A new repository with the fast setting, after one `dvc repro`; yields (path, env, repro output)."""
+    path = copy_repo(tmp_path_factory.mktemp("clone"))
+    env = stage_env(mirror)
+    run(["git", "init", "-q"], path, env)
+    run(["git", "add", "-A"], path, env)
+    run(["git", "commit", "-q", "-m", "clone"], path, env)
+    run(["python", "-m", "pipeline.compose", "experiment=fast"], path, env)
+    first = run(["dvc", "repro"], path, env)
+    return path, env, first.stdout
+
+
+def client(path: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{path}/mlruns/mlflow.db")
+
+
+def the_run(path: Path):
+    run_id = json.loads((path / "models" / "run.json").read_text())["run_id"]
+    return client(path).get_run(run_id)
+
+
+def test_repro_runs_every_stage_in_order(repo):
+    _, _, out = repo
+    positions = [out.index(f"Running stage '{s}'") for s in STAGES]
+    assert positions == sorted(positions)
+
+
+def test_mlflow_run_holds_params_epoch_metrics_test_metrics_and_reports(repo):
+    path, _, _ = repo
+    r = the_run(path)
+    assert r.info.status == "FINISHED"
+    assert r.data.params["train.epochs"] == "1" and r.data.params["model.name"] == "cnn3_bn"
+    assert r.data.params["augment.rotation_degrees"] == "10" and r.data.params["data.train_limit"] == "10000"
+    c = client(path)
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        assert [m.step for m in c.get_metric_history(r.info.run_id, metric)] == [1], metric
+    for test_set in ("mnist", "emnist_digits"):
+        assert 0.5 < r.data.metrics[f"test.{test_set}.accuracy"] <= 1.0, test_set
+        assert r.data.metrics[f"test.{test_set}.loss"] > 0
+    assert "byclass" in r.data.tags["dataset.test.emnist_digits"]
+    artifacts = {a.path for a in c.list_artifacts(r.info.run_id, "reports")}
+    assert {"reports/misclassified.pdf", "reports/misclassified_EMNIST.pdf", "reports/curves.png"} <= artifacts
+    pdf = Path(c.download_artifacts(r.info.run_id, "reports/misclassified.pdf"))
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+
+
+def test_logged_model_scores_a_batch_of_images(repo, mirror):
+    path, _, _ = repo
+    r = the_run(path)
+    mlflow.set_tracking_uri(f"sqlite:///{path}/mlruns/mlflow.db")
+    model = mlflow.pyfunc.load_model(f"runs:/{r.info.run_id}/model")
+    x = idx.parse_images(idx.read_bytes(mirror / "mnist" / "t10k-images-idx3-ubyte.gz"), "t10k")[:64]
+    y = idx.parse_labels(idx.read_bytes(mirror / "mnist" / "t10k-labels-idx1-ubyte.gz"), "t10k")[:64]
+    probs = np.asarray(model.predict(x.astype(np.float32)))
+    assert probs.shape == (64, 10)
+    assert np.mean(probs.argmax(axis=1) == y) > 0.5  # one epoch on 10,000 images is well past chance
+
+
+def test_dvc_metrics_per_test_set(repo):
+    path, env, _ = repo
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], path, env).stdout)
+    data = next(iter(shown.values()))["data"]["metrics/test.json"]["data"]
+    assert set(data) == {"mnist", "emnist_digits"}
+    assert {"accuracy", "loss"} <= set(data["mnist"])
+
+
+def test_second_repro_runs_nothing(repo):
+    path, env, _ = repo
+    out = run(["dvc", "repro"], path, env).stdout
+    assert "Running stage" not in out, out
+
+
+def test_changing_a_report_setting_reruns_only_report(repo):
+    path, env, _ = repo
+    run(["python", "-m", "pipeline.compose", "experiment=fast", "report.per_page=8"], path, env)
+    out = run(["dvc", "repro"], path, env).stdout
+    assert [s for s in STAGES if f"Running stage '{s}'" in out] == ["report"], out
+
+
+def test_dvc_exp_run_set_param_really_trains_that_many_epochs(repo):
+    path, env, _ = repo
+    run(["git", "add", "-A"], path, env)
+    run(["git", "commit", "-q", "-m", "fast"], path, env)
+    run(["dvc", "exp", "run", "-S", "experiment=fast", "-S", "train.epochs=2"], path, env)
+    history = json.loads((path / "models" / "history.json").read_text())
+    assert history["epochs_run"] == 2
+    assert the_run(path).data.params["train.epochs"] == "2"
+
+
+def test_a_crash_marks_the_run_failed_and_keeps_what_was_logged(repo):
+    path, env, _ = repo
+    (path / "predictions" / "mnist.npz").unlink()
+    result = run(["python", "-m", "pipeline.report", "--config-dir", ".", "--config-name", "params",
+                  "hydra.run.dir=.", "hydra.output_subdir=null"], path, env, check=False)
+    assert result.returncode != 0 and "mnist.npz" in result.stderr
+    r = the_run(path)
+    assert r.info.status == "FAILED"
+    assert "test.mnist.accuracy" in r.data.metrics

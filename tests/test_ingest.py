@@ -1,0 +1,144 @@
+"""Ingesting EMNIST: orientation, class selection, source choice and bad input, on files the tests write."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import checksums, idx
+from pipeline.datasets import emnist_upright, keep_classes, load_dataset, parse_mapping
+from pipeline.ingest import Source, ingest_dataset, load_source
+from tests.conftest import REPO, write_idx
+
+MAPPING_BYCLASS = "".join(f"{i} {c}\r\n" for i, c in enumerate(list(range(48, 58)) + list(range(65, 91)) + list(range(97, 123))))
+
+
+def glyph_f() -> np.ndarray:
+    """An upright 'F': a stroke down the left, bars at the top and the middle — asymmetric under transposition."""
+    g = np.zeros((28, 28), np.uint8)
+    g[4:24, 6] = 255
+    g[4, 6:20] = 255
+    g[13, 6:16] = 255
+    return g
+
+
+def emnist_folder(tmp_path: Path, split: str, images: np.ndarray, labels: np.ndarray, mapping: str) -> Path:
+    """A folder like NIST's download, holding one test split stored transposed as NIST stores it."""
+    folder = tmp_path / "emnist"
+    folder.mkdir(exist_ok=True)
+    write_idx(folder / f"emnist-{split}-test-images-idx3-ubyte.gz", images.transpose(0, 2, 1))
+    write_idx(folder / f"emnist-{split}-test-labels-idx1-ubyte.gz", labels)
+    (folder / f"emnist-{split}-mapping.txt").write_bytes(mapping.encode())
+    return folder
+
+
+def test_transposed_glyph_comes_out_upright(tmp_path):
+    f = glyph_f()
+    folder = emnist_folder(tmp_path, "byclass", np.stack([f, f]), np.array([15, 3], np.uint8), MAPPING_BYCLASS)
+    ds = load_source(folder, Source("byclass", ("test",), False), {})
+    np.testing.assert_array_equal(ds.x_test[0], f)
+    assert ds.class_names[15] == "F" and len(ds.class_names) == 62
+    assert ds.x_train.shape == (0, 28, 28)
+
+
+def test_upright_is_a_transpose_not_a_flip():
+    f = glyph_f()[None]
+    assert not np.array_equal(emnist_upright(f), f)
+    np.testing.assert_array_equal(emnist_upright(emnist_upright(f)), f)
+
+
+def test_keep_digits_relabels_in_order():
+    x = np.arange(5)[:, None, None] * np.ones((5, 28, 28), np.uint8)
+    kept_x, kept_y = keep_classes(x, np.array([3, 40, 0, 12, 9], np.uint8), list(range(10)))
+    assert kept_y.tolist() == [3, 0, 9]
+    assert kept_x[:, 0, 0].tolist() == [0, 2, 4]
+
+
+def test_mapping_file_with_crlf_and_bad_lines():
+    assert parse_mapping("0 48\r\n1 65\r\n", "m.txt") == ("0", "A")
+    with pytest.raises(ValueError, match="m.txt: line 2: expected"):
+        parse_mapping("0 48\r\nbad\r\n", "m.txt")
+    with pytest.raises(ValueError, match="m.txt: class indices are not 0..1"):
+        parse_mapping("0 48\r\n5 65\r\n", "m.txt")
+
+
+def test_first_complete_source_wins_and_absence_is_reported(tmp_path, capsys):
+    labels = np.array([0, 1, 10, 2], np.uint8)
+    folder = emnist_folder(tmp_path, "byclass", np.stack([glyph_f()] * 4), labels, MAPPING_BYCLASS)
+    (folder / "emnist-digits-test-labels-idx1-ubyte.gz").write_bytes(b"")  # labels without images, like the mirror
+    sources = [Source("digits", ("test",), False), Source("byclass", ("test",), True)]
+    ds = ingest_dataset("emnist_digits", folder, sources, {})
+    out = capsys.readouterr().out
+    assert "passed over EMNIST digits test (missing emnist-digits-mapping.txt, emnist-digits-test-images-idx3-ubyte)" in out
+    assert "using EMNIST byclass test, classes 0-9" in out
+    assert ds.y_test.tolist() == [0, 1, 2] and ds.class_names == tuple("0123456789")
+    assert ds.source.startswith("EMNIST byclass test, classes 0-9")
+
+
+def test_no_complete_source_lists_each_and_says_what_to_do(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        ingest_dataset("emnist_digits", tmp_path, [Source("digits", ("test",), False)], {})
+    assert "emnist-digits-test-images-idx3-ubyte" in str(err.value) and "gzip.zip" in str(err.value)
+
+
+def test_present_but_malformed_file_stops_rather_than_falling_back(tmp_path):
+    folder = emnist_folder(tmp_path, "digits", np.stack([glyph_f()] * 3), np.zeros(2, np.uint8), "0 48\r\n")
+    with pytest.raises(idx.IdxError, match="3 images but emnist-digits-test-labels-idx1-ubyte has 2 labels"):
+        ingest_dataset("d", folder, [Source("digits", ("test",), False)], {})
+
+
+def test_label_beyond_mapping(tmp_path):
+    folder = emnist_folder(tmp_path, "digits", np.stack([glyph_f()]), np.array([7], np.uint8), "0 48\r\n")
+    with pytest.raises(idx.IdxError, match="label 7 but emnist-digits-mapping.txt has 1 classes"):
+        load_source(folder, Source("digits", ("test",), False), {})
+
+
+def test_known_checksum_mismatch_stops(tmp_path):
+    folder = emnist_folder(tmp_path, "digits", np.stack([glyph_f()]), np.array([0], np.uint8), "0 48\r\n")
+    known = {"emnist-digits-test-images-idx3-ubyte": "0" * 64}
+    with pytest.raises(checksums.ChecksumError, match="emnist-digits-test-images-idx3-ubyte.gz: SHA-256"):
+        load_source(folder, Source("digits", ("test",), False), known)
+
+
+def test_stage_on_bad_input_fails_clearly_and_leaves_previous_output(tmp_path):
+    """The real entrypoint: a truncated file stops it with the file named, and the old output survives."""
+    folder = emnist_folder(tmp_path, "digits", np.stack([glyph_f()] * 2), np.zeros(2, np.uint8), "0 48\r\n")
+    path = folder / "emnist-digits-test-images-idx3-ubyte.gz"
+    import gzip
+    path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-5]))
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "emnist_digits.npz").write_bytes(b"previous output")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.ingest", f"ingest.emnist_dir={folder}", f"paths.prepared={prepared}",
+         "hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"],
+        cwd=REPO, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HYDRA_FULL_ERROR": "0"},
+    )
+    assert result.returncode != 0
+    assert f"{path}: truncated: header says (2, 28, 28)" in result.stderr
+    assert (prepared / "emnist_digits.npz").read_bytes() == b"previous output"
+    assert sorted(p.name for p in prepared.iterdir()) == ["emnist_digits.npz"]
+
+
+def test_real_emnist_digit_looks_like_mnist_digit_of_same_class(mirror):
+    """Against the real data: each EMNIST digit class mean matches the MNIST mean of its own class better
+    upright than transposed, so ingest turned NIST's images the right way."""
+    emnist = load_source(mirror / "emnist", Source("byclass", ("test",), True), checksums.KNOWN_SHA256)
+    mnist_x = idx.parse_images(idx.read_bytes(mirror / "mnist" / "t10k-images-idx3-ubyte.gz"), "mnist")
+    mnist_y = idx.parse_labels(idx.read_bytes(mirror / "mnist" / "t10k-labels-idx1-ubyte.gz"), "mnist")
+
+    def class_means(x, y):
+        return np.stack([x[y == d].mean(axis=0) for d in range(10)])
+
+    def same_class_corr(a, b):
+        return np.array([np.corrcoef(a[d].ravel(), b[d].ravel())[0, 1] for d in range(10)])
+
+    m = class_means(mnist_x, mnist_y)
+    e = class_means(emnist.x_test, emnist.y_test)
+    upright, transposed = same_class_corr(m, e), same_class_corr(m, e.transpose(0, 2, 1))
+    assert (upright > transposed).all(), (upright, transposed)
+    assert upright.mean() > transposed.mean() + 0.2

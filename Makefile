@@ -5,7 +5,6 @@ VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands in dvc.yaml call `python`: the environment's, whichever shell runs make.
 export PATH := $(BIN):$(PATH)
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: env repro test lock
 

@@ -81,16 +81,23 @@ def keep_classes(images: np.ndarray, labels: np.ndarray, classes: list[int]) -> 
     return images[mask], new[mask].astype(np.uint8)
 
 
-def parse_mapping(text: str, name: str) -> tuple[str, ...]:
-    """EMNIST's mapping file: one `<class index> <ASCII code>` per line (CRLF line ends) -> class names."""
-    pairs: dict[int, str] = {}
+def parse_mapping(text: str, name: str) -> dict[int, str]:
+    """EMNIST's mapping file -> {label: class name}.
+
+    Each line is `<label> <ASCII code>...` (CRLF line ends). The letters split merges cases, so its lines carry
+    two codes ("1 65 97") and its labels start at 1; such a class is named by both characters ("Aa").
+    """
+    classes: dict[int, str] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
         parts = line.split()
-        if len(parts) != 2 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"{name}: line {lineno}: expected '<class> <ASCII code>', found {line!r}")
-        pairs[int(parts[0])] = chr(int(parts[1]))
-    if sorted(pairs) != list(range(len(pairs))):
-        raise ValueError(f"{name}: class indices are not 0..{len(pairs) - 1}")
-    return tuple(pairs[i] for i in range(len(pairs)))
+        if not parts:
+            continue
+        if len(parts) < 2 or not all(p.isdigit() for p in parts):
+            raise ValueError(f"{name}: line {lineno}: expected '<label> <ASCII code>', found {line!r}")
+        label = int(parts[0])
+        if label in classes:
+            raise ValueError(f"{name}: line {lineno}: label {label} appears twice")
+        classes[label] = "".join(chr(int(code)) for code in parts[1:])
+    if not classes:
+        raise ValueError(f"{name}: no classes")
+    return classes

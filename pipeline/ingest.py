@@ -83,10 +83,22 @@ def read_verified(folder: Path, name: str, known: Mapping[str, str]) -> bytes:
     return content
 
 
+def class_order(mapping: dict[int, str], digits_only: bool, name: str) -> list[int]:
+    """The labels to keep, in the order that becomes 0..n-1: all of them, or the digits 0-9."""
+    if not digits_only:
+        return sorted(mapping)
+    by_name = {n: label for label, n in mapping.items()}
+    missing = [d for d in "0123456789" if d not in by_name]
+    if missing:
+        raise ValueError(f"{name}: this split has no digit classes {missing}; it cannot give a digits-only set")
+    return [by_name[d] for d in "0123456789"]
+
+
 def load_source(folder: Path, source: Source, known: Mapping[str, str]) -> Dataset:
-    """Read, verify and turn upright one source's files."""
+    """Read, verify, turn upright and relabel (0..n-1) one source's files."""
     mapping_file = folder / f"emnist-{source.split}-mapping.txt"
-    class_names = parse_mapping(mapping_file.read_text(encoding="ascii"), str(mapping_file))
+    mapping = parse_mapping(mapping_file.read_text(encoding="ascii"), str(mapping_file))
+    order = class_order(mapping, source.digits_only, str(mapping_file))
     no_labels = np.zeros(0, dtype=np.uint8)
     arrays = {"x_train": empty_images(), "y_train": no_labels, "x_test": empty_images(), "y_test": no_labels}
     for part in source.parts:
@@ -95,14 +107,11 @@ def load_source(folder: Path, source: Source, known: Mapping[str, str]) -> Datas
         images = idx.parse_images(read_verified(folder, img_name, known), str(locate(folder, img_name)))
         labels = idx.parse_labels(read_verified(folder, lbl_name, known), str(locate(folder, lbl_name)))
         idx.check_pair(images, labels, img_name, lbl_name)
-        if labels.max(initial=0) >= len(class_names):
-            raise idx.IdxError(f"{lbl_name}: label {labels.max()} but {mapping_file.name} has {len(class_names)} classes")
-        images = emnist_upright(images)
-        if source.digits_only:
-            images, labels = keep_classes(images, labels, [class_names.index(d) for d in "0123456789"])
-        arrays[f"x_{part}"], arrays[f"y_{part}"] = images, labels
-    if source.digits_only:
-        class_names = tuple("0123456789")
+        unknown = sorted(set(np.unique(labels).tolist()) - set(mapping))
+        if unknown:
+            raise idx.IdxError(f"{lbl_name}: labels {unknown[:5]} are not in {mapping_file.name}")
+        arrays[f"x_{part}"], arrays[f"y_{part}"] = keep_classes(emnist_upright(images), labels, order)
+    class_names = tuple(mapping[label] for label in order)
     return Dataset(**arrays, class_names=class_names, source=f"{source.describe()} from {folder}")
 
 

@@ -49,14 +49,14 @@ def _mistake_panel(ax_img, ax_bar, image, probs, true, class_names) -> None:
     ax_img.imshow(image, cmap="gray_r", vmin=0, vmax=255)
     ax_img.set_xticks([])
     ax_img.set_yticks([])
-    ax_img.set_title(f"true {class_names[true]}", fontsize=9, color=TRUE_COLOUR)
+    ax_img.set_title(f"true {class_names[true]}", fontsize=9, color=TRUE_COLOUR, pad=4)
     colours = [OTHER_COLOUR] * len(probs)
     colours[true], colours[pred] = TRUE_COLOUR, WRONG_COLOUR
     ax_bar.bar(np.arange(len(probs)), probs, color=colours, width=0.8)
     ax_bar.set_ylim(0, 1)
     ax_bar.set_xticks(np.arange(len(probs)), class_names, fontsize=7 if len(probs) <= 20 else 4.5)
     ax_bar.tick_params(axis="y", labelsize=7)
-    ax_bar.set_title(f"predicted {class_names[pred]} ({probs[pred]:.2f})", fontsize=9, color=WRONG_COLOUR)
+    ax_bar.set_title(f"predicted {class_names[pred]} ({probs[pred]:.2f})", fontsize=9, color=WRONG_COLOUR, pad=4)
 
 
 def misclassified_pdf(
@@ -81,12 +81,12 @@ def misclassified_pdf(
     with atomic_path(path) as tmp, PdfPages(tmp) as pdf:
         for page_no, page in enumerate(pages):
             fig = plt.figure(figsize=A4_PORTRAIT)
-            top = 0.86 if page_no == 0 else 0.95
+            top = 0.84 if page_no == 0 else 0.95
             if page_no == 0:
                 fig.text(0.5, 0.965, title, ha="center", va="top", fontsize=15, weight="bold")
                 fig.text(0.5, 0.925, summary, ha="center", va="top", fontsize=10.5, linespacing=1.5)
             grid = fig.add_gridspec(rows, cols * 2, width_ratios=[1, 2.4] * cols, top=top, bottom=0.04,
-                                    left=0.04, right=0.98, hspace=0.55, wspace=0.3)
+                                    left=0.04, right=0.98, hspace=0.5, wspace=0.3)
             for k, i in enumerate(page):
                 r, c = divmod(k, cols)
                 _mistake_panel(fig.add_subplot(grid[r, 2 * c]), fig.add_subplot(grid[r, 2 * c + 1]),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
+import http.server
+import threading
 
 import numpy as np
 import pytest
@@ -26,6 +29,19 @@ def test_fetches_real_mnist_past_failing_sources(mirror, tmp_path, capsys):
     assert np.bincount(ds.y_test).tolist()[:3] == [980, 1135, 1032]  # MNIST's published test class counts
     assert ds.class_names == tuple("0123456789")
     assert "sha256 verified" in capsys.readouterr().out
+
+
+def test_downloads_over_http(mirror):
+    """The URL path for real: a loopback HTTP server serving the mirror's files."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror / "mnist"))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}/"
+        try:
+            labels, source = fetch_verified(FILES["y_train"], [url], verified_loader(FILES["y_train"]), timeout=10)
+        finally:
+            server.shutdown()
+    assert source == url and len(labels) == 60000
 
 
 def test_accepts_recompressed_and_decompressed_copies(mirror, tmp_path):

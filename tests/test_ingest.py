@@ -59,11 +59,26 @@ def test_keep_digits_relabels_in_order():
 
 
 def test_mapping_file_with_crlf_and_bad_lines():
-    assert parse_mapping("0 48\r\n1 65\r\n", "m.txt") == ("0", "A")
+    assert parse_mapping("0 48\r\n1 65\r\n", "m.txt") == {0: "0", 1: "A"}
     with pytest.raises(ValueError, match="m.txt: line 2: expected"):
         parse_mapping("0 48\r\nbad\r\n", "m.txt")
-    with pytest.raises(ValueError, match="m.txt: class indices are not 0..1"):
-        parse_mapping("0 48\r\n5 65\r\n", "m.txt")
+    with pytest.raises(ValueError, match="m.txt: line 2: label 0 appears twice"):
+        parse_mapping("0 48\r\n0 65\r\n", "m.txt")
+
+
+def test_letters_split_labels_from_one_and_merged_cases(tmp_path):
+    """NIST's letters split: labels 1-26, each class both cases; they become 0-25 named 'Aa'..'Zz'."""
+    mapping = "".join(f"{i} {64 + i} {96 + i}\r\n" for i in range(1, 27))
+    folder = emnist_folder(tmp_path, "letters", np.stack([glyph_f()] * 2), np.array([6, 26], np.uint8), mapping)
+    ds = load_source(folder, Source("letters", ("test",), False), {})
+    assert ds.y_test.tolist() == [5, 25]
+    assert ds.class_names[5] == "Ff" and len(ds.class_names) == 26
+
+
+def test_real_mapping_files_parse(mirror):
+    for split, n in {"digits": 10, "mnist": 10, "balanced": 47, "bymerge": 47, "byclass": 62, "letters": 26}.items():
+        path = mirror / "emnist" / f"emnist-{split}-mapping.txt"
+        assert len(parse_mapping(path.read_text(), str(path))) == n, split
 
 
 def test_first_complete_source_wins_and_absence_is_reported(tmp_path, capsys):
@@ -93,7 +108,7 @@ def test_present_but_malformed_file_stops_rather_than_falling_back(tmp_path):
 
 def test_label_beyond_mapping(tmp_path):
     folder = emnist_folder(tmp_path, "digits", np.stack([glyph_f()]), np.array([7], np.uint8), "0 48\r\n")
-    with pytest.raises(idx.IdxError, match="label 7 but emnist-digits-mapping.txt has 1 classes"):
+    with pytest.raises(idx.IdxError, match=r"labels \[7\] are not in emnist-digits-mapping.txt"):
         load_source(folder, Source("digits", ("test",), False), {})
 
 

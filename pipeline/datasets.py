@@ -81,6 +81,18 @@ def keep_classes(images: np.ndarray, labels: np.ndarray, classes: list[int]) -> 
     return images[mask], new[mask].astype(np.uint8)
 
 
+def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (train, test), each class divided in the same proportion by a seeded shuffle; both sorted."""
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        n_test = int(round(len(members) * test_fraction))
+        test.append(members[:n_test])
+        train.append(members[n_test:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
+
+
 def parse_mapping(text: str, name: str) -> dict[int, str]:
     """EMNIST's mapping file -> {label: class name}.
 

@@ -41,8 +41,8 @@ def save_predictions(path: Path, probs: np.ndarray, y_true: np.ndarray) -> None:
             np.savez_compressed(f, probs=probs, y_true=y_true)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Score the trained model on every configured test set; log to its run and write DVC metrics."""
     models_dir = Path(cfg.paths.models)
     model = keras.models.load_model(models_dir / "model.keras")
     class_names = read_json(models_dir / "history.json")["class_names"]
@@ -60,6 +60,12 @@ def main(cfg: DictConfig) -> None:
             print(f"evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, loss {results[name]['loss']:.4f} "
                   f"on {len(y)} images ({ds.source})", flush=True)
         write_json(Path(cfg.paths.metrics) / "test.json", results)
+    return results
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
 
 
 if __name__ == "__main__":

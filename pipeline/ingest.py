@@ -25,6 +25,7 @@ from pipeline.datasets import (
     parse_mapping,
     prepared_path,
     save_dataset,
+    stratified_split,
 )
 from pipeline.mirror import ENV_VAR, emnist_dir
 
@@ -37,10 +38,19 @@ NIST_HINT = (
 
 
 @dataclass(frozen=True)
+class Holdout:
+    """Divide the source's images into train and test, stratified by class: for splits that come as one part."""
+
+    fraction: float
+    seed: int
+
+
+@dataclass(frozen=True)
 class Source:
     split: str
     parts: tuple[str, ...]
     digits_only: bool
+    holdout: Holdout | None = None
 
     def files(self) -> list[str]:
         names = [f"emnist-{self.split}-mapping.txt"]
@@ -50,7 +60,11 @@ class Source:
 
     def describe(self) -> str:
         kept = ", classes 0-9" if self.digits_only else ""
-        return f"EMNIST {self.split} {'+'.join(self.parts)}{kept}"
+        held = ""
+        if self.holdout:
+            test = round(self.holdout.fraction * 100)
+            held = f", divided {100 - test}/{test} into train/test (stratified, seed {self.holdout.seed})"
+        return f"EMNIST {self.split} {'+'.join(self.parts)}{kept}{held}"
 
 
 def parse_source(raw: Mapping, dataset: str) -> Source:
@@ -59,7 +73,12 @@ def parse_source(raw: Mapping, dataset: str) -> Source:
         raise ValueError(f"ingest.datasets.{dataset}: unknown EMNIST split {split!r}; choose one of {SPLITS}")
     if not parts or any(p not in PARTS for p in parts):
         raise ValueError(f"ingest.datasets.{dataset}: parts must be some of {PARTS}, got {list(parts)}")
-    return Source(split, parts, bool(raw.get("digits_only", False)))
+    holdout = raw.get("holdout")
+    if holdout is not None:
+        if len(parts) != 1 or not 0 < holdout["fraction"] < 1:
+            raise ValueError(f"ingest.datasets.{dataset}: holdout divides one part by a fraction in (0, 1)")
+        holdout = Holdout(float(holdout["fraction"]), int(holdout["seed"]))
+    return Source(split, parts, bool(raw.get("digits_only", False)), holdout)
 
 
 def locate(folder: Path, name: str) -> Path | None:
@@ -111,6 +130,11 @@ def load_source(folder: Path, source: Source, known: Mapping[str, str]) -> Datas
         if unknown:
             raise idx.IdxError(f"{lbl_name}: labels {unknown[:5]} are not in {mapping_file.name}")
         arrays[f"x_{part}"], arrays[f"y_{part}"] = keep_classes(emnist_upright(images), labels, order)
+    if source.holdout:
+        part = source.parts[0]
+        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        train, test = stratified_split(y, source.holdout.fraction, source.holdout.seed)
+        arrays = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
     class_names = tuple(mapping[label] for label in order)
     return Dataset(**arrays, class_names=class_names, source=f"{source.describe()} from {folder}")
 

@@ -35,8 +35,47 @@ def cnn3_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dens
     return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
 
 
+def cnn2_bn(x, num_classes: int, filters, conv_dropout: float, dense_units: int, dense_dropout: float):
+    """Seed 002: two blocks of conv -> batch norm -> ReLU -> max-pool -> dropout, then dense ReLU and softmax."""
+    for f in filters:
+        x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D()(x)
+        x = layers.Dropout(conv_dropout)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense_units, activation="relu")(x)
+    x = layers.Dropout(dense_dropout)(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+
+
+def plain3(x, num_classes: int, filters, dense_units: int):
+    """Seed 003: conv 32 -> max-pool -> conv 64 -> max-pool -> conv 128 -> flatten -> dense 128 -> softmax,
+    3x3 kernels, no padding, no normalisation or dropout."""
+    *pooled, last = filters
+    for f in pooled:
+        x = layers.Conv2D(f, 3, activation="relu")(x)
+        x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(last, 3, activation="relu")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense_units, activation="relu")(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+
+
+def plain1(x, num_classes: int, filters: int, dense_units: int):
+    """Seed 004: a single conv 32 -> max-pool -> flatten -> dense 128 -> softmax."""
+    x = layers.Conv2D(filters, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(dense_units, activation="relu")(x)
+    return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+
+
 ARCHITECTURES: dict[str, Architecture] = {
     "cnn3_bn": cnn3_bn,
+    "cnn2_bn": cnn2_bn,
+    "plain3": plain3,
+    "plain1": plain1,
 }
 
 

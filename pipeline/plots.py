@@ -96,3 +96,23 @@ def misclassified_pdf(
             fig.text(0.98, 0.01, f"page {page_no + 1} of {len(pages)}", ha="right", fontsize=8, color="grey")
             pdf.savefig(fig)
             plt.close(fig)
+
+
+def sweep_comparison(rows: Sequence[Mapping], test_sets: Sequence[str]) -> Figure:
+    """Accuracy per variant and test set, side by side, best at the top."""
+    key = f"{test_sets[0]}_accuracy"
+    rows = sorted(rows, key=lambda r: r.get(key) or 0)
+    y = np.arange(len(rows))
+    height = 0.8 / max(1, len(test_sets))
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.55 * len(rows) * max(1, len(test_sets)) / 1.5), layout="constrained")
+    for k, name in enumerate(test_sets):
+        values = [r.get(f"{name}_accuracy") or 0 for r in rows]
+        bars = ax.barh(y + k * height, values, height, label=name)
+        ax.bar_label(bars, labels=[f"{v:.2%}" for v in values], fontsize=8, padding=2)
+    ax.set_yticks(y + height * (len(test_sets) - 1) / 2, [r["variant"] for r in rows], fontsize=9)
+    lowest = min([r.get(f"{n}_accuracy") or 1 for r in rows for n in test_sets] + [1])
+    ax.set_xlim(max(0.0, lowest - 0.05), 1.0)
+    ax.set_xlabel("test accuracy")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("Sweep: test accuracy per variant")
+    return fig

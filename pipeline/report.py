@@ -24,8 +24,8 @@ def pdf_name(test_set: str, train_set: str) -> str:
     return f"misclassified_{test_set.split('_')[0].upper()}.pdf"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def report(cfg: DictConfig) -> None:
+    """Curves and misclassification PDFs from the stored history and predictions, logged to the model's run."""
     reports = Path(cfg.paths.reports)
     models_dir = Path(cfg.paths.models)
     record = read_json(models_dir / "history.json")
@@ -51,6 +51,11 @@ def main(cfg: DictConfig) -> None:
                                     f"Misclassified: {title}", summary, cfg.report.per_page)
             mlflow.log_artifact(str(out), "reports")
             print(f"report: wrote {out} ({len(shown)} of {len(order)} mistakes)", flush=True)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    report(cfg)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,53 @@ def tracking_uri(configured: str, environ: Mapping[str, str] = os.environ) -> st
     return environ.get(ENV_URI) or configured
 
 
+def project_root(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the embedded store lives: the repository, also when DVC runs a queued experiment in a temporary
+    copy (DVC then points DVC_ROOT at the original), so that every run lands in one store."""
+    return Path(environ.get("DVC_ROOT") or ".").resolve()
+
+
+def local_store(uri: str, root: Path) -> Path | None:
+    """The file of a relative `sqlite:///` URI, anchored at `root`; None for any other URI."""
+    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:////"):
+        return None
+    return root / uri.removeprefix("sqlite:///")
+
+
 def connect(tracking_cfg: Mapping[str, Any]) -> None:
     uri = tracking_uri(tracking_cfg["uri"])
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    store = local_store(uri, project_root())
+    if store is not None:
+        store.parent.mkdir(parents=True, exist_ok=True)
+        uri = f"sqlite:///{store}"
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(tracking_cfg["experiment"])
+    name = tracking_cfg["experiment"]
+    if store is not None and mlflow.get_experiment_by_name(name) is None:
+        try:
+            mlflow.create_experiment(name, artifact_location=(store.parent / name).as_uri())
+        except mlflow.exceptions.MlflowException:
+            pass  # a parallel sweep job created it first
+    mlflow.set_experiment(name)
+
+
+def provenance_tags(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The DVC experiment (name, baseline commit) when DVC runs us, and the git commit of the code."""
+    tags = {}
+    if environ.get("DVC_EXP_NAME"):
+        tags["dvc.experiment"] = environ["DVC_EXP_NAME"]
+    commit = environ.get("DVC_EXP_BASELINE_REV") or git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+        tags["git.commit"] = commit
+    return tags
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

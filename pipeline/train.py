@@ -6,6 +6,7 @@ that evaluate and report add to).
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Mapping
@@ -82,31 +83,34 @@ def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
     return int(pick(values)) + 1
 
 
-def run_name(cfg: DictConfig) -> str:
+def default_run_name(cfg: DictConfig) -> str:
     return f"{cfg.model.name} augment={cfg.augment.name} on {cfg.data.name}"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> str:
+    """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep); returns its id."""
     ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
     x, y = ds.x_train[: cfg.data.train_limit], ds.y_train[: cfg.data.train_limit]
-    train, val = validation_split(x, y, cfg.train.validation_split, cfg.seed)
+    train_set, val = validation_split(x, y, cfg.train.validation_split, cfg.seed)
     keras.utils.set_random_seed(cfg.seed)
     keras.mixed_precision.set_global_policy(cfg.train.precision)
     model = build_model(cfg.model, cfg.augment, ds.num_classes)
 
     models_dir = Path(cfg.paths.models)
     tracking.connect(cfg.tracking)
-    with mlflow.start_run(run_name=run_name(cfg)) as run, tempfile.TemporaryDirectory() as tmp:
+    with (
+        mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tracking.provenance_tags()) as run,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
         mlflow.set_tags({"dataset.train": ds.source, "model.parameters": model.count_params()})
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        print(f"train: {run_name(cfg)}: {len(train[0])} training, {len(val[0])} validation images, "
+        print(f"train: {run_name}: {len(train_set[0])} training, {len(val[0])} validation images, "
               f"{model.count_params():,} parameters; MLflow run {run.info.run_id}", flush=True)
 
         started = time.perf_counter()
         checkpoint = Path(tmp) / "best.keras"
-        history = fit(model, train, val, cfg.train, checkpoint)
+        history = fit(model, train_set, val, cfg.train, checkpoint)
         seconds = time.perf_counter() - started
         best = keras.models.load_model(checkpoint)
 
@@ -114,7 +118,7 @@ def main(cfg: DictConfig) -> None:
             "epochs_run": len(history["loss"]),
             "best_epoch": best_epoch(history, cfg.train.monitor),
             "train_seconds": round(seconds, 1),
-            "images_per_second": round(len(history["loss"]) * len(train[0]) / seconds, 1),
+            "images_per_second": round(len(history["loss"]) * len(train_set[0]) / seconds, 1),
         }
         mlflow.log_metrics({f"train.{k}": v for k, v in summary.items()})
         log_keras_model(best, ds.class_names)
@@ -126,6 +130,14 @@ def main(cfg: DictConfig) -> None:
         tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
     print(f"train: done in {seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
           flush=True)
+    return run.info.run_id
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    name = default_run_name(cfg)
+    experiment = os.environ.get("DVC_EXP_NAME")
+    train(cfg, f"{experiment}: {name}" if experiment else name)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import yaml
 import pytest
 
 from pipeline.models import build_model
+from tests.conftest import REPO
 
 CNN3 = {"name": "cnn3_bn", "filters": [32, 64, 128], "conv_dropout": 0.25, "dense_units": [256, 128],
         "dense_dropout": 0.4}
@@ -36,7 +38,35 @@ def test_augmentation_only_in_training():
 
 
 def test_unknown_names_are_errors_that_list_the_choices():
-    with pytest.raises(ValueError, match=r"unknown architecture 'nope'; known: \['cnn3_bn'\]"):
+    with pytest.raises(ValueError, match=r"unknown architecture 'nope'; known: \['cnn2_bn', 'cnn3_bn', 'plain1', 'plain3'\]"):
         build_model({"name": "nope"}, STANDARD, 10)
     with pytest.raises(ValueError, match="unknown policy 'wild'"):
         build_model(CNN3, {"name": "wild"}, 10)
+
+
+def conf(group: str, name: str) -> dict:
+    return yaml.safe_load((REPO / "conf" / group / f"{name}.yaml").read_text())
+
+
+def test_seed_003_network_has_exactly_246319_parameters_for_47_classes():
+    assert build_model(conf("model", "plain3"), conf("augment", "none"), 47).count_params() == 246_319
+
+
+@pytest.mark.parametrize("classes", [10, 47])
+@pytest.mark.parametrize("model_name", ["cnn3_bn", "cnn2_bn", "plain3", "plain1"])
+def test_every_architecture_trains_a_step_on_each_dataset_shape(model_name, classes):
+    model = build_model(conf("model", model_name), conf("augment", "strong"), classes)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (8, 28, 28)).astype(np.float32)
+    y = rng.integers(0, classes, 8)
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(x, y)
+    assert np.isfinite(loss)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert model.predict(x, verbose=0).shape == (8, classes)
+
+
+def test_every_augmentation_config_builds():
+    for path in (REPO / "conf" / "augment").glob("*.yaml"):
+        build_model(conf("model", "plain1"), conf("augment", path.stem), 10)

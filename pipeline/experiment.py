@@ -1,0 +1,62 @@
+"""Train, evaluate and report one configuration in one process: what Hydra multirun sweeps call.
+
+`python -m pipeline.experiment -m model=cnn3_bn,plain3 augment=none,standard` runs every combination, each in
+its own folder under multirun/, each a child MLflow run under the sweep's parent run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from pipeline.evaluate import evaluate
+from pipeline.report import report
+from pipeline.sweep import sweep_job
+from pipeline.train import default_run_name, train
+
+JOB_OUTPUTS = ("models", "metrics", "predictions", "reports")
+
+
+def with_job_outputs(cfg: DictConfig, job_dir: Path) -> DictConfig:
+    """The same config with the job's outputs in its own folder, so parallel jobs never share a file."""
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    for name in JOB_OUTPUTS:
+        cfg.paths[name] = str(job_dir / name)
+    return cfg
+
+
+def threads_per_job(n_jobs: int | None, cores: int) -> int | None:
+    """Cores shared out among parallel jobs; None (TensorFlow's default, all cores) for one job at a time."""
+    return max(1, cores // n_jobs) if n_jobs and n_jobs > 1 else None
+
+
+def limit_threads(threads: int | None) -> None:
+    if threads is None:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # a reused worker process: TensorFlow keeps the threads it was given for its first job
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    hc = HydraConfig.get()
+    limit_threads(threads_per_job(hc.launcher.get("n_jobs"), os.cpu_count() or 1))
+    cfg = with_job_outputs(cfg, Path(hc.runtime.output_dir))
+    name, parent = sweep_job(default_run_name(cfg))
+    train(cfg, name, parent)
+    results = evaluate(cfg)
+    report(cfg)
+    return results[cfg.data.test_sets[0]]["accuracy"]
+
+
+if __name__ == "__main__":
+    main()

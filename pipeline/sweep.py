@@ -1,0 +1,146 @@
+"""Sweeps: a parent MLflow run per Hydra multirun, a child run per variant, and a comparison at the end.
+
+`SweepTracking` is a Hydra callback (see conf/config.yaml): it runs in the launching process, so it works with
+any launcher; jobs find their parent through `sweep.json` in the sweep folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from pipeline import tracking
+from pipeline.files import read_json, write_json
+
+SWEEP_FILE = "sweep.json"
+
+
+def varied_keys(sweep_overrides: Sequence[str]) -> list[str]:
+    """The keys a multirun sweeps over: those given several values (`model=a,b`, `range(…)`, `choice(…)`)."""
+    keys = []
+    for override in sweep_overrides:
+        key, _, value = override.partition("=")
+        if "," in value or value.startswith(("range(", "choice(", "interval(", "glob(")):
+            keys.append(key.lstrip("+~"))
+    return keys
+
+
+def child_name(job_overrides: Sequence[str], varied: Sequence[str]) -> str:
+    """`model=cnn2_bn,augment=none`: the job's values of the swept keys, in the sweep's order."""
+    values = dict(o.lstrip("+~").partition("=")[::2] for o in job_overrides)
+    return ",".join(f"{k}={values[k]}" for k in varied if k in values) or "default"
+
+
+def comparison_rows(runs: Sequence[Mapping[str, Any]], test_sets: Sequence[str]) -> list[dict[str, Any]]:
+    """One row per child run: what it varied, its size and cost, accuracy per test set, and the
+    MNIST -> EMNIST-digits generalisation gap where both were measured."""
+    rows = []
+    for r in runs:
+        row = {
+            "variant": r["name"],
+            "status": r["status"],
+            "parameters": r["tags"].get("model.parameters", ""),
+            "epochs": _int(r["metrics"].get("train.epochs_run")),
+            "train_seconds": r["metrics"].get("train.train_seconds"),
+        }
+        for name in test_sets:
+            row[f"{name}_accuracy"] = r["metrics"].get(f"test.{name}.accuracy")
+        if "mnist" in test_sets and "emnist_digits" in test_sets:
+            m, e = row["mnist_accuracy"], row["emnist_digits_accuracy"]
+            row["generalisation_gap"] = None if m is None or e is None else m - e
+        rows.append(row)
+    return rows
+
+
+def _int(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}" if column.endswith(("accuracy", "gap")) else f"{value:.1f}"
+    return str(value)
+
+
+def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    if not rows:
+        return "(no variants)\n"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(_cell(c, r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out.getvalue()
+
+
+def children(parent_run_id: str) -> list[dict[str, Any]]:
+    found = mlflow.search_runs(
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", output_format="list",
+        order_by=["attributes.start_time ASC"], search_all_experiments=True,
+    )
+    return [{"name": r.info.run_name, "status": r.info.status, "tags": r.data.tags, "metrics": r.data.metrics}
+            for r in found]
+
+
+def sweep_job(default_name: str) -> tuple[str, str | None]:
+    """(run name, parent run id): in a multirun job the variant's name and the sweep's parent run, else as given."""
+    hc = HydraConfig.get()
+    path = Path(hc.sweep.dir) / SWEEP_FILE
+    if hc.mode.name != "MULTIRUN" or not path.is_file():
+        return default_name, None
+    sweep = read_json(path)
+    return child_name(list(hc.overrides.task), sweep["varied"]), sweep["parent_run_id"]
+
+
+class SweepTracking(Callback):
+    """Opens the parent run before the first job and closes it, with the comparison, after the last."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_overrides = list(config.hydra.overrides.task)
+        varied = varied_keys(sweep_overrides)
+        tracking.connect(config.tracking)
+        name = "sweep " + " ".join(sweep_overrides)
+        run = mlflow.MlflowClient().create_run(
+            mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id,
+            run_name=name, tags={**tracking.provenance_tags(), "sweep.varied": ",".join(varied)},
+        )
+        sweep_dir = Path(config.hydra.sweep.dir)
+        write_json(sweep_dir / SWEEP_FILE, {"parent_run_id": run.info.run_id, "varied": varied})
+        print(f"sweep: parent MLflow run {run.info.run_id} ({name})", flush=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from pipeline import plots
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        parent = read_json(sweep_dir / SWEEP_FILE)["parent_run_id"]
+        tracking.connect(config.tracking)
+        runs = children(parent)
+        rows = comparison_rows(runs, list(config.data.test_sets))
+        client = mlflow.MlflowClient()
+        (sweep_dir / "comparison.md").write_text(to_markdown(rows), encoding="utf-8")
+        (sweep_dir / "comparison.csv").write_text(to_csv(rows), encoding="utf-8")
+        plots.save_figure(plots.sweep_comparison(rows, list(config.data.test_sets)), sweep_dir / "comparison.png")
+        for name in ("comparison.md", "comparison.csv", "comparison.png"):
+            client.log_artifact(parent, str(sweep_dir / name), "comparison")
+        failed = [r["variant"] for r in rows if r["status"] != "FINISHED"]
+        client.set_terminated(parent, "FAILED" if failed or not rows else "FINISHED")
+        print(f"sweep: {len(rows)} variants compared in {sweep_dir / 'comparison.md'}"
+              + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+        print(to_markdown(rows), flush=True)

@@ -1,0 +1,102 @@
+"""Sweeps three ways: Hydra multirun (sequential and joblib-parallel) and a queued DVC experiment grid, each
+landing in MLflow; and the pure pieces that name variants and compare them."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.sweep import child_name, comparison_rows, to_csv, to_markdown, varied_keys
+from tests.conftest import copy_repo, run, stage_env
+
+GRID = ["model=plain1,plain3", "augment=none,standard"]
+NAMES = {f"model={m},augment={a}" for m in ("plain1", "plain3") for a in ("none", "standard")}
+
+
+def test_varied_keys_and_child_names():
+    overrides = ["experiment=fast", "model=a,b", "+train.lr=range(1,3)", "augment=none"]
+    assert varied_keys(overrides) == ["model", "train.lr"]
+    assert child_name(["experiment=fast", "model=b", "+train.lr=2", "augment=none"], ["model", "train.lr"]) == \
+        "model=b,train.lr=2"
+
+
+def test_comparison_rows_with_generalisation_gap():
+    runs = [{"name": "model=a", "status": "FINISHED", "tags": {"model.parameters": "10"},
+             "metrics": {"train.epochs_run": 3.0, "train.train_seconds": 12.5, "test.mnist.accuracy": 0.99,
+                         "test.emnist_digits.accuracy": 0.9}}]
+    rows = comparison_rows(runs, ["mnist", "emnist_digits"])
+    assert rows[0]["epochs"] == 3 and rows[0]["generalisation_gap"] == pytest.approx(0.09)
+    assert "| model=a | FINISHED | 10 | 3 | 12.5 | 0.9900 | 0.9000 | 0.0900 |" in to_markdown(rows)
+    assert to_csv(rows).splitlines()[0].startswith("variant,status,parameters,epochs")
+
+
+@pytest.fixture(scope="module")
+def prepared(mirror, tmp_path_factory):
+    """A new repository whose data stages have run, committed so DVC experiments can start from it."""
+    path = copy_repo(tmp_path_factory.mktemp("sweep"))
+    env = stage_env(mirror)
+    run(["git", "init", "-q"], path, env)
+    run(["dvc", "repro", "fetch", "ingest"], path, env)
+    run(["git", "add", "-A"], path, env)
+    run(["git", "commit", "-q", "-m", "clone"], path, env)
+    return path, env
+
+
+def sweep_runs(path: Path, experiment: str = "handwriting-lab"):
+    client = MlflowClient(tracking_uri=f"sqlite:///{path}/mlruns/mlflow.db")
+    exp = client.get_experiment_by_name(experiment)
+    return client, client.search_runs([exp.experiment_id])
+
+
+@pytest.mark.parametrize("launcher", ["basic", "parallel"])
+def test_multirun_makes_one_parent_four_named_children_and_a_comparison(prepared, launcher):
+    path, env = prepared
+    experiment = f"sweep-{launcher}"
+    run(["python", "-m", "pipeline.experiment", "-m", f"hydra/launcher={launcher}", "experiment=fast",
+         "evaluate.limit=500", f"tracking.experiment={experiment}", *GRID], path, env)
+    client, runs = sweep_runs(path, experiment)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 4
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {c.info.run_name for c in children} == NAMES
+    for c in children:
+        model, augment = (part.split("=")[1] for part in c.info.run_name.split(","))
+        assert c.data.params["model.name"] == model and c.data.params["augment.name"] == augment
+        assert c.info.status == "FINISHED"
+        assert {"test.mnist.accuracy", "test.emnist_digits.accuracy", "train.epochs_run"} <= set(c.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert artifacts == {"comparison/comparison.md", "comparison/comparison.csv", "comparison/comparison.png"}
+    table = Path(client.download_artifacts(parent.info.run_id, "comparison/comparison.csv")).read_text()
+    assert len(table.strip().splitlines()) == 5 and "generalisation_gap" in table.splitlines()[0]
+
+
+def test_queued_dvc_experiment_grid_lands_in_dvc_and_mlflow(prepared):
+    path, env = prepared
+    run(["dvc", "exp", "run", "--queue", "-S", "experiment=fast", "-S", "evaluate.limit=500",
+         "-S", "model=plain1,plain3"], path, env)
+    run(["dvc", "queue", "start"], path, env)
+    deadline = time.monotonic() + 600
+    while "Running" in (status := run(["dvc", "queue", "status"], path, env).stdout) or "Queued" in status:
+        assert time.monotonic() < deadline, status
+        time.sleep(2)
+    assert "Failed" not in status, status
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], path, env).stdout)
+    exps = [rev for branch in shown for e in (branch.get("experiments") or []) for rev in e["revs"]]
+    assert len(exps) == 2
+    models = set()
+    for rev in exps:
+        data = rev["data"]
+        models.add(data["params"]["params.yaml"]["data"]["model"]["name"])
+        assert 0 < data["metrics"]["metrics/test.json"]["data"]["mnist"]["accuracy"] <= 1
+    assert models == {"plain1", "plain3"}
+    _, runs = sweep_runs(path)
+    tagged = {r.data.tags.get("dvc.experiment") for r in runs} - {None}
+    assert tagged == {rev["name"] for rev in exps}
+    assert all(r.data.tags.get("git.commit") for r in runs if r.data.tags.get("dvc.experiment"))

@@ -1,7 +1,8 @@
 """Stage `evaluate`: the trained model on every test set the config names.
 
-Writes predictions/<test set>.npz (probabilities and true labels, for the report stage) and metrics/test.json
-(DVC metrics), and logs the same metrics to the model's MLflow run.
+Writes predictions/<test set>.npz (probabilities and true labels, for the report stage), metrics/test.json
+(headline scores) and metrics/per_class.json (accuracy per class) as DVC metrics, and logs the headline scores
+to the model's MLflow run (the per-class table is logged by report).
 """
 
 from __future__ import annotations
@@ -27,14 +28,6 @@ def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:
         )
 
 
-def score(probs: np.ndarray, y_true: np.ndarray) -> dict[str, float]:
-    return {
-        "accuracy": metrics.accuracy(probs, y_true),
-        "loss": metrics.cross_entropy(probs, y_true),
-        "images": int(len(y_true)),
-    }
-
-
 def save_predictions(path: Path, probs: np.ndarray, y_true: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -46,20 +39,24 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     models_dir = Path(cfg.paths.models)
     model = keras.models.load_model(models_dir / "model.keras")
     class_names = read_json(models_dir / "history.json")["class_names"]
-    results = {}
+    results, per_class = {}, {}
     with tracking.reopen_run(models_dir / "run.json", cfg.tracking):
         for name in cfg.data.test_sets:
             ds = load_dataset(prepared_path(cfg.paths.prepared, name))
             check_classes(ds, class_names, name)
             x, y = ds.x_test[: cfg.evaluate.limit], ds.y_test[: cfg.evaluate.limit]
             probs = model.predict(x.astype("float32"), batch_size=cfg.evaluate.batch_size, verbose=0)
-            results[name] = score(probs, y)
+            cm = metrics.confusion_matrix(y, probs.argmax(axis=1), ds.num_classes)
+            results[name] = metrics.summary_scores(probs, y, cm)
+            recall = metrics.per_class_scores(cm)["recall"]
+            per_class[name] = dict(zip(ds.class_names, recall.round(6).tolist()))
             save_predictions(Path(cfg.paths.predictions) / f"{name}.npz", probs, y)
             mlflow.log_metrics({f"test.{name}.{k}": v for k, v in results[name].items() if k != "images"})
             mlflow.set_tag(f"dataset.test.{name}", ds.source)
             print(f"evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, loss {results[name]['loss']:.4f} "
                   f"on {len(y)} images ({ds.source})", flush=True)
         write_json(Path(cfg.paths.metrics) / "test.json", results)
+        write_json(Path(cfg.paths.metrics) / "per_class.json", per_class)
     return results
 
 

@@ -24,3 +24,82 @@ def misclassified_by_confidence(probs: np.ndarray, y_true: np.ndarray) -> np.nda
     pred = probs.argmax(axis=1)
     wrong = np.flatnonzero(pred != y_true)
     return wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")]
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts: row = true class, column = predicted class."""
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def row_normalised(cm: np.ndarray) -> np.ndarray:
+    """Each true class's row as fractions (an empty row stays zero)."""
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.zeros(cm.shape, dtype=float), where=totals > 0)
+
+
+def per_class_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall (= per-class accuracy), F1 and support per class; 0 where undefined, as scikit-learn."""
+    tp = np.diag(cm).astype(float)
+    predicted, support = cm.sum(axis=0), cm.sum(axis=1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
+def top_k_accuracy(probs: np.ndarray, y_true: np.ndarray, k: int) -> float:
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return float(np.mean((top == y_true[:, None]).any(axis=1)))
+
+
+def reliability(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> dict[str, np.ndarray]:
+    """Per equal-width confidence bin: mean confidence, accuracy and count of the predictions that fall in it."""
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y_true
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    count = np.bincount(which, minlength=bins)
+    safe = np.maximum(count, 1)
+    return {
+        "confidence": np.bincount(which, weights=confidence, minlength=bins) / safe,
+        "accuracy": np.bincount(which, weights=correct.astype(float), minlength=bins) / safe,
+        "count": count,
+        "edges": np.linspace(0, 1, bins + 1),
+    }
+
+
+def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
+    """Sum over bins of |accuracy - confidence| weighted by the bin's share of predictions."""
+    r = reliability(probs, y_true, bins)
+    return float(np.sum(r["count"] / max(1, len(y_true)) * np.abs(r["accuracy"] - r["confidence"])))
+
+
+def most_confused_pairs(cm: np.ndarray, k: int) -> list[tuple[int, int, int]]:
+    """The k largest off-diagonal cells as (true, predicted, count), largest first; empty cells left out."""
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    order = np.argsort(-off, axis=None, kind="stable")[:k]
+    pairs = [(int(i), int(j), int(off[i, j])) for i, j in zip(*np.unravel_index(order, off.shape))]
+    return [p for p in pairs if p[2] > 0]
+
+
+def summary_scores(probs: np.ndarray, y_true: np.ndarray, cm: np.ndarray | None = None,
+                   top_k: int = 5) -> dict[str, float]:
+    """The headline numbers per test set, as DVC metrics and MLflow metrics (`cm`, if the caller has it)."""
+    if cm is None:
+        cm = confusion_matrix(y_true, probs.argmax(axis=1), probs.shape[1])
+    scores = per_class_scores(cm)
+    result = {
+        "accuracy": accuracy(probs, y_true),
+        "loss": cross_entropy(probs, y_true),
+        "macro_precision": float(scores["precision"].mean()),
+        "macro_recall": float(scores["recall"].mean()),
+        "macro_f1": float(scores["f1"].mean()),
+        "ece": expected_calibration_error(probs, y_true),
+        "images": int(len(y_true)),
+    }
+    if probs.shape[1] > 10:
+        result[f"top{top_k}_accuracy"] = top_k_accuracy(probs, y_true, top_k)
+    return result

@@ -20,27 +20,36 @@ A4_PORTRAIT = (8.27, 11.69)
 TRUE_COLOUR, WRONG_COLOUR, OTHER_COLOUR = "#2a9d3c", "#d1352b", "#9aa3ad"
 
 
-def training_curves(history: Mapping[str, Sequence[float]], title: str) -> Figure:
-    """Loss, accuracy (training and validation) and the learning rate per epoch."""
+def draw_curves(axes, history: Mapping[str, Sequence[float]]) -> None:
+    """Loss, accuracy (training and validation) and the learning rate per epoch, on three given axes."""
     epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
     for ax, metric in zip(axes[:2], ("loss", "accuracy")):
-        ax.plot(epochs, history[metric], "o-", label="training")
+        ax.plot(epochs, history[metric], "o-", label="training", markersize=3)
         if f"val_{metric}" in history:
-            ax.plot(epochs, history[f"val_{metric}"], "o-", label="validation")
+            ax.plot(epochs, history[f"val_{metric}"], "o-", label="validation", markersize=3)
         ax.set(title=metric, xlabel="epoch")
         ax.grid(alpha=0.3)
-        ax.legend()
-    axes[2].plot(epochs, history["learning_rate"], "o-", color="tab:purple")
+        ax.legend(fontsize=8)
+    axes[2].plot(epochs, history["learning_rate"], "o-", color="tab:purple", markersize=3)
     axes[2].set(title="learning rate", xlabel="epoch", yscale="log")
     axes[2].grid(alpha=0.3)
+
+
+def training_curves(history: Mapping[str, Sequence[float]], title: str) -> Figure:
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+    draw_curves(axes, history)
     fig.suptitle(title)
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path) -> None:
+def save_figure(fig: Figure, path: str | Path, keep_open: bool = False) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
+    if not keep_open:
+        plt.close(fig)
+
+
+def close(fig: Figure) -> None:
     plt.close(fig)
 
 
@@ -113,6 +122,134 @@ def sweep_comparison(rows: Sequence[Mapping], test_sets: Sequence[str]) -> Figur
     lowest = min([r.get(f"{n}_accuracy") or 1 for r in rows for n in test_sets] + [1])
     ax.set_xlim(max(0.0, lowest - 0.05), 1.0)
     ax.set_xlabel("test accuracy")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("Sweep: test accuracy per variant")
+    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=len(test_sets), fontsize=8, frameon=False)
+    ax.set_title("Sweep: test accuracy per variant", loc="right")
+    return fig
+
+
+def confusion_matrices(cm: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
+    """Counts and row-normalised (share of each true class), side by side; numbers written in where legible."""
+    n = len(class_names)
+    size = 5.5 if n <= 12 else 9
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size + 0.6), layout="constrained")
+    normalised = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    for ax, data, label in ((axes[0], cm, "counts"), (axes[1], normalised, "share of true class")):
+        shown = np.log1p(data) if label == "counts" else data
+        ax.imshow(shown, cmap="Blues")
+        ax.set_title(label)
+        ticks = np.arange(n)
+        font = 8 if n <= 12 else 5
+        ax.set_xticks(ticks, class_names, fontsize=font)
+        ax.set_yticks(ticks, class_names, fontsize=font)
+        ax.set(xlabel="predicted", ylabel="true")
+        if n <= 12:
+            for i in range(n):
+                for j in range(n):
+                    value = data[i, j]
+                    text = f"{value:d}" if label == "counts" else (f"{value:.2f}" if value >= 0.005 else "")
+                    dark = shown[i, j] > 0.6 * shown.max()
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    fig.suptitle(title)
+    return fig
+
+
+def reliability_diagram(rel: Mapping[str, np.ndarray], ece: float, title: str) -> Figure:
+    """Accuracy against confidence per bin, with the diagonal of perfect calibration and the bins' sizes."""
+    fig, (ax, ax_n) = plt.subplots(2, 1, figsize=(6, 6.5), height_ratios=[3, 1], sharex=True, layout="constrained")
+    edges = rel["edges"]
+    width = np.diff(edges)
+    used = rel["count"] > 0
+    ax.bar(edges[:-1][used], rel["accuracy"][used], width=width[used], align="edge", edgecolor="black",
+           color="#4c72b0", label="accuracy")
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
+    ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"{title}\nexpected calibration error {ece:.4f}")
+    ax.legend(loc="upper left", fontsize=8)
+    ax_n.bar(edges[:-1], rel["count"], width=width, align="edge", color="#999999")
+    ax_n.set(xlabel="confidence (highest probability)", ylabel="images", yscale="symlog")
+    return fig
+
+
+def image_grid(images: np.ndarray, captions: Sequence[str], title: str, cols: int = 10,
+               colours: Sequence[str] | None = None) -> Figure:
+    """Images in a grid, each with a short caption above it."""
+    n = max(1, len(images))
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.05, rows * 1.25 + 0.5), squeeze=False)
+    for k, ax in enumerate(axes.ravel()):
+        ax.axis("off")
+        if k < len(images):
+            ax.imshow(images[k], cmap="gray_r", vmin=0, vmax=255)
+            ax.set_title(captions[k], fontsize=7, color=(colours[k] if colours else "black"))
+    if not len(images):
+        fig.text(0.5, 0.5, "none", ha="center")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def class_distribution(counts: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(max(6, 0.22 * len(counts) + 2), 3.5), layout="constrained")
+    ax.bar(np.arange(len(counts)), counts, color="#4c72b0")
+    ax.set_xticks(np.arange(len(counts)), class_names, fontsize=8 if len(counts) <= 20 else 6)
+    ax.set(ylabel="training images", title=title)
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def confused_pairs(images_per_pair: Sequence[np.ndarray], labels: Sequence[str], title: str, cols: int = 8) -> Figure:
+    """One row per confused pair (true -> predicted, count), with a few of its images."""
+    rows = max(1, len(labels))
+    fig, axes = plt.subplots(rows, cols + 1, figsize=(cols + 2.2, rows * 1.05 + 0.6), squeeze=False,
+                             width_ratios=[2.2] + [1] * cols)
+    for r in range(rows):
+        for ax in axes[r]:
+            ax.axis("off")
+        if r < len(labels):
+            axes[r, 0].text(0.95, 0.5, labels[r], ha="right", va="center", fontsize=10)
+            for c, image in enumerate(images_per_pair[r][:cols]):
+                axes[r, c + 1].imshow(image, cmap="gray_r", vmin=0, vmax=255)
+    if not labels:
+        fig.text(0.5, 0.5, "No misclassified images.", ha="center")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def summary_page(title: str, config_line: str, table: Sequence[Sequence[str]], notes: Sequence[str],
+                 history: Mapping[str, Sequence[float]]) -> Figure:
+    """The page a person reads first: what ran, the headline numbers per test set, and the training curves."""
+    fig = plt.figure(figsize=A4_PORTRAIT[::-1])
+    fig.text(0.5, 0.95, title, ha="center", va="top", fontsize=16, weight="bold")
+    fig.text(0.5, 0.905, config_line, ha="center", va="top", fontsize=9.5, wrap=True)
+    ax_table = fig.add_axes([0.05, 0.62, 0.9, 0.24])
+    ax_table.axis("off")
+    tbl = ax_table.table(cellText=[list(r) for r in table[1:]], colLabels=list(table[0]), loc="upper center",
+                         cellLoc="center")
+    tbl.auto_set_font_size(False)
+    tbl.set_fontsize(10)
+    tbl.scale(1, 1.6)
+    for (row, _), cell in tbl.get_celld().items():
+        if row == 0:
+            cell.set_text_props(weight="bold")
+            cell.set_facecolor("#e8edf3")
+    fig.text(0.5, 0.6, "\n".join(notes), ha="center", va="top", fontsize=10, linespacing=1.5)
+    grid = fig.add_gridspec(1, 3, left=0.06, right=0.97, bottom=0.08, top=0.42, wspace=0.28)
+    draw_curves([fig.add_subplot(grid[0, i]) for i in range(3)], history)
+    return fig
+
+
+def prediction(image: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> Figure:
+    """The 28x28 input the model saw, beside its probability for every class."""
+    pred = int(np.argmax(probs))
+    fig, (ax_img, ax_bar) = plt.subplots(1, 2, figsize=(7, 2.6), width_ratios=[1, 2.6], layout="constrained")
+    ax_img.imshow(image, cmap="gray", vmin=0, vmax=255)
+    ax_img.set_title("model input (28x28)", fontsize=9)
+    ax_img.set_xticks([])
+    ax_img.set_yticks([])
+    colours = [OTHER_COLOUR] * len(probs)
+    colours[pred] = "#4c72b0"
+    ax_bar.bar(np.arange(len(probs)), probs, color=colours)
+    ax_bar.set_xticks(np.arange(len(probs)), class_names, fontsize=8 if len(probs) <= 20 else 5)
+    ax_bar.set_ylim(0, 1)
+    ax_bar.set_title(f"predicted {class_names[pred]} ({probs[pred]:.1%})", fontsize=10)
     return fig

@@ -6,8 +6,6 @@ any launcher; jobs find their parent through `sweep.json` in the sweep folder.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ from omegaconf import DictConfig
 
 from pipeline import tracking
 from pipeline.files import read_json, write_json
+from pipeline.tables import to_csv
 
 SWEEP_FILE = "sweep.json"
 
@@ -79,15 +78,6 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(_cell(c, r[c]) for c in cols) + " |" for r in rows]
     return "\n".join(lines) + "\n"
-
-
-def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:
-    out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return out.getvalue()
 
 
 def children(parent_run_id: str) -> list[dict[str, Any]]:

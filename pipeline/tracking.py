@@ -33,12 +33,17 @@ def local_store(uri: str, root: Path) -> Path | None:
     return root / uri.removeprefix("sqlite:///")
 
 
-def connect(tracking_cfg: Mapping[str, Any]) -> None:
-    uri = tracking_uri(tracking_cfg["uri"])
+def resolved_uri(configured: str) -> tuple[str, Path | None]:
+    """The URI to use, and the embedded store's file when that is what it names."""
+    uri = tracking_uri(configured)
     store = local_store(uri, project_root())
+    return (f"sqlite:///{store}", store) if store is not None else (uri, None)
+
+
+def connect(tracking_cfg: Mapping[str, Any]) -> None:
+    uri, store = resolved_uri(tracking_cfg["uri"])
     if store is not None:
         store.parent.mkdir(parents=True, exist_ok=True)
-        uri = f"sqlite:///{store}"
     mlflow.set_tracking_uri(uri)
     name = tracking_cfg["experiment"]
     if store is not None and mlflow.get_experiment_by_name(name) is None:
@@ -47,6 +52,14 @@ def connect(tracking_cfg: Mapping[str, Any]) -> None:
         except mlflow.exceptions.MlflowException:
             pass  # a parallel sweep job created it first
     mlflow.set_experiment(name)
+
+
+def connect_default() -> None:
+    """For tools outside the pipeline (predict): the project's configured store, as the stages use it."""
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "tracking" / "local.yaml")
+    mlflow.set_tracking_uri(resolved_uri(cfg.uri)[0])
 
 
 def provenance_tags(environ: Mapping[str, str] = os.environ) -> dict[str, str]:

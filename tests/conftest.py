@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +75,28 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> s
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return result
+
+
+@dataclass(frozen=True)
+class FastRepo:
+    path: Path          # a new repository after `dvc repro` with the fast setting
+    env: dict[str, str]
+    first_repro: str    # what that `dvc repro` printed
+    run_id: str         # its MLflow run
+    models: Path        # a copy of its models/ folder, safe from later tests' changes
+
+
+@pytest.fixture(scope="session")
+def fast_repo(mirror, tmp_path_factory) -> FastRepo:
+    """The real pipeline, once per session: a fresh copy of the repository, `dvc repro` with experiment=fast."""
+    path = copy_repo(tmp_path_factory.mktemp("clone"))
+    env = stage_env(mirror)
+    run(["git", "init", "-q"], path, env)
+    run(["git", "add", "-A"], path, env)
+    run(["git", "commit", "-q", "-m", "clone"], path, env)
+    run(["python", "-m", "pipeline.compose", "experiment=fast"], path, env)
+    first = run(["dvc", "repro"], path, env)
+    models = tmp_path_factory.mktemp("models")
+    shutil.copytree(path / "models", models, dirs_exist_ok=True)
+    run_id = json.loads((path / "models" / "run.json").read_text())["run_id"]
+    return FastRepo(path, env, first.stdout, run_id, models)

@@ -12,22 +12,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline import idx
-from tests.conftest import copy_repo, run, stage_env
+from tests.conftest import run
 
 STAGES = ("fetch", "ingest", "train", "evaluate", "report")
 
 
 @pytest.fixture(scope="module")
-def repo(mirror, tmp_path_factory):
-    """A new repository with the fast setting, after one `dvc repro`; yields (path, env, repro output)."""
-    path = copy_repo(tmp_path_factory.mktemp("clone"))
-    env = stage_env(mirror)
-    run(["git", "init", "-q"], path, env)
-    run(["git", "add", "-A"], path, env)
-    run(["git", "commit", "-q", "-m", "clone"], path, env)
-    run(["python", "-m", "pipeline.compose", "experiment=fast"], path, env)
-    first = run(["dvc", "repro"], path, env)
-    return path, env, first.stdout
+def repo(fast_repo):
+    return fast_repo.path, fast_repo.env, fast_repo.first_repro
 
 
 def client(path: Path) -> MlflowClient:
@@ -58,10 +50,38 @@ def test_mlflow_run_holds_params_epoch_metrics_test_metrics_and_reports(repo):
         assert 0.5 < r.data.metrics[f"test.{test_set}.accuracy"] <= 1.0, test_set
         assert r.data.metrics[f"test.{test_set}.loss"] > 0
     assert "byclass" in r.data.tags["dataset.test.emnist_digits"]
-    artifacts = {a.path for a in c.list_artifacts(r.info.run_id, "reports")}
-    assert {"reports/misclassified.pdf", "reports/misclassified_EMNIST.pdf", "reports/curves.png"} <= artifacts
-    pdf = Path(c.download_artifacts(r.info.run_id, "reports/misclassified.pdf"))
-    assert pdf.read_bytes()[:5] == b"%PDF-"
+    for pdf in ("reports/misclassified.pdf", "reports/misclassified_EMNIST.pdf", "reports/summary.pdf"):
+        assert Path(c.download_artifacts(r.info.run_id, pdf)).read_bytes()[:5] == b"%PDF-", pdf
+
+
+REPORT_FILES = ["confusion.png", "reliability.png", "confused_pairs.png", "correct.png", "incorrect.png",
+                "per_class.csv", "classification_report.txt", "confused_pairs.csv"]
+
+
+def test_every_report_artefact_is_in_the_run_for_every_test_set(repo):
+    path, _, _ = repo
+    r = the_run(path)
+    c = client(path)
+    top = {a.path for a in c.list_artifacts(r.info.run_id, "reports")}
+    assert {f"reports/{f}" for f in ("curves.png", "samples.png", "class_distribution.png", "summary.pdf")} <= top
+    for test_set in ("mnist", "emnist_digits"):
+        files = {a.path for a in c.list_artifacts(r.info.run_id, f"reports/{test_set}")}
+        assert files == {f"reports/{test_set}/{f}" for f in REPORT_FILES}, test_set
+        table = json.loads(Path(c.download_artifacts(r.info.run_id, f"tables/per_class_{test_set}.json")).read_text())
+        assert table["columns"] == ["class", "precision", "recall", "f1", "support"] and len(table["data"]) == 10
+        for metric in ("macro_f1", "ece", "macro_precision", "macro_recall"):
+            assert f"test.{test_set}.{metric}" in r.data.metrics
+
+
+def test_dvc_plots_render(repo):
+    path, env, _ = repo
+    out = run(["dvc", "plots", "show", "--json"], path, env).stdout
+    shown = json.loads(out)["data"]
+    assert set(shown) == {"Loss", "Accuracy", "Learning rate", "plots/confusion/mnist.csv",
+                          "plots/confusion/emnist_digits.csv"}
+    assert all(plot[0]["type"] == "vega" and "error" not in plot[0] for plot in shown.values())
+    run(["dvc", "plots", "show", "-o", str(path / "dvc_plots")], path, env)
+    assert (path / "dvc_plots" / "index.html").stat().st_size > 1000
 
 
 def test_logged_model_scores_a_batch_of_images(repo, mirror):
@@ -79,9 +99,11 @@ def test_logged_model_scores_a_batch_of_images(repo, mirror):
 def test_dvc_metrics_per_test_set(repo):
     path, env, _ = repo
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], path, env).stdout)
-    data = next(iter(shown.values()))["data"]["metrics/test.json"]["data"]
+    files = next(iter(shown.values()))["data"]
+    data = files["metrics/test.json"]["data"]
     assert set(data) == {"mnist", "emnist_digits"}
-    assert {"accuracy", "loss"} <= set(data["mnist"])
+    assert {"accuracy", "loss", "macro_f1", "ece"} <= set(data["mnist"])
+    assert set(files["metrics/per_class.json"]["data"]["emnist_digits"]) == set("0123456789")
 
 
 def test_second_repro_runs_nothing(repo):

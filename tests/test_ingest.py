@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline import checksums, idx
-from pipeline.datasets import emnist_upright, keep_classes, load_dataset, parse_mapping
+from pipeline.datasets import emnist_upright, keep_classes, parse_mapping
 from pipeline.ingest import Source, ingest_dataset, load_source
 from tests.conftest import REPO, write_idx
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from pipeline import metrics
 
@@ -28,3 +29,56 @@ def test_cross_entropy_of_a_certain_mistake_is_finite():
 def test_mistakes_most_confident_first():
     # mistakes: #2 (predicted 0 at 0.6), #3 (predicted 2 at 0.9)
     assert metrics.misclassified_by_confidence(PROBS, Y).tolist() == [3, 2]
+
+
+# A 3-class example worked out by hand:
+#   true 0: predicted 0, 0, 1      true 1: predicted 1, 1      true 2: predicted 0, 2, 2, 2
+Y3 = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+P3 = np.array([0, 0, 1, 1, 1, 0, 2, 2, 2])
+CM3 = np.array([[2, 1, 0], [0, 2, 0], [1, 0, 3]])
+
+
+def test_confusion_matrix_by_hand():
+    np.testing.assert_array_equal(metrics.confusion_matrix(Y3, P3, 3), CM3)
+    np.testing.assert_allclose(metrics.row_normalised(CM3)[0], [2 / 3, 1 / 3, 0])
+
+
+def test_precision_recall_f1_by_hand():
+    s = metrics.per_class_scores(CM3)
+    np.testing.assert_allclose(s["precision"], [2 / 3, 2 / 3, 1.0])
+    np.testing.assert_allclose(s["recall"], [2 / 3, 1.0, 3 / 4])
+    np.testing.assert_allclose(s["f1"], [2 / 3, 0.8, 6 / 7])
+    np.testing.assert_array_equal(s["support"], [3, 2, 4])
+
+
+def test_undefined_precision_is_zero():
+    s = metrics.per_class_scores(np.array([[1, 0], [1, 0]]))
+    assert s["precision"][1] == 0 and s["f1"][1] == 0
+
+
+def test_top_k():
+    probs = np.array([[0.5, 0.3, 0.2], [0.5, 0.3, 0.2], [0.5, 0.3, 0.2]])
+    assert metrics.top_k_accuracy(probs, np.array([0, 1, 2]), 1) == pytest.approx(1 / 3)
+    assert metrics.top_k_accuracy(probs, np.array([0, 1, 2]), 2) == pytest.approx(2 / 3)
+
+
+def test_ece_of_a_perfectly_calibrated_predictor_is_zero():
+    # confidence 0.8 on every image, right on exactly 80% of them
+    probs = np.tile([0.8, 0.2], (10, 1))
+    y = np.array([0] * 8 + [1] * 2)
+    assert metrics.expected_calibration_error(probs, y) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ece_of_a_maximally_over_confident_predictor_is_one():
+    probs = np.tile([1.0, 0.0], (10, 1))
+    assert metrics.expected_calibration_error(probs, np.ones(10, int)) == pytest.approx(1.0)
+
+
+def test_ece_mixes_bins_by_weight():
+    # half at confidence 0.9 all right (gap 0.1), half at 0.6 all wrong (gap 0.6): ECE = 0.5*0.1 + 0.5*0.6
+    probs = np.array([[0.9, 0.1]] * 2 + [[0.6, 0.4]] * 2)
+    assert metrics.expected_calibration_error(probs, np.array([0, 0, 1, 1])) == pytest.approx(0.35)
+
+
+def test_most_confused_pairs():
+    assert metrics.most_confused_pairs(CM3, 5) == [(0, 1, 1), (2, 0, 1)]

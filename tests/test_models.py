@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import yaml
 import pytest
+import yaml
 
 from pipeline.models import build_model
 from tests.conftest import REPO

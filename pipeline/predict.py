@@ -1,0 +1,136 @@
+"""Classify image files with a trained model: `python -m pipeline.predict IMAGE_OR_FOLDER... [options]`.
+
+The model is a `.keras` file (default: models/model.keras, the one the last `dvc repro` trained) or any MLflow
+model URI (`runs:/<run id>/model`, `models:/<name>/<version>`). Images of any size, colour or grayscale, dark on
+light or light on dark, are preprocessed as MNIST was made (see pipeline/preprocess.py), then classified in one
+batch. An unreadable file gets a one-line error and the rest are still classified; the exit status is 1 when any
+file failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from pipeline.preprocess import mnist_style
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+
+
+def expand(paths: Sequence[str]) -> list[Path]:
+    """Files as given; folders as their image files, sorted."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files.append(p)
+    return files
+
+
+def load_image(path: Path) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            image.seek(0)  # a GIF's first frame
+            return mnist_style(image)
+    except FileNotFoundError:
+        raise ValueError("no such file") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"not a readable image ({type(err).__name__})") from None
+
+
+class Classifier:
+    """A model and its class names, from a .keras file or an MLflow model URI."""
+
+    def __init__(self, source: str):
+        import keras
+
+        if "://" in source or source.startswith(("runs:", "models:")):
+            import mlflow
+
+            from pipeline.tracking import connect_default
+
+            connect_default()
+            self.class_names = list(mlflow.models.get_model_info(source).metadata["class_names"])
+            model = mlflow.tensorflow.load_model(source)  # the Keras model itself: batched, and quiet on stdout
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: no model file — train one with `dvc repro`, or pass --model")
+            model = keras.models.load_model(path)
+            history = path.parent / "history.json"
+            if history.is_file():
+                self.class_names = json.loads(history.read_text())["class_names"]
+            else:
+                self.class_names = [str(i) for i in range(model.output_shape[-1])]
+        self.model = model
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        return self.model.predict(images.astype(np.float32), verbose=0)
+
+
+def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[tuple[str, float]]:
+    order = np.argsort(-probs, kind="stable")[:k]
+    return [(class_names[i], float(probs[i])) for i in order]
+
+
+def table_line(path: Path, top: Sequence[tuple[str, float]], width: int) -> str:
+    return f"{str(path):<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top)
+
+
+def save_picture(path: Path, image: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> None:
+    from pipeline import plots
+
+    plots.save_figure(plots.prediction(image, probs, class_names), path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", help="image files or folders of them (PNG, JPEG, BMP, GIF)")
+    parser.add_argument("--model", default="models/model.keras",
+                        help="a .keras file or an MLflow model URI (runs:/<id>/model, models:/<name>/<version>)")
+    parser.add_argument("--top", type=int, default=3, help="how many classes to show per image (default 3)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
+    parser.add_argument("--save", type=Path, metavar="FOLDER",
+                        help="also save, per image, a PNG of the 28x28 input beside the probabilities")
+    args = parser.parse_args(argv)
+
+    files = expand(args.inputs)
+    images, ok, failed = [], [], 0
+    for f in files:
+        try:
+            images.append(load_image(f))
+            ok.append(f)
+        except ValueError as err:
+            print(f"{f}: {err}", file=sys.stderr)
+            failed += 1
+    if not ok:
+        print("no image could be classified", file=sys.stderr)
+        return 1
+    try:
+        classifier = Classifier(args.model)
+    except (FileNotFoundError, OSError) as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    batch = np.stack(images)
+    probs = classifier.probabilities(batch)
+    width = max(len(str(f)) for f in ok)
+    for f, image, p in zip(ok, batch, probs):
+        top = top_k(p, classifier.class_names, args.top)
+        if args.json:
+            print(json.dumps({"file": str(f), "top": [{"class": c, "probability": round(q, 6)} for c, q in top]}))
+        else:
+            print(table_line(f, top, width))
+        if args.save:
+            save_picture(args.save / f"{f.stem}.prediction.png", image, p, classifier.class_names)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""Turning any photo or drawing of one character into the 28x28 input the models were trained on.
+
+MNIST's recipe: light ink on a dark background, the ink's bounding box scaled so its longer side is 20 pixels
+(aspect ratio kept), pasted into 28x28 so that its centre of mass is the centre. EMNIST images are stored
+upright by our ingest stage, so a 47-class model takes the same orientation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+BOX = 20
+SIZE = 28
+
+
+def to_gray(image: Image.Image) -> np.ndarray:
+    """Any PIL image (palette, RGBA, RGB, grayscale) as float grayscale 0-255; transparency becomes white paper."""
+    if image.mode in ("RGBA", "LA", "P"):
+        rgba = image.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(paper, rgba)
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def ink_on_dark(gray: np.ndarray) -> np.ndarray:
+    """Invert when the background (judged by the border pixels) is lighter than mid-grey."""
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    return 255.0 - gray if np.median(border) > 127 else gray
+
+
+def crop_to_ink(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
+    """The bounding box of pixels above `threshold` of the brightest ink, with the faint background set to 0."""
+    peak = ink.max()
+    if peak <= 0:
+        raise ValueError("the image has no ink (it is blank)")
+    ink = np.where(ink >= threshold * peak, ink, 0.0)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] * (255.0 / peak)
+
+
+def scale_longer_side(ink: np.ndarray, size: int = BOX) -> np.ndarray:
+    h, w = ink.shape
+    scale = size / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(ink.astype(np.float32), mode="F").resize(new, Image.Resampling.LANCZOS))
+
+
+def centre_of_mass(ink: np.ndarray) -> tuple[float, float]:
+    total = ink.sum()
+    rows, cols = np.indices(ink.shape)
+    return float((rows * ink).sum() / total), float((cols * ink).sum() / total)
+
+
+def paste_centred(glyph: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """Place `glyph` in a size x size canvas with its centre of mass at the canvas centre (clipped to fit)."""
+    cy, cx = centre_of_mass(np.clip(glyph, 0, None))
+    h, w = glyph.shape
+    top = int(np.clip(round(size / 2 - cy), 0, size - h))
+    left = int(np.clip(round(size / 2 - cx), 0, size - w))
+    canvas = np.zeros((size, size), dtype=np.float32)
+    canvas[top : top + h, left : left + w] = glyph
+    return canvas
+
+
+def mnist_style(image: Image.Image) -> np.ndarray:
+    """The whole recipe: a 28x28 uint8 array, white ink on black, as the models expect."""
+    glyph = scale_longer_side(crop_to_ink(ink_on_dark(to_gray(image))))
+    return np.clip(np.rint(paste_centred(np.clip(glyph, 0, 255))), 0, 255).astype(np.uint8)

@@ -1,0 +1,23 @@
+"""Tables from a confusion matrix worked out by hand (see test_metrics)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.tables import classification_report, per_class_rows, to_csv
+
+CM3 = np.array([[2, 1, 0], [0, 2, 0], [1, 0, 3]])
+
+
+def test_per_class_rows_and_report():
+    rows = per_class_rows(CM3, ["a", "b", "c"])
+    assert rows[2] == {"class": "c", "precision": 1.0, "recall": 0.75, "f1": 6 / 7, "support": 4}
+    text = classification_report(rows)
+    assert "           c     1.0000     0.7500     0.8571          4" in text
+    # macro recall = (2/3 + 1 + 3/4) / 3; weighted precision = (3*2/3 + 2*2/3 + 4*1) / 9; weighted recall = 7/9
+    assert "   macro avg     0.7778     0.8056     0.7746          9" in text
+    assert "weighted avg     0.8148     0.7778     0.7810          9" in text
+
+
+def test_csv():
+    assert to_csv([{"a": 1, "b": "x"}]) == "a,b\n1,x\n"

@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline.files import atomic_path  # noqa: E402
 
@@ -28,10 +29,12 @@ def draw_curves(axes, history: Mapping[str, Sequence[float]]) -> None:
         if f"val_{metric}" in history:
             ax.plot(epochs, history[f"val_{metric}"], "o-", label="validation", markersize=3)
         ax.set(title=metric, xlabel="epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[2].plot(epochs, history["learning_rate"], "o-", color="tab:purple", markersize=3)
     axes[2].set(title="learning rate", xlabel="epoch", yscale="log")
+    axes[2].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[2].grid(alpha=0.3)
 
 
@@ -131,7 +134,7 @@ def confusion_matrices(cm: np.ndarray, class_names: Sequence[str], title: str) -
     """Counts and row-normalised (share of each true class), side by side; numbers written in where legible."""
     n = len(class_names)
     size = 5.5 if n <= 12 else 9
-    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size + 0.6), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size + 1, size + 1.2), layout="constrained")
     normalised = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     for ax, data, label in ((axes[0], cm, "counts"), (axes[1], normalised, "share of true class")):
         shown = np.log1p(data) if label == "counts" else data
@@ -232,8 +235,8 @@ def summary_page(title: str, config_line: str, table: Sequence[Sequence[str]], n
         if row == 0:
             cell.set_text_props(weight="bold")
             cell.set_facecolor("#e8edf3")
-    fig.text(0.5, 0.6, "\n".join(notes), ha="center", va="top", fontsize=10, linespacing=1.5)
-    grid = fig.add_gridspec(1, 3, left=0.06, right=0.97, bottom=0.08, top=0.42, wspace=0.28)
+    fig.text(0.5, 0.82 - 0.033 * len(table), "\n".join(notes), ha="center", va="top", fontsize=10, linespacing=1.5)
+    grid = fig.add_gridspec(1, 3, left=0.06, right=0.97, bottom=0.08, top=0.5, wspace=0.28)
     draw_curves([fig.add_subplot(grid[0, i]) for i in range(3)], history)
     return fig
 

@@ -7,6 +7,8 @@ its own folder under multirun/, each a child MLflow run under the sweep's parent
 from __future__ import annotations
 
 import os
+import sys
+import traceback
 from pathlib import Path
 
 import hydra
@@ -52,9 +54,17 @@ def main(cfg: DictConfig) -> float:
     limit_threads(threads_per_job(hc.launcher.get("n_jobs"), os.cpu_count() or 1))
     cfg = with_job_outputs(cfg, Path(hc.runtime.output_dir))
     name, parent = sweep_job(default_run_name(cfg))
-    train(cfg, name, parent)
-    results = evaluate(cfg)
-    report(cfg)
+    try:
+        train(cfg, name, parent)
+        results = evaluate(cfg)
+        report(cfg)
+    except Exception:
+        if parent is None:
+            raise
+        # In a sweep, one failed variant must not lose the others' comparison: its run is already marked
+        # FAILED, the sweep's end lists it and exits non-zero.
+        print(f"experiment: {name} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+        return float("nan")
     return results[cfg.data.test_sets[0]]["accuracy"]
 
 

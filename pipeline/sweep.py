@@ -6,6 +6,7 @@ any launcher; jobs find their parent through `sweep.json` in the sweep folder.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,9 @@ class SweepTracking(Callback):
             client.log_artifact(parent, str(sweep_dir / name), "comparison")
         failed = [r["variant"] for r in rows if r["status"] != "FINISHED"]
         client.set_terminated(parent, "FAILED" if failed or not rows else "FINISHED")
-        print(f"sweep: {len(rows)} variants compared in {sweep_dir / 'comparison.md'}"
-              + (f"; failed: {', '.join(failed)}" if failed else ""), flush=True)
+        print(f"sweep: {len(rows)} variants compared in {sweep_dir / 'comparison.md'}", flush=True)
         print(to_markdown(rows), flush=True)
+        if failed:
+            # Hydra turns a callback's exception into a warning; a sweep with failures must still exit non-zero.
+            print(f"sweep: {len(failed)} of {len(rows)} variants failed: {', '.join(failed)}", file=sys.stderr)
+            raise SystemExit(1)

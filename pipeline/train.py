@@ -89,20 +89,20 @@ def default_run_name(cfg: DictConfig) -> str:
 
 def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> str:
     """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep); returns its id."""
-    ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
-    x, y = ds.x_train[: cfg.data.train_limit], ds.y_train[: cfg.data.train_limit]
-    train_set, val = validation_split(x, y, cfg.train.validation_split, cfg.seed)
-    keras.utils.set_random_seed(cfg.seed)
-    keras.mixed_precision.set_global_policy(cfg.train.precision)
-    model = build_model(cfg.model, cfg.augment, ds.num_classes)
-
     models_dir = Path(cfg.paths.models)
     tracking.connect(cfg.tracking)
     with (
         mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tracking.provenance_tags()) as run,
         tempfile.TemporaryDirectory() as tmp,
     ):
+        # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
         mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+        ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
+        x, y = ds.x_train[: cfg.data.train_limit], ds.y_train[: cfg.data.train_limit]
+        train_set, val = validation_split(x, y, cfg.train.validation_split, cfg.seed)
+        keras.utils.set_random_seed(cfg.seed)
+        keras.mixed_precision.set_global_policy(cfg.train.precision)
+        model = build_model(cfg.model, cfg.augment, ds.num_classes)
         mlflow.set_tags({"dataset.train": ds.source, "model.parameters": model.count_params()})
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         print(f"train: {run_name}: {len(train_set[0])} training, {len(val[0])} validation images, "

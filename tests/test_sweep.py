@@ -100,3 +100,23 @@ def test_queued_dvc_experiment_grid_lands_in_dvc_and_mlflow(prepared):
     tagged = {r.data.tags.get("dvc.experiment") for r in runs} - {None}
     assert tagged == {rev["name"] for rev in exps}
     assert all(r.data.tags.get("git.commit") for r in runs if r.data.tags.get("dvc.experiment"))
+
+
+def test_a_failing_variant_is_listed_and_the_sweep_still_compares_the_rest(prepared):
+    """model.name=nope fails to build: its child run is FAILED, the parent still gets its comparison, and the
+    sweep exits non-zero."""
+    path, env = prepared
+    experiment = "sweep-failing"
+    result = run(["python", "-m", "pipeline.experiment", "-m", "experiment=fast", "evaluate.limit=200",
+                  "data.train_limit=2000", f"tracking.experiment={experiment}", "model=plain1", "model.name=plain1,nope"],
+                 path, env, check=False)
+    assert result.returncode != 0
+    assert "1 of 2 variants failed: model.name=nope" in result.stderr + result.stdout
+    client, runs = sweep_runs(path, experiment)
+    by_name = {r.info.run_name: r for r in runs}
+    assert by_name["model.name=plain1"].info.status == "FINISHED"
+    assert by_name["model.name=nope"].info.status == "FAILED"
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    assert parent.info.status == "FAILED"
+    table = Path(client.download_artifacts(parent.info.run_id, "comparison/comparison.csv")).read_text()
+    assert "model.name=plain1,FINISHED" in table and "model.name=nope,FAILED" in table

@@ -1,5 +1,7 @@
 """Training throughput of the default network, each variant against the baseline measured in the same run.
 
+DRAFT for issue #6: written in the first session and not yet run or checked; bench/RESULTS.md does not exist yet.
+
 Baseline: a plain `model.fit` on numpy arrays, float32, no augmentation. Variants add what the pipeline does
 (augmentation layers on the graph) and what may speed it up (bfloat16 mixed precision, a tf.data input
 pipeline). Each variant runs in its own process (precision and thread settings are process-wide), for the same

@@ -17,13 +17,22 @@ from pipeline.augment import augmentation
 Architecture = Callable[..., Any]
 
 
+def conv_bn_relu(x, filters: int):
+    """3x3 'same' convolution, batch normalisation (which makes the conv's bias redundant), ReLU."""
+    x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    return layers.Activation("relu")(x)
+
+
+def softmax_head(x, num_classes: int):
+    """Class probabilities, kept in float32 under mixed precision."""
+    return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+
+
 def cnn3_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dense_dropout: float):
     """Seeds 000/001: [conv-BN-ReLU x2, max-pool, dropout] per filter count, then dense-BN-ReLU-dropout layers."""
     for f in filters:
-        for _ in range(2):
-            x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
-            x = layers.BatchNormalization(momentum=0.9)(x)
-            x = layers.Activation("relu")(x)
+        x = conv_bn_relu(conv_bn_relu(x, f), f)
         x = layers.MaxPooling2D()(x)
         x = layers.Dropout(conv_dropout)(x)
     x = layers.Flatten()(x)
@@ -32,21 +41,18 @@ def cnn3_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dens
         x = layers.BatchNormalization(momentum=0.9)(x)
         x = layers.Activation("relu")(x)
         x = layers.Dropout(dense_dropout)(x)
-    return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return softmax_head(x, num_classes)
 
 
 def cnn2_bn(x, num_classes: int, filters, conv_dropout: float, dense_units: int, dense_dropout: float):
     """Seed 002: two blocks of conv -> batch norm -> ReLU -> max-pool -> dropout, then dense ReLU and softmax."""
     for f in filters:
-        x = layers.Conv2D(f, 3, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        x = layers.Activation("relu")(x)
-        x = layers.MaxPooling2D()(x)
+        x = layers.MaxPooling2D()(conv_bn_relu(x, f))
         x = layers.Dropout(conv_dropout)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(dense_units, activation="relu")(x)
     x = layers.Dropout(dense_dropout)(x)
-    return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return softmax_head(x, num_classes)
 
 
 def plain3(x, num_classes: int, filters, dense_units: int):
@@ -59,7 +65,7 @@ def plain3(x, num_classes: int, filters, dense_units: int):
     x = layers.Conv2D(last, 3, activation="relu")(x)
     x = layers.Flatten()(x)
     x = layers.Dense(dense_units, activation="relu")(x)
-    return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return softmax_head(x, num_classes)
 
 
 def plain1(x, num_classes: int, filters: int, dense_units: int):
@@ -68,7 +74,7 @@ def plain1(x, num_classes: int, filters: int, dense_units: int):
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
     x = layers.Dense(dense_units, activation="relu")(x)
-    return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return softmax_head(x, num_classes)
 
 
 ARCHITECTURES: dict[str, Architecture] = {

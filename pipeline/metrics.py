@@ -72,8 +72,13 @@ def reliability(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> dict[s
 
 def expected_calibration_error(probs: np.ndarray, y_true: np.ndarray, bins: int = 15) -> float:
     """Sum over bins of |accuracy - confidence| weighted by the bin's share of predictions."""
-    r = reliability(probs, y_true, bins)
-    return float(np.sum(r["count"] / max(1, len(y_true)) * np.abs(r["accuracy"] - r["confidence"])))
+    return calibration_error(reliability(probs, y_true, bins))
+
+
+def calibration_error(rel: dict[str, np.ndarray]) -> float:
+    """ECE from reliability bins already computed (see `reliability`)."""
+    share = rel["count"] / max(1, rel["count"].sum())
+    return float(np.sum(share * np.abs(rel["accuracy"] - rel["confidence"])))
 
 
 def most_confused_pairs(cm: np.ndarray, k: int) -> list[tuple[int, int, int]]:

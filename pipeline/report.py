@@ -91,7 +91,7 @@ def test_set_figures(name: str, ds: Dataset, probs: np.ndarray, y: np.ndarray, c
     shown_wrong = wrong[: cfg.report.grid_size]
     return [
         ("confusion.png", lambda: plots.confusion_matrices(cm, names, f"{title}: confusion matrix")),
-        ("reliability.png", lambda: plots.reliability_diagram(rel, metrics.expected_calibration_error(probs, y),
+        ("reliability.png", lambda: plots.reliability_diagram(rel, metrics.calibration_error(rel),
                                                               f"{title}: reliability")),
         ("confused_pairs.png", pair_images),
         ("correct.png", lambda: plots.image_grid(
@@ -100,7 +100,7 @@ def test_set_figures(name: str, ds: Dataset, probs: np.ndarray, y: np.ndarray, c
         ("incorrect.png", lambda: plots.image_grid(
             images[shown_wrong], [f"{names[y[i]]}→{names[pred[i]]} ({conf[i]:.2f})" for i in shown_wrong],
             f"{title}: most confident mistakes (true→predicted, confidence)", colours=["#d1352b"] * len(shown_wrong))),
-    ], cm, pairs
+    ], cm, pairs, wrong
 
 
 def write_text(path: Path, text: str) -> None:
@@ -127,11 +127,12 @@ def report(cfg: DictConfig) -> None:
     with tracking.reopen_run(models_dir / "run.json", cfg.tracking) as run:
         scores, notes = {}, []
         for name in cfg.data.test_sets:
-            ds = load_dataset(prepared_path(cfg.paths.prepared, name))
+            # MNIST's own test set lives in the training dataset's file: read it once.
+            ds = train_ds if name == cfg.data.name else load_dataset(prepared_path(cfg.paths.prepared, name))
             notes.append(f"{display(name)}: {ds.source}")
             with np.load(Path(cfg.paths.predictions) / f"{name}.npz") as z:
                 probs, y = z["probs"], z["y_true"]
-            figures, cm, pairs = test_set_figures(name, ds, probs, y, cfg)
+            figures, cm, pairs, wrong = test_set_figures(name, ds, probs, y, cfg)
             scores[name] = metrics.summary_scores(probs, y, cm)
             pages += [(reports / name / file, make) for file, make in figures]
             per_class = per_class_rows(cm, ds.class_names)
@@ -142,7 +143,8 @@ def report(cfg: DictConfig) -> None:
             mlflow.log_table({k: [r[k] for r in per_class] for k in per_class[0]}, f"tables/per_class_{name}.json")
             write_text(plot_data / "confusion" / f"{name}.csv", to_csv(
                 [{"actual": ds.class_names[a], "predicted": ds.class_names[p]} for a, p in zip(y, probs.argmax(1))]))
-            write_misclassified_pdf(reports / pdf_name(name, cfg.data.name), ds, probs, y, cfg, run.info.run_name)
+            write_misclassified_pdf(reports / pdf_name(name, cfg.data.name), ds, probs, y, wrong, cfg,
+                                    run.info.run_name)
 
         gap = generalisation_note(scores)
         notes = ([gap] if gap else []) + notes
@@ -164,9 +166,9 @@ def history_rows(history: dict[str, Sequence[float]]) -> list[dict[str, float]]:
     return [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}} for i in range(len(history["loss"]))]
 
 
-def write_misclassified_pdf(path: Path, ds: Dataset, probs: np.ndarray, y: np.ndarray, cfg: DictConfig,
-                            run_name: str) -> None:
-    order = metrics.misclassified_by_confidence(probs, y)
+def write_misclassified_pdf(path: Path, ds: Dataset, probs: np.ndarray, y: np.ndarray, order: np.ndarray,
+                            cfg: DictConfig, run_name: str) -> None:
+    """`order`: the mistakes, most confident first (metrics.misclassified_by_confidence)."""
     shown = order[: cfg.report.max_misclassified]
     summary = (
         f"Test set: {ds.source}\n"

@@ -41,7 +41,8 @@ def config_line(cfg: DictConfig, record: dict[str, Any], train_images: int) -> s
     t = cfg.train
     return (f"{cfg.model.name} · augment {cfg.augment.name} · trained on {display(cfg.data.name)} "
             f"({train_images:,} images, {t.validation_split:.0%} held out) · {record['epochs_run']} of {t.epochs} "
-            f"epochs, best {record['best_epoch']} · batch {t.batch_size} · Adam {t.learning_rate:g} · {t.precision} · "
+            f"epochs, best {record['best_epoch']} · batch {t.batch_size} · Adam {t.learning_rate:g} {t.schedule} · "
+            f"{record['precision']} · "
             f"seed {cfg.seed} · {record['train_seconds']:.0f} s")
 
 

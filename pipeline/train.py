@@ -22,7 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import tracking
 from pipeline.datasets import load_dataset, prepared_path
 from pipeline.files import atomic_path, write_json
+from pipeline.fused import copy_weights, with_fused_batch_norm
 from pipeline.models import build_model
+from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
 from pipeline.serving import log_keras_model
 
 
@@ -35,31 +37,63 @@ def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
-    """Per-epoch loss, accuracy, validation metrics and learning rate, as MLflow metrics with step = epoch."""
+    """Per-epoch loss, accuracy, validation metrics and learning rate, as MLflow metrics with step = epoch.
 
-    def on_epoch_end(self, epoch: int, logs: Mapping[str, float] | None = None) -> None:
-        metrics = {k: float(v) for k, v in (logs or {}).items()}
-        metrics["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        mlflow.log_metrics(metrics, step=epoch + 1)
+    The learning rate also goes into the epoch's logs (and so the history) when no callback put it there."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logs = logs if logs is not None else {}
+        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch + 1)
+
+
+def learning_rate(train_cfg: Mapping[str, Any], steps_per_epoch: int):
+    """one_cycle: a linear warm-up from a tenth of the peak, then a cosine down to `final_learning_rate_fraction`
+    of it, over exactly the configured epochs (short schedules converge faster than a constant rate halved on
+    plateaus); plateau: the constant starting rate that ReduceLROnPlateau halves."""
+    peak = train_cfg["learning_rate"]
+    if train_cfg["schedule"] == "plateau":
+        return peak
+    if train_cfg["schedule"] != "one_cycle":
+        raise ValueError(f"train.schedule: unknown schedule {train_cfg['schedule']!r}; known: one_cycle, plateau")
+    total = train_cfg["epochs"] * steps_per_epoch
+    warmup = min(int(train_cfg["warmup_epochs"] * steps_per_epoch), total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        peak / 10, decay_steps=total - warmup, alpha=train_cfg["final_learning_rate_fraction"],
+        warmup_target=peak, warmup_steps=warmup)
+
+
+def schedule_callbacks(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.Callback]:
+    """The seeds' plateau schedule adapts to the validation loss; one_cycle runs its planned course."""
+    if train_cfg["schedule"] != "plateau":
+        return []
+    monitor = train_cfg["monitor"]
+    return [
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=train_cfg["early_stopping_patience"]),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=train_cfg["reduce_lr_factor"],
+                                          patience=train_cfg["reduce_lr_patience"],
+                                          min_lr=train_cfg["min_learning_rate"]),
+    ]
+
+
+def compile_for_training(model: keras.Model, train_cfg: Mapping[str, Any], n_train: int) -> None:
+    """Adam on the configured schedule, sparse cross-entropy, accuracy."""
+    steps_per_epoch = -(-n_train // train_cfg["batch_size"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate(train_cfg, steps_per_epoch)),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=train_cfg["steps_per_execution"],
+    )
 
 
 def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint: Path) -> dict[str, list[float]]:
-    """Adam with early stopping, learning-rate reduction on plateau and a best-epoch checkpoint; returns history."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(train_cfg["learning_rate"]),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    monitor = train_cfg["monitor"]
+    """Train with a best-epoch checkpoint of the weights (`checkpoint` ends in .weights.h5); returns history."""
+    compile_for_training(model, train_cfg, len(train[0]))
     callbacks = [
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=train_cfg["early_stopping_patience"]),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor,
-            factor=train_cfg["reduce_lr_factor"],
-            patience=train_cfg["reduce_lr_patience"],
-            min_lr=train_cfg["min_learning_rate"],
-        ),
-        keras.callbacks.ModelCheckpoint(checkpoint, monitor=monitor, save_best_only=True),
+        *schedule_callbacks(train_cfg),
+        keras.callbacks.ModelCheckpoint(checkpoint, monitor=train_cfg["monitor"], save_best_only=True,
+                                        save_weights_only=True),
         MlflowEpochLogger(),
     ]
     history = model.fit(
@@ -101,26 +135,34 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
         x, y = ds.x_train[: cfg.data.train_limit], ds.y_train[: cfg.data.train_limit]
         train_set, val = validation_split(x, y, cfg.train.validation_split, cfg.seed)
         keras.utils.set_random_seed(cfg.seed)
-        keras.mixed_precision.set_global_policy(cfg.train.precision)
-        model = build_model(cfg.model, cfg.augment, ds.num_classes)
-        mlflow.set_tags({"dataset.train": ds.source, "model.parameters": model.count_params()})
+        precision = resolve_precision(cfg.train.precision, cpu_flags())
+        with dtype_policy(precision):
+            model = build_model(cfg.model, cfg.augment, ds.num_classes)
+            if cfg.train.fused_batch_norm:
+                model = with_fused_batch_norm(model)
+        mlflow.set_tags({"dataset.train": ds.source, "model.parameters": model.count_params(),
+                         "train.precision_used": precision})
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         print(f"train: {run_name}: {len(train_set[0])} training, {len(val[0])} validation images, "
-              f"{model.count_params():,} parameters; MLflow run {run.info.run_id}", flush=True)
+              f"{model.count_params():,} parameters, {precision}; MLflow run {run.info.run_id}", flush=True)
 
         started = time.perf_counter()
-        checkpoint = Path(tmp) / "best.keras"
+        checkpoint = Path(tmp) / "best.weights.h5"
         history = fit(model, train_set, val, cfg.train, checkpoint)
         seconds = time.perf_counter() - started
-        best = keras.models.load_model(checkpoint)
+        model.load_weights(checkpoint)
+        # What is saved and served: plain Keras layers in float32, whatever kernels and precision trained it.
+        with dtype_policy("float32"):
+            best = copy_weights(model, build_model(cfg.model, cfg.augment, ds.num_classes))
 
         summary = {
             "epochs_run": len(history["loss"]),
             "best_epoch": best_epoch(history, cfg.train.monitor),
             "train_seconds": round(seconds, 1),
             "images_per_second": round(len(history["loss"]) * len(train_set[0]) / seconds, 1),
+            "precision": precision,
         }
-        mlflow.log_metrics({f"train.{k}": v for k, v in summary.items()})
+        mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
         log_keras_model(best, ds.class_names)
 
         with atomic_path(models_dir / "model.keras") as out:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.files import atomic_path
+from pipeline.files import write_npz
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 
@@ -35,17 +35,8 @@ def prepared_path(prepared_dir: str | Path, name: str) -> Path:
 
 
 def save_dataset(path: str | Path, ds: Dataset) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(
-                f,
-                x_train=ds.x_train,
-                y_train=ds.y_train,
-                x_test=ds.x_test,
-                y_test=ds.y_test,
-                class_names=np.array(ds.class_names),
-                source=np.array(ds.source),
-            )
+    write_npz(path, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test,
+              class_names=np.array(ds.class_names), source=np.array(ds.source))
 
 
 def load_dataset(path: str | Path) -> Dataset:

@@ -13,12 +13,12 @@ from pathlib import Path
 import hydra
 import keras
 import mlflow
-import numpy as np
 from omegaconf import DictConfig
 
 from pipeline import metrics, tracking
+from pipeline.batches import batches
 from pipeline.datasets import Dataset, load_dataset, prepared_path
-from pipeline.files import atomic_path, read_json, write_json
+from pipeline.files import read_json, write_json, write_npz
 
 
 def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:
@@ -26,12 +26,6 @@ def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:
         raise ValueError(
             f"test set {name}: classes {list(ds.class_names)} differ from the model's {list(model_classes)}"
         )
-
-
-def save_predictions(path: Path, probs: np.ndarray, y_true: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, probs=probs, y_true=y_true)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
@@ -45,12 +39,12 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
             ds = load_dataset(prepared_path(cfg.paths.prepared, name))
             check_classes(ds, class_names, name)
             x, y = ds.x_test[: cfg.evaluate.limit], ds.y_test[: cfg.evaluate.limit]
-            probs = model.predict(x.astype("float32"), batch_size=cfg.evaluate.batch_size, verbose=0)
+            probs = model.predict(batches(x, batch_size=cfg.evaluate.batch_size), verbose=0)
             cm = metrics.confusion_matrix(y, probs.argmax(axis=1), ds.num_classes)
             results[name] = metrics.summary_scores(probs, y, cm)
             recall = metrics.per_class_scores(cm)["recall"]
             per_class[name] = dict(zip(ds.class_names, recall.round(6).tolist()))
-            save_predictions(Path(cfg.paths.predictions) / f"{name}.npz", probs, y)
+            write_npz(Path(cfg.paths.predictions) / f"{name}.npz", probs=probs, y_true=y)
             mlflow.log_metrics({f"test.{name}.{k}": v for k, v in results[name].items() if k != "images"})
             mlflow.set_tag(f"dataset.test.{name}", ds.source)
             print(f"evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, loss {results[name]['loss']:.4f} "

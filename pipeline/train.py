@@ -20,6 +20,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import tracking
+from pipeline.batches import batches
 from pipeline.datasets import load_dataset, prepared_path
 from pipeline.files import atomic_path, write_json
 from pipeline.fused import copy_weights, with_fused_batch_norm
@@ -87,7 +88,8 @@ def compile_for_training(model: keras.Model, train_cfg: Mapping[str, Any], n_tra
     )
 
 
-def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint: Path) -> dict[str, list[float]]:
+def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint: Path,
+        seed: int) -> dict[str, list[float]]:
     """Train with a best-epoch checkpoint of the weights (`checkpoint` ends in .weights.h5); returns history."""
     compile_for_training(model, train_cfg, len(train[0]))
     callbacks = [
@@ -97,11 +99,9 @@ def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint
         MlflowEpochLogger(),
     ]
     history = model.fit(
-        train[0].astype("float32"),
-        train[1],
-        validation_data=(val[0].astype("float32"), val[1]),
+        batches(*train, batch_size=train_cfg["batch_size"], shuffle_seed=seed),
+        validation_data=batches(*val, batch_size=train_cfg["batch_size"]),
         epochs=train_cfg["epochs"],
-        batch_size=train_cfg["batch_size"],
         callbacks=callbacks,
         verbose=1,
     )
@@ -148,7 +148,7 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
 
         started = time.perf_counter()
         checkpoint = Path(tmp) / "best.weights.h5"
-        history = fit(model, train_set, val, cfg.train, checkpoint)
+        history = fit(model, train_set, val, cfg.train, checkpoint, cfg.seed)
         seconds = time.perf_counter() - started
         model.load_weights(checkpoint)
         # What is saved and served: plain Keras layers in float32, whatever kernels and precision trained it.

@@ -102,6 +102,7 @@ def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint
         batches(*train, batch_size=train_cfg["batch_size"], shuffle_seed=seed),
         validation_data=batches(*val, batch_size=train_cfg["batch_size"]),
         epochs=train_cfg["epochs"],
+        shuffle=False,  # `batches` reshuffles every epoch itself
         callbacks=callbacks,
         verbose=1,
     )

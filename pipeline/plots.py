@@ -223,7 +223,7 @@ def summary_page(title: str, config_line: str, table: Sequence[Sequence[str]], n
     """The page a person reads first: what ran, the headline numbers per test set, and the training curves."""
     fig = plt.figure(figsize=A4_PORTRAIT[::-1])
     fig.text(0.5, 0.95, title, ha="center", va="top", fontsize=16, weight="bold")
-    fig.text(0.5, 0.905, config_line, ha="center", va="top", fontsize=9.5, wrap=True)
+    fig.text(0.5, 0.91, config_line, ha="center", va="top", fontsize=9.5, linespacing=1.4)
     ax_table = fig.add_axes([0.05, 0.62, 0.9, 0.24])
     ax_table.axis("off")
     tbl = ax_table.table(cellText=[list(r) for r in table[1:]], colLabels=list(table[0]), loc="upper center",

@@ -40,7 +40,7 @@ def display(name: str) -> str:
 def config_line(cfg: DictConfig, record: dict[str, Any], train_images: int) -> str:
     t = cfg.train
     return (f"{cfg.model.name} · augment {cfg.augment.name} · trained on {display(cfg.data.name)} "
-            f"({train_images:,} images, {t.validation_split:.0%} held out) · {record['epochs_run']} of {t.epochs} "
+            f"({train_images:,} images, {t.validation_split:.0%} held out)\n{record['epochs_run']} of {t.epochs} "
             f"epochs, best {record['best_epoch']} · batch {t.batch_size} · Adam {t.learning_rate:g} {t.schedule} · "
             f"{record['precision']} · "
             f"seed {cfg.seed} · {record['train_seconds']:.0f} s")

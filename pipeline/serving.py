@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.metadata import version
 
 import keras
 import mlflow
@@ -25,4 +26,14 @@ def log_keras_model(model: keras.Model, class_names: Sequence[str]) -> None:
         name="model",
         signature=signature(len(class_names)),
         metadata={"class_names": list(class_names)},
+        pip_requirements=requirements(),
     )
+
+
+SERVING_PACKAGES = ("tensorflow", "keras", "numpy", "cloudpickle", "mlflow")
+
+
+def requirements() -> list[str]:
+    """What serving the model needs, pinned to what trained it. Given explicitly: left to infer them, MLflow
+    loads the model again in a subprocess to see what it imports, 6 s of every training run."""
+    return [f"{name}=={version(name)}" for name in SERVING_PACKAGES]

@@ -4,6 +4,7 @@ of the repository, then a look inside the MLflow store it wrote."""
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import mlflow
@@ -94,6 +95,10 @@ def test_logged_model_scores_a_batch_of_images(repo, mirror):
     probs = np.asarray(model.predict(x.astype(np.float32)))
     assert probs.shape == (64, 10)
     assert np.mean(probs.argmax(axis=1) == y) > 0.5  # one epoch on 10,000 images is well past chance
+    # Serving needs TensorFlow and Keras at the versions that trained it, and says so.
+    requirements = Path(mlflow.artifacts.download_artifacts(f"runs:/{r.info.run_id}/model/requirements.txt"))
+    pinned = requirements.read_text().split()
+    assert f"tensorflow=={version('tensorflow')}" in pinned and f"keras=={version('keras')}" in pinned
 
 
 def test_dvc_metrics_per_test_set(repo):

@@ -8,7 +8,9 @@ DVC plot data goes to plots/ (history.csv, confusion/<test set>.csv). Everything
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -125,8 +127,12 @@ def report(cfg: DictConfig) -> None:
     ]
     write_text(plot_data / "history.csv", to_csv(history_rows(record["history"])))
 
-    with tracking.reopen_run(models_dir / "run.json", cfg.tracking) as run:
-        scores, notes = {}, []
+    # The misclassification PDFs are most of the work; a second process draws them while this one does the rest.
+    with (
+        tracking.reopen_run(models_dir / "run.json", cfg.tracking) as run,
+        ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as writer,
+    ):
+        scores, notes, pdfs = {}, [], []
         for name in cfg.data.test_sets:
             # MNIST's own test set lives in the training dataset's file: read it once.
             ds = train_ds if name == cfg.data.name else load_dataset(prepared_path(cfg.paths.prepared, name))
@@ -144,8 +150,8 @@ def report(cfg: DictConfig) -> None:
             mlflow.log_table({k: [r[k] for r in per_class] for k in per_class[0]}, f"tables/per_class_{name}.json")
             write_text(plot_data / "confusion" / f"{name}.csv", to_csv(
                 [{"actual": ds.class_names[a], "predicted": ds.class_names[p]} for a, p in zip(y, probs.argmax(1))]))
-            write_misclassified_pdf(reports / pdf_name(name, cfg.data.name), ds, probs, y, wrong, cfg,
-                                    run.info.run_name)
+            pdfs.append(writer.submit(write_misclassified_pdf, reports / pdf_name(name, cfg.data.name),
+                                      *misclassified_pdf_args(ds, probs, y, wrong, cfg, run.info.run_name)))
 
         gap = generalisation_note(scores)
         notes = ([gap] if gap else []) + notes
@@ -159,6 +165,8 @@ def report(cfg: DictConfig) -> None:
                 plots.save_figure(fig, path, keep_open=True)
                 pdf.savefig(fig)
                 plots.close(fig)
+        for done in pdfs:
+            print(done.result(), flush=True)
         mlflow.log_artifacts(str(reports), "reports")
     print(f"report: wrote {reports}/summary.pdf and {len(pages)} figures for {len(scores)} test set(s)", flush=True)
 
@@ -167,18 +175,24 @@ def history_rows(history: dict[str, Sequence[float]]) -> list[dict[str, float]]:
     return [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}} for i in range(len(history["loss"]))]
 
 
-def write_misclassified_pdf(path: Path, ds: Dataset, probs: np.ndarray, y: np.ndarray, order: np.ndarray,
-                            cfg: DictConfig, run_name: str) -> None:
-    """`order`: the mistakes, most confident first (metrics.misclassified_by_confidence)."""
+def misclassified_pdf_args(ds: Dataset, probs: np.ndarray, y: np.ndarray, order: np.ndarray, cfg: DictConfig,
+                           run_name: str) -> tuple:
+    """`order`: the mistakes, most confident first (metrics.misclassified_by_confidence). Only the shown
+    mistakes' images and probabilities travel to the process that draws them."""
     shown = order[: cfg.report.max_misclassified]
     summary = (
         f"Test set: {ds.source}\n"
         f"{len(order):,} of {len(y):,} images misclassified — accuracy {metrics.accuracy(probs, y):.2%}\n"
         f"Showing the {len(shown):,} most confident mistakes, most confident first."
     )
-    plots.misclassified_pdf(path, ds.x_test, probs, y, shown, ds.class_names, f"Misclassified: {run_name}",
-                            summary, cfg.report.per_page)
-    print(f"report: wrote {path} ({len(shown)} of {len(order)} mistakes)", flush=True)
+    return (ds.x_test[shown], probs[shown], y[shown], list(ds.class_names), f"Misclassified: {run_name}", summary,
+            cfg.report.per_page, len(order))
+
+
+def write_misclassified_pdf(path: Path, images: np.ndarray, probs: np.ndarray, y: np.ndarray,
+                            class_names: list[str], title: str, summary: str, per_page: int, mistakes: int) -> str:
+    plots.misclassified_pdf(path, images, probs, y, np.arange(len(y)), class_names, title, summary, per_page)
+    return f"report: wrote {path} ({len(y)} of {mistakes} mistakes)"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -127,11 +127,7 @@ def report(cfg: DictConfig) -> None:
     ]
     write_text(plot_data / "history.csv", to_csv(history_rows(record["history"])))
 
-    # The misclassification PDFs are most of the work; a second process draws them while this one does the rest.
-    with (
-        tracking.reopen_run(models_dir / "run.json", cfg.tracking) as run,
-        ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as writer,
-    ):
+    with tracking.reopen_run(models_dir / "run.json", cfg.tracking) as run, pdf_writer() as writer:
         scores, notes, pdfs = {}, [], []
         for name in cfg.data.test_sets:
             # MNIST's own test set lives in the training dataset's file: read it once.
@@ -173,6 +169,24 @@ def report(cfg: DictConfig) -> None:
 
 def history_rows(history: dict[str, Sequence[float]]) -> list[dict[str, float]]:
     return [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}} for i in range(len(history["loss"]))]
+
+
+class InProcess(Executor):
+    """Runs each call at once, in this process."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def pdf_writer() -> Executor:
+    """The misclassification PDFs are most of the report's work: a second process draws them while this one
+    does the rest. Not inside a sweep's worker process: the cores are already shared out there (and joblib's
+    workers cannot start processes the standard way)."""
+    if multiprocessing.parent_process() is None:
+        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    return InProcess()
 
 
 def misclassified_pdf_args(ds: Dataset, probs: np.ndarray, y: np.ndarray, order: np.ndarray, cfg: DictConfig,

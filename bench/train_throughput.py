@@ -43,12 +43,11 @@ WARMUP = 16  # steps, a multiple of every steps-per-execution above
 
 
 def load_conf() -> dict:
-    """The default model, augmentation and training settings, read from conf/ as the pipeline composes them."""
+    """The default model, augmentation and training settings: params.yaml, the composition of conf/."""
     from omegaconf import OmegaConf
 
-    conf = ROOT / "conf"
-    return {group: OmegaConf.to_container(OmegaConf.load(conf / group / f"{name}.yaml"))
-            for group, name in (("model", "cnn3_bn"), ("augment", "standard"), ("train", "default"))}
+    params = OmegaConf.to_container(OmegaConf.load(ROOT / "params.yaml"))
+    return {group: params[group] for group in ("model", "augment", "train")}
 
 
 def measure(variant: dict, steps: int) -> dict:

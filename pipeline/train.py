@@ -106,9 +106,7 @@ def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint
         callbacks=callbacks,
         verbose=1,
     )
-    logs = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    logs["learning_rate"] = [float(v) for v in logs.get("learning_rate", [])]
-    return logs
+    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
 
 
 def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:

@@ -19,6 +19,8 @@ from pipeline import metrics, tracking
 from pipeline.batches import batches
 from pipeline.datasets import Dataset, load_dataset, prepared_path
 from pipeline.files import read_json, write_json, write_npz
+from pipeline.fused import copy_weights, with_fused_batch_norm
+from pipeline.shutdown import skip_final_collection
 
 
 def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:
@@ -32,6 +34,10 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Score the trained model on every configured test set; log to its run and write DVC metrics."""
     models_dir = Path(cfg.paths.models)
     model = keras.models.load_model(models_dir / "model.keras")
+    if cfg.evaluate.fused_batch_norm:
+        # The same weights through TensorFlow's fused inference kernel, which its graph optimiser merges with the
+        # convolution before it: predictions agree with the plain model's to ~1e-6 (tests/test_fused.py).
+        model = copy_weights(model, with_fused_batch_norm(model))
     class_names = read_json(models_dir / "history.json")["class_names"]
     results, per_class = {}, {}
     with tracking.reopen_run(models_dir / "run.json", cfg.tracking):
@@ -60,4 +66,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    skip_final_collection()
     main()

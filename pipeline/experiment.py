@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.evaluate import evaluate
 from pipeline.report import report
+from pipeline.shutdown import skip_final_collection
 from pipeline.sweep import sweep_job
 from pipeline.train import default_run_name, train
 
@@ -69,4 +70,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    skip_final_collection()
     main()

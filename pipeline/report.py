@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from pipeline import metrics, plots, tracking
 from pipeline.datasets import Dataset, load_dataset, prepared_path
 from pipeline.files import atomic_path, read_json
+from pipeline.shutdown import skip_final_collection
 from pipeline.tables import classification_report, per_class_rows, to_csv
 
 DISPLAY_NAMES = {"mnist": "MNIST", "emnist_digits": "EMNIST digits", "emnist_balanced": "EMNIST 47 classes"}
@@ -215,4 +216,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    skip_final_collection()
     main()

@@ -27,6 +27,7 @@ from pipeline.fused import copy_weights, with_fused_batch_norm
 from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
 from pipeline.serving import log_keras_model
+from pipeline.shutdown import skip_final_collection
 
 
 def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
@@ -182,4 +183,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    skip_final_collection()
     main()

@@ -67,3 +67,20 @@ def test_dtype_policy_scope_restores_the_previous_policy():
     with dtype_policy("mixed_bfloat16"):
         assert keras.config.dtype_policy().name == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == before
+
+
+def test_fused_copy_predicts_what_the_plain_model_predicts():
+    """Evaluation predicts with the fused copy (evaluate.fused_batch_norm); it must score the served model."""
+    rng = np.random.default_rng(2)
+    x = rng.uniform(0, 255, (64, 28, 28)).astype(np.float32)
+    augment = {"name": "standard", "rotation_degrees": 10, "zoom": 0.1, "shift": 0.1}
+    plain = build_model(CNN3, augment, 5)
+    for layer in plain.layers:
+        if isinstance(layer, layers.BatchNormalization):  # statistics as far from the initial ones as training's
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.normal(1, 0.3, n), rng.normal(0, 0.3, n), rng.normal(0, 2, n),
+                               rng.uniform(0.2, 5, n)])
+    fused = copy_weights(plain, with_fused_batch_norm(plain))
+    expected = plain.predict(x, verbose=0)
+    assert expected.std() > 0.01  # not a flat output that any model would match
+    np.testing.assert_allclose(fused.predict(x, verbose=0), expected, atol=1e-5)

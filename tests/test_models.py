@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pipeline.augment import augmentation
 from pipeline.models import build_model
 from tests.conftest import REPO
 
@@ -76,3 +77,10 @@ def test_every_augmentation_policy_survives_save_and_load(policy, tmp_path):
     x = np.full((2, 28, 28), 100, np.float32)
     np.testing.assert_allclose(keras.models.load_model(tmp_path / "m.keras").predict(x, verbose=0),
                                model.predict(x, verbose=0), rtol=1e-5)
+
+
+def test_strong_policy_erases_only_when_asked():
+    names = [type(layer).__name__ for layer in augmentation(conf("augment", "strong"))]
+    assert names == ["RandomRotation", "RandomZoom", "RandomTranslation"]
+    erasing = augmentation({**conf("augment", "strong"), "erase": 0.5})
+    assert type(erasing[-1]).__name__ == "RandomErasing" and len(erasing) == 4

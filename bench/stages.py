@@ -3,9 +3,12 @@
 Run in a repository where `dvc repro` has completed (it re-runs the evaluate stage, whose outputs come out the
 same). Baselines measured in the same run:
 - no-op `dvc repro` against `dvc version` (DVC's own start-up, the floor of any dvc command);
-- prediction over the evaluation sets through the pipeline's input pipeline against Keras's own numpy path
-  (`model.predict(x)`), the same model, the same batch size, taking turns;
-- each entrypoint's import against `import keras` (TensorFlow's start-up, which every stage but fetch pays).
+- prediction over the evaluation sets as the evaluate stage does it (the pipeline's input pipeline, fused
+  batch norm) and through the input pipeline alone, against Keras's own numpy path (`model.predict(x)`), the
+  same model, the same batch size, taking turns;
+- each entrypoint's import against `import keras` (TensorFlow's start-up, which every stage but fetch pays);
+- a process's exit after importing the evaluate stage, with the final garbage collection skipped
+  (pipeline/shutdown.py) against Python's default exit.
 
     .venv/bin/python bench/stages.py [--repeats 3]
 """
@@ -51,14 +54,17 @@ def predict_rates(repeats: int) -> dict[str, float]:
 
     from pipeline.batches import batches
     from pipeline.datasets import load_dataset, prepared_path
+    from pipeline.fused import copy_weights, with_fused_batch_norm
 
     params = OmegaConf.load(ROOT / "params.yaml")
     model = keras.models.load_model(ROOT / params.paths.models / "model.keras")
+    fused = copy_weights(model, with_fused_batch_norm(model))
     x = np.concatenate([load_dataset(prepared_path(ROOT / params.paths.prepared, name)).x_test
                         for name in params.data.test_sets])
     size = params.evaluate.batch_size
     ways = {"keras numpy": lambda: model.predict(x.astype(np.float32), batch_size=size, verbose=0),
-            "pipeline": lambda: model.predict(batches(x, batch_size=size), verbose=0)}
+            "pipeline": lambda: model.predict(batches(x, batch_size=size), verbose=0),
+            "pipeline fused": lambda: fused.predict(batches(x, batch_size=size), verbose=0)}
     best = dict.fromkeys(ways, 0.0)
     for way in ways.values():
         way()  # trace once
@@ -94,9 +100,11 @@ def main() -> None:
     out = subprocess.run([sys.executable, __file__, "--predict-only", "--repeats", str(args.repeats)],
                          cwd=ROOT, capture_output=True, text=True, check=True)
     rates = json.loads(out.stdout.strip().splitlines()[-1])
+    base = rates["keras numpy"]
     print(f"evaluate stage (`dvc repro -f -s evaluate`): {evaluate:.1f} s (goal <= 20 s) for {rates['images']:,} "
-          f"images; predicting: pipeline {rates['pipeline']:,.0f} images/s vs Keras's numpy path "
-          f"{rates['keras numpy']:,.0f}: {rates['pipeline'] / rates['keras numpy']:.2f}x", flush=True)
+          f"images; predicting, images/s: Keras's numpy path {base:,.0f}, input pipeline {rates['pipeline']:,.0f} "
+          f"({rates['pipeline'] / base:.2f}x), + fused batch norm (the stage's way) {rates['pipeline fused']:,.0f} "
+          f"({rates['pipeline fused'] / base:.2f}x)", flush=True)
 
     python = sys.executable
     keras_import = wall([python, "-c", "import keras"], args.repeats)
@@ -104,6 +112,13 @@ def main() -> None:
     for name in ENTRYPOINTS:
         seconds = wall([python, "-c", f"import pipeline.{name}"], args.repeats)
         print(f"  pipeline.{name:<11} {seconds:5.2f} s  {seconds / keras_import:5.2f}x `import keras`", flush=True)
+
+    plain_exit = wall([python, "-c", "import pipeline.evaluate"], args.repeats)
+    skip = "from pipeline.shutdown import skip_final_collection; skip_final_collection(); "
+    quick_exit = wall([python, "-c", skip + "import pipeline.evaluate"], args.repeats)
+    print(f"\nimport pipeline.evaluate and exit: {quick_exit:.2f} s skipping the final collection vs "
+          f"{plain_exit:.2f} s by default: {plain_exit - quick_exit:.2f} s saved, {plain_exit / quick_exit:.2f}x",
+          flush=True)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,8 @@ def standard(rotation_degrees: float, zoom: float, shift: float) -> list[layers.
 
 def strong(rotation_degrees: float, zoom: float, shift: float, erase: float = 0.0) -> list[layers.Layer]:
     """Larger rotations, zooms and shifts: EMNIST's writers and 47 classes vary more than MNIST's digits.
-    `erase` > 0 adds random erasing to that share of the images; off by default, because on the 47 classes it
-    cost 0.6-1.0 points (erasing a stroke can turn one class into another: E into F, O into C).
+    `erase` > 0 adds random erasing to that share of the images. Off by default: erasing a stroke can turn one
+    class into another (E into F, O into C), and it did not help on the 47 classes (README).
     (Keras 3.15's RandomShear cannot be reloaded from a saved model: its config stores a negative factor that
     its own constructor rejects; so no shear.)"""
     policy = standard(rotation_degrees, zoom, shift)

@@ -54,11 +54,11 @@ def predict_rates(repeats: int) -> dict[str, float]:
 
     from pipeline.batches import batches
     from pipeline.datasets import load_dataset, prepared_path
-    from pipeline.fused import copy_weights, with_fused_batch_norm
+    from pipeline.fused import fused_copy
 
     params = OmegaConf.load(ROOT / "params.yaml")
     model = keras.models.load_model(ROOT / params.paths.models / "model.keras")
-    fused = copy_weights(model, with_fused_batch_norm(model))
+    fused = fused_copy(model)
     x = np.concatenate([load_dataset(prepared_path(ROOT / params.paths.prepared, name)).x_test
                         for name in params.data.test_sets])
     size = params.evaluate.batch_size

@@ -19,7 +19,7 @@ from pipeline import metrics, tracking
 from pipeline.batches import batches
 from pipeline.datasets import Dataset, load_dataset, prepared_path
 from pipeline.files import read_json, write_json, write_npz
-from pipeline.fused import copy_weights, with_fused_batch_norm
+from pipeline.fused import fused_copy
 from pipeline.shutdown import skip_final_collection
 
 
@@ -37,7 +37,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     if cfg.evaluate.fused_batch_norm:
         # The same weights through TensorFlow's fused inference kernel, which its graph optimiser merges with the
         # convolution before it: predictions agree with the plain model's to ~1e-6 (tests/test_fused.py).
-        model = copy_weights(model, with_fused_batch_norm(model))
+        model = fused_copy(model)
     class_names = read_json(models_dir / "history.json")["class_names"]
     results, per_class = {}, {}
     with tracking.reopen_run(models_dir / "run.json", cfg.tracking):

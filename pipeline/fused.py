@@ -1,10 +1,11 @@
-"""A training-time copy of a model whose batch normalisation runs as one fused kernel.
+"""A copy of a model whose batch normalisation runs as one fused kernel, to train and to evaluate with.
 
 Keras 3's BatchNormalization computes its statistics and normalises with separate element-wise operations
 (several passes over each activation, forward and backward); TensorFlow's FusedBatchNormV3 does it in one
 oneDNN kernel and accepts bfloat16 activations directly. On the default network that makes training about
-a fifth faster (bench/RESULTS.md). The fused layer is used only to train: the model that is saved, logged
-and served is rebuilt from plain Keras layers (`copy_weights`), so loading it needs nothing from this project.
+a fifth faster (bench/RESULTS.md). The fused layer is used to train and to evaluate, never saved: the model
+that is saved, logged and served is rebuilt from plain Keras layers (`copy_weights`), so loading it needs
+nothing from this project.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def _swap(layer: layers.Layer) -> layers.Layer:
 def with_fused_batch_norm(model: keras.Model) -> keras.Model:
     """A new, freshly initialised model of the same graph with every BatchNormalization fused."""
     return keras.models.clone_model(model, clone_function=_swap)
+
+
+def fused_copy(model: keras.Model) -> keras.Model:
+    """`model` with its own weights and every BatchNormalization fused: for inference, where TensorFlow's graph
+    optimiser merges the fused kernel into the convolution before it (bench/RESULTS.md)."""
+    return copy_weights(model, with_fused_batch_norm(model))
 
 
 def copy_weights(source: keras.Model, target: keras.Model) -> keras.Model:

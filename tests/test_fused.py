@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from pipeline.fused import FusedBatchNormalization, copy_weights, with_fused_batch_norm
+from pipeline.fused import FusedBatchNormalization, copy_weights, fused_copy, with_fused_batch_norm
 from pipeline.models import build_model
 from pipeline.precision import dtype_policy, resolve_precision
 
@@ -80,7 +80,7 @@ def test_fused_copy_predicts_what_the_plain_model_predicts():
             n = layer.gamma.shape[0]
             layer.set_weights([rng.normal(1, 0.3, n), rng.normal(0, 0.3, n), rng.normal(0, 2, n),
                                rng.uniform(0.2, 5, n)])
-    fused = copy_weights(plain, with_fused_batch_norm(plain))
+    fused = fused_copy(plain)
     expected = plain.predict(x, verbose=0)
     assert expected.std() > 0.01  # not a flat output that any model would match
     np.testing.assert_allclose(fused.predict(x, verbose=0), expected, atol=1e-5)

@@ -73,7 +73,7 @@ def test_fused_copy_predicts_what_the_plain_model_predicts():
     """Evaluation predicts with the fused copy (evaluate.fused_batch_norm); it must score the served model."""
     rng = np.random.default_rng(2)
     x = rng.uniform(0, 255, (64, 28, 28)).astype(np.float32)
-    augment = {"name": "standard", "rotation_degrees": 10, "zoom": 0.1, "shift": 0.1}
+    augment = {"name": "standard", "rotation_degrees": 10, "zoom": 0.1, "shift": 0.1, "interpolation": "bilinear"}
     plain = build_model(CNN3, augment, 5)
     for layer in plain.layers:
         if isinstance(layer, layers.BatchNormalization):  # statistics as far from the initial ones as training's

@@ -13,7 +13,7 @@ from tests.conftest import REPO
 
 CNN3 = {"name": "cnn3_bn", "filters": [32, 64, 128], "conv_dropout": 0.25, "dense_units": [256, 128],
         "dense_dropout": 0.4}
-STANDARD = {"name": "standard", "rotation_degrees": 10, "zoom": 0.1, "shift": 0.1}
+STANDARD = {"name": "standard", "rotation_degrees": 10, "zoom": 0.1, "shift": 0.1, "interpolation": "bilinear"}
 
 
 @pytest.mark.parametrize("classes", [10, 47])
@@ -84,3 +84,19 @@ def test_strong_policy_erases_only_when_asked():
     assert names == ["RandomRotation", "RandomZoom", "RandomTranslation"]
     erasing = augmentation({**conf("augment", "strong"), "erase": 0.5})
     assert type(erasing[-1]).__name__ == "RandomErasing" and len(erasing) == 4
+
+
+def intensities_after(policy: str) -> set[float]:
+    """The pixel values the policy's layers produce from black-and-white images with rotated, scaled strokes."""
+    images = np.zeros((64, 28, 28, 1), np.float32)
+    images[:, 6:22, 12:16] = 1.0
+    images[:, 12:15, 6:22] = 1.0
+    for layer in augmentation(conf("augment", policy)):
+        images = layer(images, training=True)
+    return set(np.unique(np.asarray(images)).tolist())
+
+
+def test_strong_policy_keeps_strokes_sharp_where_seed_000s_blurs_them():
+    """Seed 000's bilinear passes invent grey pixels that no test image has; `strong` must not (README, EMNIST)."""
+    assert intensities_after("strong") == {0.0, 1.0}
+    assert len(intensities_after("standard")) > 100

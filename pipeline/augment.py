@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 from keras import layers
 
 SEED = 1234  # layer-level seeds make augmentation reproducible given the global seed
@@ -51,3 +52,16 @@ def augmentation(augment_cfg: Mapping[str, Any]) -> list[layers.Layer]:
     if name not in POLICIES:
         raise ValueError(f"augment.name: unknown policy {name!r}; known: {sorted(POLICIES)}")
     return POLICIES[name](**options)
+
+
+def augmented_examples(images: np.ndarray, augment_cfg: Mapping[str, Any], copies: int) -> np.ndarray:
+    """`copies` rows of the images as the policy's layers present them in training (uint8, like the data),
+    so that the report can show what augmentation did, blur included."""
+    policy = augmentation(augment_cfg)
+    rows = []
+    for _ in range(copies):
+        x = images.astype(np.float32)[..., None] / 255.0  # the model rescales before augmenting
+        for layer in policy:
+            x = layer(x, training=True)
+        rows.append(np.rint(np.clip(np.asarray(x)[..., 0], 0.0, 1.0) * 255).astype(np.uint8))
+    return np.stack(rows)

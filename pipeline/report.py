@@ -1,6 +1,7 @@
 """Stage `report`: every figure and table, from what train and evaluate wrote — no retraining, no re-predicting.
 
-Per run: reports/summary.pdf (read first), curves, 40 sample training images, the training class distribution.
+Per run: reports/summary.pdf (read first), curves, 40 sample training images, 10 training images as augmentation
+changed them in training, the training class distribution.
 Per test set (reports/<test set>/): confusion matrices, reliability diagram, most confused pairs, grids of
 correct and incorrect predictions, the classification report; and the misclassification PDF in reports/.
 DVC plot data goes to plots/ (history.csv, confusion/<test set>.csv). Everything is logged to the model's run.
@@ -73,6 +74,16 @@ def sample_grid(ds: Dataset, n: int, seed: int):
                             f"{n} training images with their labels")
 
 
+def augmented_grid(path: Path, policy: str, class_names: Sequence[str]):
+    """Training images (top row) and, below, what the augmentation policy made of them in training."""
+    with np.load(path) as z:
+        original, labels, augmented = z["original"], z["labels"], z["augmented"]
+    captions = [class_names[y] for y in labels] + [""] * (len(augmented) * len(original))
+    return plots.image_grid(np.concatenate([original, *augmented]), captions,
+                            f"augment={policy}: training images (top) as training sees them (below)",
+                            cols=len(original))
+
+
 def test_set_figures(name: str, ds: Dataset, probs: np.ndarray, y: np.ndarray, cfg: DictConfig):
     """(file name, figure-making function) for one test set, in the order the summary shows them."""
     names = ds.class_names
@@ -122,6 +133,8 @@ def report(cfg: DictConfig) -> None:
     pages: list[tuple[Path, Callable]] = [
         (reports / "curves.png", lambda: plots.training_curves(record["history"], "Training curves")),
         (reports / "samples.png", lambda: sample_grid(train_ds, 40, cfg.seed)),
+        (reports / "augmented.png", lambda: augmented_grid(models_dir / "augmented.npz", cfg.augment.name,
+                                                           train_ds.class_names)),
         (reports / "class_distribution.png", lambda: plots.class_distribution(
             np.bincount(train_labels, minlength=train_ds.num_classes), train_ds.class_names,
             f"Training set class distribution ({display(cfg.data.name)}, {len(train_labels):,} images)")),

@@ -20,9 +20,10 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import tracking
+from pipeline.augment import augmented_examples
 from pipeline.batches import batches
 from pipeline.datasets import load_dataset, prepared_path
-from pipeline.files import atomic_path, write_json
+from pipeline.files import atomic_path, write_json, write_npz
 from pipeline.fused import copy_weights, with_fused_batch_norm
 from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
@@ -117,6 +118,15 @@ def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
     return int(pick(values)) + 1
 
 
+def write_augmented_examples(path: Path, train_set: tuple[np.ndarray, np.ndarray], cfg: DictConfig,
+                             count: int = 10, copies: int = 3) -> None:
+    """A few training images and what the augmentation policy makes of them, for the report stage to draw
+    (it does not load Keras)."""
+    x, y = train_set
+    pick = np.random.default_rng(cfg.seed).choice(len(x), size=min(count, len(x)), replace=False)
+    write_npz(path, original=x[pick], labels=y[pick], augmented=augmented_examples(x[pick], cfg.augment, copies))
+
+
 def default_run_name(cfg: DictConfig) -> str:
     return f"{cfg.model.name} augment={cfg.augment.name} on {cfg.data.name}"
 
@@ -169,6 +179,7 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
             best.save(out)
         write_json(models_dir / "history.json", {**summary, "class_names": list(ds.class_names),
                                                  "history": history})
+        write_augmented_examples(models_dir / "augmented.npz", train_set, cfg)
         tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
     print(f"train: done in {seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
           flush=True)

@@ -64,7 +64,8 @@ def test_every_report_artefact_is_in_the_run_for_every_test_set(repo):
     r = the_run(path)
     c = client(path)
     top = {a.path for a in c.list_artifacts(r.info.run_id, "reports")}
-    assert {f"reports/{f}" for f in ("curves.png", "samples.png", "class_distribution.png", "summary.pdf")} <= top
+    expected = ("curves.png", "samples.png", "augmented.png", "class_distribution.png", "summary.pdf")
+    assert {f"reports/{f}" for f in expected} <= top
     for test_set in ("mnist", "emnist_digits"):
         files = {a.path for a in c.list_artifacts(r.info.run_id, f"reports/{test_set}")}
         assert files == {f"reports/{test_set}/{f}" for f in REPORT_FILES}, test_set

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.augment import augmentation
+from pipeline.augment import augmentation, augmented_examples
 from pipeline.models import build_model
 from tests.conftest import REPO
 
@@ -100,3 +100,13 @@ def test_strong_policy_keeps_strokes_sharp_where_seed_000s_blurs_them():
     """Seed 000's bilinear passes invent grey pixels that no test image has; `strong` must not (README, EMNIST)."""
     assert intensities_after("strong") == {0.0, 1.0}
     assert len(intensities_after("standard")) > 100
+
+
+def test_augmented_examples_show_the_training_view_of_each_image():
+    images = np.random.default_rng(0).integers(1, 256, (4, 28, 28)).astype(np.uint8)
+    unchanged = augmented_examples(images, conf("augment", "none"), copies=2)
+    assert unchanged.shape == (2, 4, 28, 28) and unchanged.dtype == np.uint8
+    np.testing.assert_array_equal(unchanged[1], images)
+    moved = augmented_examples(images, conf("augment", "strong"), copies=2)
+    assert not np.array_equal(moved[0], images) and not np.array_equal(moved[0], moved[1])
+    assert set(np.unique(moved)) <= set(np.unique(images)) | {0}  # nearest: pixels moved or background, none invented

@@ -58,9 +58,10 @@ def augmented_examples(images: np.ndarray, augment_cfg: Mapping[str, Any], copie
     """`copies` rows of the images as the policy's layers present them in training (uint8, like the data),
     so that the report can show what augmentation did, blur included."""
     policy = augmentation(augment_cfg)
+    scaled = images.astype(np.float32)[..., None] / 255.0  # the model rescales before augmenting
     rows = []
     for _ in range(copies):
-        x = images.astype(np.float32)[..., None] / 255.0  # the model rescales before augmenting
+        x = scaled
         for layer in policy:
             x = layer(x, training=True)
         rows.append(np.rint(np.clip(np.asarray(x)[..., 0], 0.0, 1.0) * 255).astype(np.uint8))

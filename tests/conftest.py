@@ -13,10 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from pipeline.mirror import ENV_VAR
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def conf(group: str, name: str) -> dict:
+    """One option file of a config group (conf/<group>/<name>.yaml), the single source of truth, as a dict."""
+    return yaml.safe_load((REPO / "conf" / group / f"{name}.yaml").read_text())
 
 
 def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:

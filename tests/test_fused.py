@@ -10,6 +10,7 @@ from keras import layers
 from pipeline.fused import FusedBatchNormalization, copy_weights, fused_copy, with_fused_batch_norm
 from pipeline.models import build_model
 from pipeline.precision import dtype_policy, resolve_precision
+from tests.conftest import conf
 
 CNN3 = {"name": "cnn3_bn", "filters": [8, 8, 8], "conv_dropout": 0.0, "dense_units": [16], "dense_dropout": 0.0}
 
@@ -73,8 +74,7 @@ def test_fused_copy_predicts_what_the_plain_model_predicts():
     """Evaluation predicts with the fused copy (evaluate.fused_batch_norm); it must score the served model."""
     rng = np.random.default_rng(2)
     x = rng.uniform(0, 255, (64, 28, 28)).astype(np.float32)
-    augment = {"name": "standard", "rotation_degrees": 10, "zoom": 0.1, "shift": 0.1, "interpolation": "bilinear"}
-    plain = build_model(CNN3, augment, 5)
+    plain = build_model(CNN3, conf("augment", "standard"), 5)
     for layer in plain.layers:
         if isinstance(layer, layers.BatchNormalization):  # statistics as far from the initial ones as training's
             n = layer.gamma.shape[0]

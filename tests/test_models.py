@@ -5,15 +5,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import yaml
 
 from pipeline.augment import augmentation, augmented_examples
 from pipeline.models import build_model
-from tests.conftest import REPO
+from tests.conftest import REPO, conf
 
-CNN3 = {"name": "cnn3_bn", "filters": [32, 64, 128], "conv_dropout": 0.25, "dense_units": [256, 128],
-        "dense_dropout": 0.4}
-STANDARD = {"name": "standard", "rotation_degrees": 10, "zoom": 0.1, "shift": 0.1, "interpolation": "bilinear"}
+CNN3 = conf("model", "cnn3_bn")
+STANDARD = conf("augment", "standard")
 
 
 @pytest.mark.parametrize("classes", [10, 47])
@@ -44,10 +42,6 @@ def test_unknown_names_are_errors_that_list_the_choices():
         build_model({"name": "nope"}, STANDARD, 10)
     with pytest.raises(ValueError, match="unknown policy 'wild'"):
         build_model(CNN3, {"name": "wild"}, 10)
-
-
-def conf(group: str, name: str) -> dict:
-    return yaml.safe_load((REPO / "conf" / group / f"{name}.yaml").read_text())
 
 
 def test_seed_003_network_has_exactly_246319_parameters_for_47_classes():

@@ -1,7 +1,8 @@
 """Known SHA-256 sums of the decompressed IDX content, and their verification.
 
 Decompressed content is what we check because it is the same for the official files and for mirrors that
-recompressed them (see shared data README: MNIST's train images). Sums are keyed by the decompressed file name.
+recompressed them (see shared data README: MNIST's train images). Sums are keyed by the decompressed file name
+(mapping files are plain text: their sum is of the file itself).
 """
 
 from __future__ import annotations
@@ -24,11 +25,23 @@ KNOWN_SHA256: dict[str, str] = {
     "emnist-bymerge-test-labels-idx1-ubyte": "17b8bd69b4e584fa425d7268b1f58882ef4bf7f241a6116fa606bb6d36839b5a",
     "emnist-digits-test-labels-idx1-ubyte": "a456cc5cfc928851403b513f94937b9d7570f424ea6d56dce3b28f6c0723608a",
     "emnist-digits-train-labels-idx1-ubyte": "86013a4b932e35477a90ecff239cf492643795cf3c68dd6b7fae3264fb24316b",
+    # EMNIST's mapping files (class index -> ASCII code), as in NIST's archive
+    "emnist-balanced-mapping.txt": "956dc507bf69e9f31f4e3e876d22ec66124aa229b5d0bd65ab8956a8044d3ede",
+    "emnist-byclass-mapping.txt": "68fa9091ed325830418b5a8d732f32316e54a480b9f8994a161abb4eddd0d078",
+    "emnist-bymerge-mapping.txt": "956dc507bf69e9f31f4e3e876d22ec66124aa229b5d0bd65ab8956a8044d3ede",
+    "emnist-digits-mapping.txt": "6d157dc46a7b1c80d630f4fed571d9964db37ee1669cac403b6db2c8bb109d94",
+    "emnist-letters-mapping.txt": "a56cb9a31c08e3251a61ea7b1ec8bc4f4cabdc1edf3128508d3a485ad53fa456",
+    "emnist-mnist-mapping.txt": "6d157dc46a7b1c80d630f4fed571d9964db37ee1669cac403b6db2c8bb109d94",
 }
 
 
 class ChecksumError(ValueError):
     """Content whose SHA-256 differs from the known sum."""
+
+
+def known_sums(extra: Mapping[str, str]) -> dict[str, str]:
+    """The sums above and those the user adds in the config (`ingest.checksums`), the user's taking precedence."""
+    return {**KNOWN_SHA256, **extra}
 
 
 def sha256(data: bytes) -> str:

@@ -1,8 +1,9 @@
 """Stage `evaluate`: the trained model on every test set the config names.
 
-Writes predictions/<test set>.npz (probabilities and true labels, for the report stage), metrics/test.json
-(headline scores) and metrics/per_class.json (accuracy per class) as DVC metrics, and logs the headline scores
-to the model's MLflow run (the per-class table is logged by report).
+Writes predictions/<test set>.npz (probabilities and true labels, for the report stage) and metrics/test.json
+(the headline scores per test set, a DVC metric), and logs the headline scores to the model's MLflow run. The
+per-class tables are the report stage's (plots/per_class/, reports/): as metrics they would be one `dvc exp show`
+column per class.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
         # convolution before it: predictions agree with the plain model's to ~1e-6 (tests/test_fused.py).
         model = fused_copy(model)
     class_names = read_json(models_dir / "history.json")["class_names"]
-    results, per_class = {}, {}
+    results = {}
     with tracking.reopen_run(models_dir / "run.json", cfg.tracking):
         for name in cfg.data.test_sets:
             ds = load_dataset(prepared_path(cfg.paths.prepared, name))
@@ -48,15 +49,12 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
             probs = model.predict(batches(x, batch_size=cfg.evaluate.batch_size), verbose=0)
             cm = metrics.confusion_matrix(y, probs.argmax(axis=1), ds.num_classes)
             results[name] = metrics.summary_scores(probs, y, cm)
-            recall = metrics.per_class_scores(cm)["recall"]
-            per_class[name] = dict(zip(ds.class_names, recall.round(6).tolist()))
             write_npz(Path(cfg.paths.predictions) / f"{name}.npz", probs=probs, y_true=y)
             mlflow.log_metrics({f"test.{name}.{k}": v for k, v in results[name].items() if k != "images"})
             mlflow.set_tag(f"dataset.test.{name}", ds.source)
             print(f"evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, loss {results[name]['loss']:.4f} "
                   f"on {len(y)} images ({ds.source})", flush=True)
         write_json(Path(cfg.paths.metrics) / "test.json", results)
-        write_json(Path(cfg.paths.metrics) / "per_class.json", per_class)
     return results
 
 

@@ -1,4 +1,6 @@
-"""Stage `ingest`: NIST's EMNIST IDX files (.gz or raw) -> data/prepared/<dataset>.npz, upright like MNIST.
+"""Stage `ingest`: the raw IDX files in data/raw/ -> data/prepared/<dataset>.npz, one format, upright like MNIST.
+
+MNIST's files become mnist.npz; NIST's EMNIST files (.gz or plain) become one file per `ingest.datasets` entry.
 
 Each dataset names an ordered list of sources (an EMNIST split, the parts to read, whether to keep only the
 digit classes). The first source whose files are all present is used; which one, and why the ones before it
@@ -9,7 +11,6 @@ A present but malformed file stops the stage: only absence moves on to the next 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
@@ -18,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import checksums, idx
 from pipeline.datasets import (
+    DIGIT_NAMES,
     Dataset,
     emnist_upright,
     empty_images,
@@ -27,79 +29,30 @@ from pipeline.datasets import (
     save_dataset,
     stratified_split,
 )
-from pipeline.mirror import ENV_VAR, emnist_dir
+from pipeline.raw import locate, present, read_verified
+from pipeline.sources import Source, missing_files, parse_datasets
 
-SPLITS = ("digits", "balanced", "byclass", "bymerge", "letters", "mnist")
-PARTS = ("train", "test")
-NIST_HINT = (
-    "Download NIST's EMNIST (gzip.zip from https://www.nist.gov/itl/products-and-services/emnist-dataset), "
-    f"unzip its gzip/ folder into {{folder}}, or set {ENV_VAR} to a mirror whose emnist/ folder holds them."
-)
+NOT_FETCHED = "run the fetch stage first (`dvc repro fetch`), or put NIST's files into {folder}"
 
 
-@dataclass(frozen=True)
-class Holdout:
-    """Divide the source's images into train and test, stratified by class: for splits that come as one part."""
-
-    fraction: float
-    seed: int
-
-
-@dataclass(frozen=True)
-class Source:
-    split: str
-    parts: tuple[str, ...]
-    digits_only: bool
-    holdout: Holdout | None = None
-
-    def files(self) -> list[str]:
-        names = [f"emnist-{self.split}-mapping.txt"]
-        for part in self.parts:
-            names += [f"emnist-{self.split}-{part}-images-idx3-ubyte", f"emnist-{self.split}-{part}-labels-idx1-ubyte"]
-        return names
-
-    def describe(self) -> str:
-        kept = ", classes 0-9" if self.digits_only else ""
-        held = ""
-        if self.holdout:
-            test = round(self.holdout.fraction * 100)
-            held = f", divided {100 - test}/{test} into train/test (stratified, seed {self.holdout.seed})"
-        return f"EMNIST {self.split} {'+'.join(self.parts)}{kept}{held}"
-
-
-def parse_source(raw: Mapping, dataset: str) -> Source:
-    split, parts = raw["split"], tuple(raw["parts"])
-    if split not in SPLITS:
-        raise ValueError(f"ingest.datasets.{dataset}: unknown EMNIST split {split!r}; choose one of {SPLITS}")
-    if not parts or any(p not in PARTS for p in parts):
-        raise ValueError(f"ingest.datasets.{dataset}: parts must be some of {PARTS}, got {list(parts)}")
-    holdout = raw.get("holdout")
-    if holdout is not None:
-        if len(parts) != 1 or not 0 < holdout["fraction"] < 1:
-            raise ValueError(f"ingest.datasets.{dataset}: holdout divides one part by a fraction in (0, 1)")
-        holdout = Holdout(float(holdout["fraction"]), int(holdout["seed"]))
-    return Source(split, parts, bool(raw.get("digits_only", False)), holdout)
-
-
-def locate(folder: Path, name: str) -> Path | None:
-    """NIST ships .gz files; users who unpacked them have the raw ones. Either will do."""
-    for candidate in (folder / f"{name}.gz", folder / name):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def missing_files(folder: Path, source: Source) -> list[str]:
-    return [name for name in source.files() if locate(folder, name) is None]
-
-
-def read_verified(folder: Path, name: str, known: Mapping[str, str]) -> bytes:
+def read_raw(folder: Path, name: str, known: Mapping[str, str]) -> tuple[bytes, str]:
+    """The verified content of `name` in the raw folder, and the path to name in messages."""
     path = locate(folder, name)
-    assert path is not None, name  # missing_files() was checked first
-    content = idx.read_bytes(path)
-    if checksums.verify(name, content, str(path), known) is None:
-        print(f"ingest: note: no known checksum for {name}; sha256 {checksums.sha256(content)}", flush=True)
-    return content
+    if path is None:
+        raise FileNotFoundError(f"{folder / name}: not found — {NOT_FETCHED.format(folder=folder)}")
+    return read_verified(path, name, known, "ingest"), str(path)
+
+
+def load_mnist(folder: Path, known: Mapping[str, str]) -> Dataset:
+    """MNIST's four IDX files (as fetch stores them) as a prepared dataset."""
+    arrays = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        images, images_path = read_raw(folder, f"{prefix}-images-idx3-ubyte", known)
+        labels, labels_path = read_raw(folder, f"{prefix}-labels-idx1-ubyte", known)
+        arrays[f"x_{split}"] = idx.parse_images(images, images_path)
+        arrays[f"y_{split}"] = idx.parse_labels(labels, labels_path)
+        idx.check_pair(arrays[f"x_{split}"], arrays[f"y_{split}"], images_path, labels_path)
+    return Dataset(**arrays, class_names=DIGIT_NAMES, source="MNIST (LeCun et al.'s official files)")
 
 
 def class_order(mapping: dict[int, str], digits_only: bool, name: str) -> list[int]:
@@ -115,20 +68,19 @@ def class_order(mapping: dict[int, str], digits_only: bool, name: str) -> list[i
 
 def load_source(folder: Path, source: Source, known: Mapping[str, str]) -> Dataset:
     """Read, verify, turn upright and relabel (0..n-1) one source's files."""
-    mapping_file = folder / f"emnist-{source.split}-mapping.txt"
-    mapping = parse_mapping(mapping_file.read_text(encoding="ascii"), str(mapping_file))
+    mapping_text, mapping_file = read_raw(folder, source.mapping_file(), known)
+    mapping = parse_mapping(mapping_text.decode("ascii"), mapping_file)
     order = class_order(mapping, source.digits_only, str(mapping_file))
     no_labels = np.zeros(0, dtype=np.uint8)
     arrays = {"x_train": empty_images(), "y_train": no_labels, "x_test": empty_images(), "y_test": no_labels}
     for part in source.parts:
-        img_name = f"emnist-{source.split}-{part}-images-idx3-ubyte"
-        lbl_name = f"emnist-{source.split}-{part}-labels-idx1-ubyte"
-        images = idx.parse_images(read_verified(folder, img_name, known), str(locate(folder, img_name)))
-        labels = idx.parse_labels(read_verified(folder, lbl_name, known), str(locate(folder, lbl_name)))
+        img_name, lbl_name = source.idx_files(part)
+        images = idx.parse_images(*read_raw(folder, img_name, known))
+        labels = idx.parse_labels(*read_raw(folder, lbl_name, known))
         idx.check_pair(images, labels, img_name, lbl_name)
         unknown = sorted(set(np.unique(labels).tolist()) - set(mapping))
         if unknown:
-            raise idx.IdxError(f"{lbl_name}: labels {unknown[:5]} are not in {mapping_file.name}")
+            raise idx.IdxError(f"{lbl_name}: labels {unknown[:5]} are not in {source.mapping_file()}")
         arrays[f"x_{part}"], arrays[f"y_{part}"] = keep_classes(emnist_upright(images), labels, order)
     if source.holdout:
         part = source.parts[0]
@@ -136,14 +88,15 @@ def load_source(folder: Path, source: Source, known: Mapping[str, str]) -> Datas
         train, test = stratified_split(y, source.holdout.fraction, source.holdout.seed)
         arrays = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
     class_names = tuple(mapping[label] for label in order)
-    return Dataset(**arrays, class_names=class_names, source=f"{source.describe()} from {folder}")
+    return Dataset(**arrays, class_names=class_names, source=source.describe())
 
 
 def ingest_dataset(name: str, folder: Path, sources: Sequence[Source], known: Mapping[str, str]) -> Dataset:
     """The dataset from the first complete source, with an error listing every source when none is."""
     passed_over = []
+    available = present(folder)
     for source in sources:
-        missing = missing_files(folder, source)
+        missing = missing_files(source, available)
         if not missing:
             if passed_over:
                 print(f"ingest: {name}: passed over " + "; ".join(passed_over), flush=True)
@@ -154,20 +107,23 @@ def ingest_dataset(name: str, folder: Path, sources: Sequence[Source], known: Ma
         passed_over.append(f"{source.describe()} (missing {', '.join(missing)})")
     raise FileNotFoundError(
         f"ingest: {name}: no configured source is complete in {folder}:\n  "
-        + "\n  ".join(passed_over) + "\n" + NIST_HINT.format(folder=folder)
+        + "\n  ".join(passed_over) + "\n" + NOT_FETCHED.format(folder=folder).capitalize()
     )
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    folder = emnist_dir(cfg.ingest.emnist_dir)
-    known = {**checksums.KNOWN_SHA256, **OmegaConf.to_container(cfg.ingest.checksums)}
-    for name, spec in cfg.ingest.datasets.items():
-        sources = [parse_source(s, name) for s in spec.sources]
-        ds = ingest_dataset(name, folder, sources, known)
-        out = prepared_path(cfg.paths.prepared, name)
-        save_dataset(out, ds)
-        print(f"ingest: wrote {out}", flush=True)
+    raw = Path(cfg.paths.raw)
+    known = checksums.known_sums(OmegaConf.to_container(cfg.ingest.checksums))
+    write_prepared(cfg.paths.prepared, "mnist", load_mnist(raw / "mnist", known))
+    for name, sources in parse_datasets(cfg.ingest.datasets).items():
+        write_prepared(cfg.paths.prepared, name, ingest_dataset(name, raw / "emnist", sources, known))
+
+
+def write_prepared(prepared_dir: str, name: str, ds: Dataset) -> None:
+    out = prepared_path(prepared_dir, name)
+    save_dataset(out, ds)
+    print(f"ingest: wrote {out}", flush=True)
 
 
 if __name__ == "__main__":

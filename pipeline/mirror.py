@@ -1,8 +1,9 @@
 """The local data mirror: an environment setting, because where the files come from does not change them.
 
 `HWLAB_DATA_MIRROR` names a folder laid out like NIST's and LeCun's downloads: `mnist/` with MNIST's four
-IDX files, `emnist/` with NIST's EMNIST files. Contents are verified by checksum whatever their source, so the
-same DVC outputs result, and DVC need not track the setting.
+IDX files, `emnist/` with NIST's EMNIST files (the gzip/ folder of NIST's archive). fetch copies what it needs
+from there into data/raw/, verified and decompressed, so the raw files DVC tracks are the same whatever their
+source, and DVC need not track the setting.
 """
 
 from __future__ import annotations
@@ -23,9 +24,3 @@ def mnist_sources(configured: Sequence[str], environ: Mapping[str, str] = os.env
     """The mirror's `mnist/` first when set, then the configured sources in order."""
     root = mirror_root(environ)
     return ([str(root / "mnist")] if root else []) + list(configured)
-
-
-def emnist_dir(configured: str, environ: Mapping[str, str] = os.environ) -> Path:
-    """The mirror's `emnist/` when set, else the configured folder where the user put NIST's files."""
-    root = mirror_root(environ)
-    return root / "emnist" if root else Path(configured)

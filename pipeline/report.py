@@ -4,7 +4,8 @@ Per run: reports/summary.pdf (read first), curves, 40 sample training images, 10
 changed them in training, the training class distribution.
 Per test set (reports/<test set>/): confusion matrices, reliability diagram, most confused pairs, grids of
 correct and incorrect predictions, the classification report; and the misclassification PDF in reports/.
-DVC plot data goes to plots/ (history.csv, confusion/<test set>.csv). Everything is logged to the model's run.
+DVC plot data goes to plots/ (history.csv; confusion/ and per_class/, a CSV per test set), which is committed
+with dvc.lock and metrics/ so that `dvc plots diff` shows how a change moved them. Everything is logged to the model's run.
 """
 
 from __future__ import annotations
@@ -158,6 +159,8 @@ def report(cfg: DictConfig) -> None:
             write_text(reports / name / "confused_pairs.csv", to_csv(
                 [{"true": ds.class_names[t], "predicted": ds.class_names[p], "count": n} for t, p, n in pairs]))
             mlflow.log_table({k: [r[k] for r in per_class] for k in per_class[0]}, f"tables/per_class_{name}.json")
+            write_text(plot_data / "per_class" / f"{name}.csv", to_csv(
+                [{"class": r["class"], "accuracy": round(r["recall"], 6)} for r in per_class]))
             write_text(plot_data / "confusion" / f"{name}.csv", to_csv(
                 [{"actual": ds.class_names[a], "predicted": ds.class_names[p]} for a, p in zip(y, probs.argmax(1))]))
             pdfs.append(writer.submit(write_misclassified_pdf, reports / pdf_name(name, cfg.data.name),

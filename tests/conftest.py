@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from pipeline.mirror import ENV_VAR
+from tests.http_source import FileServer, nist_archive
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,11 +50,13 @@ def mirror() -> Path:
     return Path(value).resolve()
 
 
-def stage_env(mirror: Path) -> dict[str, str]:
-    """The environment a user's shell would give `dvc repro`: our Python first on PATH, the mirror, no MLflow server."""
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+def stage_env(mirror: Path | None) -> dict[str, str]:
+    """The environment a user's shell would give `dvc repro`: our Python first on PATH, the mirror (or none, as on
+    a user's machine), no MLflow server."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", ENV_VAR)}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env[ENV_VAR] = str(mirror)
+    if mirror is not None:
+        env[ENV_VAR] = str(mirror)
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     env.setdefault("GIT_AUTHOR_NAME", "test")
     env.setdefault("GIT_AUTHOR_EMAIL", "test@example.com")
@@ -83,26 +86,41 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> s
     return result
 
 
+@pytest.fixture(scope="session")
+def official_site(mirror, tmp_path_factory) -> tuple[Path, str]:
+    """A folder to serve as the official sources: mnist/ (MNIST's four files, as LeCun's mirrors serve them) and
+    EMNIST/gzip.zip (an archive laid out like NIST's, built from the mirror's EMNIST files); and the archive's MD5."""
+    root = tmp_path_factory.mktemp("site")
+    shutil.copytree(mirror / "mnist", root / "mnist")
+    return root, nist_archive(mirror / "emnist", root / "EMNIST" / "gzip.zip")
+
+
 @dataclass(frozen=True)
 class FastRepo:
     path: Path          # a new repository after `dvc repro` with the fast setting
     env: dict[str, str]
+    compose: list[str]  # the overrides its params.yaml was composed with
     first_repro: str    # what that `dvc repro` printed
     run_id: str         # its MLflow run
     models: Path        # a copy of its models/ folder, safe from later tests' changes
 
 
 @pytest.fixture(scope="session")
-def fast_repo(mirror, tmp_path_factory) -> FastRepo:
-    """The real pipeline, once per session: a fresh copy of the repository, `dvc repro` with experiment=fast."""
+def fast_repo(official_site, tmp_path_factory) -> FastRepo:
+    """The real pipeline, once per session, as on a user's machine: a fresh copy of the repository, no mirror, the
+    data downloaded from a loopback server standing in for the official sites, `dvc repro` with experiment=fast."""
     path = copy_repo(tmp_path_factory.mktemp("clone"))
-    env = stage_env(mirror)
+    env = stage_env(None)
     run(["git", "init", "-q"], path, env)
     run(["git", "add", "-A"], path, env)
     run(["git", "commit", "-q", "-m", "clone"], path, env)
-    run(["python", "-m", "pipeline.compose", "experiment=fast"], path, env)
-    first = run(["dvc", "repro"], path, env)
+    root, md5 = official_site
+    with FileServer(root) as server:
+        compose = ["experiment=fast", f"fetch.mnist.sources=[{server.url('mnist/')}]",
+                   f"fetch.emnist.archives=[{server.url('EMNIST/gzip.zip')}]", f"fetch.emnist.md5={md5}"]
+        run(["python", "-m", "pipeline.compose", *compose], path, env)
+        first = run(["dvc", "repro"], path, env)
     models = tmp_path_factory.mktemp("models")
     shutil.copytree(path / "models", models, dirs_exist_ok=True)
     run_id = json.loads((path / "models" / "run.json").read_text())["run_id"]
-    return FastRepo(path, env, first.stdout, run_id, models)
+    return FastRepo(path, env, compose, first.stdout, run_id, models)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ import pytest
 
 from pipeline import checksums, idx
 from pipeline.datasets import emnist_upright, keep_classes, parse_mapping
-from pipeline.ingest import Source, ingest_dataset, load_source
+from pipeline.ingest import ingest_dataset, load_source
+from pipeline.sources import Source
 from tests.conftest import REPO, write_idx
 
+MAPPING_DIGITS = "".join(f"{i} {48 + i}\r\n" for i in range(10))  # NIST's file, byte for byte
 MAPPING_BYCLASS = "".join(f"{i} {c}\r\n" for i, c in enumerate(list(range(48, 58)) + list(range(65, 91)) + list(range(97, 123))))
 
 
@@ -29,7 +32,7 @@ def glyph_f() -> np.ndarray:
 def emnist_folder(tmp_path: Path, split: str, images: np.ndarray, labels: np.ndarray, mapping: str) -> Path:
     """A folder like NIST's download, holding one test split stored transposed as NIST stores it."""
     folder = tmp_path / "emnist"
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     write_idx(folder / f"emnist-{split}-test-images-idx3-ubyte.gz", images.transpose(0, 2, 1))
     write_idx(folder / f"emnist-{split}-test-labels-idx1-ubyte.gz", labels)
     (folder / f"emnist-{split}-mapping.txt").write_bytes(mapping.encode())
@@ -97,7 +100,7 @@ def test_first_complete_source_wins_and_absence_is_reported(tmp_path, capsys):
 def test_no_complete_source_lists_each_and_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         ingest_dataset("emnist_digits", tmp_path, [Source("digits", ("test",), False)], {})
-    assert "emnist-digits-test-images-idx3-ubyte" in str(err.value) and "gzip.zip" in str(err.value)
+    assert "emnist-digits-test-images-idx3-ubyte" in str(err.value) and "dvc repro fetch" in str(err.value)
 
 
 def test_present_but_malformed_file_stops_rather_than_falling_back(tmp_path):
@@ -121,22 +124,29 @@ def test_known_checksum_mismatch_stops(tmp_path):
 
 def test_stage_on_bad_input_fails_clearly_and_leaves_previous_output(tmp_path):
     """The real entrypoint: a truncated file stops it with the file named, and the old output survives."""
-    folder = emnist_folder(tmp_path, "digits", np.stack([glyph_f()] * 2), np.zeros(2, np.uint8), "0 48\r\n")
+    raw = tmp_path / "raw"
+    folder = emnist_folder(raw, "digits", np.stack([glyph_f()] * 2), np.zeros(2, np.uint8), MAPPING_DIGITS)
     path = folder / "emnist-digits-test-images-idx3-ubyte.gz"
-    import gzip
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-5]))
+    sums = []  # tiny stand-ins for MNIST's files, declared known so that ingest gets past them
+    (raw / "mnist").mkdir()
+    for prefix in ("train", "t10k"):
+        for kind, array in (("images-idx3", np.stack([glyph_f()])), ("labels-idx1", np.array([7], np.uint8))):
+            name = f"{prefix}-{kind}-ubyte"
+            write_idx(raw / "mnist" / name, array, compress=False)
+            sums.append(f"+ingest.checksums.{name}={checksums.sha256((raw / 'mnist' / name).read_bytes())}")
     prepared = tmp_path / "prepared"
     prepared.mkdir()
     (prepared / "emnist_digits.npz").write_bytes(b"previous output")
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.ingest", f"ingest.emnist_dir={folder}", f"paths.prepared={prepared}",
+        [sys.executable, "-m", "pipeline.ingest", f"paths.raw={raw}", f"paths.prepared={prepared}", *sums,
          "hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"],
         cwd=REPO, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HYDRA_FULL_ERROR": "0"},
     )
     assert result.returncode != 0
     assert f"{path}: truncated: header says (2, 28, 28)" in result.stderr
     assert (prepared / "emnist_digits.npz").read_bytes() == b"previous output"
-    assert sorted(p.name for p in prepared.iterdir()) == ["emnist_digits.npz"]
+    assert sorted(p.name for p in prepared.iterdir()) == ["emnist_digits.npz", "mnist.npz"]
 
 
 def test_real_emnist_digit_looks_like_mnist_digit_of_same_class(mirror):

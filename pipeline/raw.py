@@ -1,0 +1,50 @@
+"""The raw data folder: IDX and mapping files as NIST and LeCun publish them, each verified before use.
+
+A file may be stored compressed (`<name>.gz`, as published, or as a user copied it in) or plain; fetch writes
+the plain content, which is the same whatever the source (a mirror may have recompressed the .gz), so the
+hashes that DVC records do not depend on where a file came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipeline import checksums
+from pipeline.files import atomic_path
+from pipeline.idx import read_bytes
+
+
+def locate(folder: Path, name: str) -> Path | None:
+    """`name` in `folder`, compressed or plain; None when it is not there."""
+    for candidate in (folder / f"{name}.gz", folder / name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def present(folder: Path) -> set[str]:
+    """The names (without .gz) of the files in `folder`; none when it does not exist."""
+    if not folder.is_dir():
+        return set()
+    return {p.name.removesuffix(".gz") for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
+
+
+def read_verified(path: Path, name: str, known: Mapping[str, str], stage: str) -> bytes:
+    """The decompressed content of `path` (holding `name`), checked against its known SHA-256 where one is known."""
+    content = read_bytes(path)
+    try:
+        digest = checksums.verify(name, content, str(path), known)
+    except checksums.ChecksumError as err:
+        raise checksums.ChecksumError(f"{err}; delete it and run `dvc repro` to fetch it again") from err
+    if digest is None:
+        print(f"{stage}: note: no known checksum for {name}; sha256 {checksums.sha256(content)}", flush=True)
+    return content
+
+
+def write_plain(folder: Path, name: str, content: bytes) -> Path:
+    """Store `content` as `folder/name`, atomically: a killed fetch leaves no half-written file behind."""
+    path = folder / name
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(content)
+    return path

@@ -1,0 +1,90 @@
+"""A stand-in for NIST's and LeCun's servers on 127.0.0.1: files from a folder, HTTP Range requests honoured,
+every request recorded, and a connection that can be cut part way through a response."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import re
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Served:
+    path: str
+    range: str | None   # the Range header the client sent
+    status: int
+    sent: int           # body bytes sent
+
+
+@dataclass
+class FileServer:
+    root: Path
+    requests: list[Served] = field(default_factory=list)
+    drop_after: int | None = None   # cut the next response after this many body bytes
+
+    def __enter__(self) -> FileServer:
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                owner.respond(self)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def url(self, path: str = "") -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{path}"
+
+    def respond(self, handler: http.server.BaseHTTPRequestHandler) -> None:
+        asked = handler.headers.get("Range")
+        path = self.root / handler.path.lstrip("/")
+        if not path.is_file():
+            handler.send_error(404)
+            self.requests.append(Served(handler.path, asked, 404, 0))
+            return
+        size = path.stat().st_size
+        start = int(re.fullmatch(r"bytes=(\d+)-", asked).group(1)) if asked else 0
+        if start >= size:
+            handler.send_response(416)
+            handler.send_header("Content-Range", f"bytes */{size}")
+            handler.end_headers()
+            self.requests.append(Served(handler.path, asked, 416, 0))
+            return
+        status = 206 if asked else 200
+        handler.send_response(status)
+        if asked:
+            handler.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
+        handler.send_header("Content-Length", str(size - start))
+        handler.end_headers()
+        limit, self.drop_after = self.drop_after, None
+        sent = 0
+        with open(path, "rb") as f:
+            f.seek(start)
+            while block := f.read(min(1 << 20, (limit - sent) if limit is not None else 1 << 20)):
+                handler.wfile.write(block)
+                sent += len(block)
+        handler.wfile.flush()
+        handler.close_connection = True
+        self.requests.append(Served(handler.path, asked, status, sent))
+
+
+def nist_archive(emnist: Path, dest: Path) -> str:
+    """An archive laid out like NIST's gzip.zip (a gzip/ folder of the EMNIST files) from a mirror's emnist/
+    folder; returns its MD5. Stored, not deflated: the members are gzip files already."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED) as zf:
+        for f in sorted(emnist.iterdir()):
+            zf.write(f, f"gzip/{f.name}")
+    return hashlib.md5(dest.read_bytes(), usedforsecurity=False).hexdigest()

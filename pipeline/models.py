@@ -44,18 +44,20 @@ def cnn3_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dens
     return softmax_head(x, num_classes)
 
 
-def cnn2_bn(x, num_classes: int, filters, conv_dropout: float, dense_units: int, dense_dropout: float):
-    """Seed 002: two blocks of conv -> batch norm -> ReLU -> max-pool -> dropout, then dense ReLU and softmax."""
+def cnn2_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dense_dropout: float):
+    """Seed 002: two blocks of conv -> batch norm -> ReLU -> max-pool -> dropout, then dense ReLU -> dropout
+    and softmax."""
     for f in filters:
         x = layers.MaxPooling2D()(conv_bn_relu(x, f))
         x = layers.Dropout(conv_dropout)(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(dense_units, activation="relu")(x)
-    x = layers.Dropout(dense_dropout)(x)
+    for units in dense_units:
+        x = layers.Dense(units, activation="relu")(x)
+        x = layers.Dropout(dense_dropout)(x)
     return softmax_head(x, num_classes)
 
 
-def plain3(x, num_classes: int, filters, dense_units: int):
+def plain3(x, num_classes: int, filters, dense_units):
     """Seed 003: conv 32 -> max-pool -> conv 64 -> max-pool -> conv 128 -> flatten -> dense 128 -> softmax,
     3x3 kernels, no padding, no normalisation or dropout."""
     *pooled, last = filters
@@ -64,16 +66,20 @@ def plain3(x, num_classes: int, filters, dense_units: int):
         x = layers.MaxPooling2D()(x)
     x = layers.Conv2D(last, 3, activation="relu")(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(dense_units, activation="relu")(x)
+    for units in dense_units:
+        x = layers.Dense(units, activation="relu")(x)
     return softmax_head(x, num_classes)
 
 
-def plain1(x, num_classes: int, filters: int, dense_units: int):
-    """Seed 004: a single conv 32 -> max-pool -> flatten -> dense 128 -> softmax."""
-    x = layers.Conv2D(filters, 3, activation="relu")(x)
-    x = layers.MaxPooling2D()(x)
+def plain1(x, num_classes: int, filters, dense_units):
+    """Seed 004: a single conv 32 -> max-pool -> flatten -> dense 128 -> softmax (a conv and max-pool per filter
+    count)."""
+    for f in filters:
+        x = layers.Conv2D(f, 3, activation="relu")(x)
+        x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(dense_units, activation="relu")(x)
+    for units in dense_units:
+        x = layers.Dense(units, activation="relu")(x)
     return softmax_head(x, num_classes)
 
 

@@ -14,6 +14,11 @@ import gc
 def skip_final_collection() -> None:
     """Freeze every object at exit so that the last collection has nothing to walk.
 
-    Call it first thing in a `__main__` block: exit handlers run last-registered first, so this one runs after
-    every handler registered later (MLflow's, logging's), which still run and still flush what they hold."""
+    Call it in a `__main__` block. Exit handlers run last-registered first, so the freeze runs before the handlers
+    registered at import (logging's shutdown, MLflow's end of a run left open) and after those registered later
+    (MLflow's queues for asynchronous logging, started on first use). The order does not matter: freezing only
+    takes objects out of the cyclic collector's reach, so every handler still runs and flushes what it holds, and
+    what it lets go of is still freed by reference counting (tests/test_shutdown.py). What is skipped is the
+    finalisers of objects in reference cycles that are garbage at exit: the stages close files and runs in `with`
+    blocks rather than leave them to a finaliser."""
     atexit.register(gc.freeze)

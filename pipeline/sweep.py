@@ -13,6 +13,8 @@ from typing import Any
 
 import mlflow
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -23,19 +25,28 @@ from pipeline.tables import to_csv
 SWEEP_FILE = "sweep.json"
 
 
+def parse(overrides: Sequence[str]) -> list[Override]:
+    """Command-line overrides as Hydra reads them."""
+    return OverridesParser.create().parse_overrides(list(overrides))
+
+
+def overridden_key(override: Override) -> str:
+    """The key or config group without its +, ++ or ~: `model`, `train.lr`, `model@package`."""
+    if override.package is None:
+        return override.key_or_group
+    return f"{override.key_or_group}@{override.package}"
+
+
 def varied_keys(sweep_overrides: Sequence[str]) -> list[str]:
-    """The keys a multirun sweeps over: those given several values (`model=a,b`, `range(…)`, `choice(…)`)."""
-    keys = []
-    for override in sweep_overrides:
-        key, _, value = override.partition("=")
-        if "," in value or value.startswith(("range(", "choice(", "interval(", "glob(")):
-            keys.append(key.lstrip("+~"))
-    return keys
+    """The keys a multirun sweeps over, as Hydra decides: `model=a,b`, `range(…)`, `choice(…)`, `glob(…)`,
+    `sort(…)`, `tag(…)`…; a list value (`model.filters=[16,32]`) is one value, not a sweep."""
+    return [overridden_key(o) for o in parse(sweep_overrides) if o.is_sweep_override()]
 
 
 def child_name(job_overrides: Sequence[str], varied: Sequence[str]) -> str:
-    """`model=cnn2_bn,augment=none`: the job's values of the swept keys, in the sweep's order."""
-    values = dict(o.lstrip("+~").partition("=")[::2] for o in job_overrides)
+    """`model=cnn2_bn,augment=none`: the job's values of the swept keys, in the sweep's order, each written as
+    in an override (`model.filters=[16,32]`)."""
+    values = {overridden_key(o): o.get_value_element_as_str() for o in parse(job_overrides)}
     return ",".join(f"{k}={values[k]}" for k in varied if k in values) or "default"
 
 

@@ -23,7 +23,10 @@ def per_class_rows(cm: np.ndarray, class_names: Sequence[str]) -> list[dict[str,
 
 
 def classification_report(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The familiar text layout (as scikit-learn prints it), with macro and support-weighted averages."""
+    """The rows as text laid out like scikit-learn's report, with macro and support-weighted averages.
+
+    Not `sklearn.metrics.classification_report`, which takes the labels rather than these rows and prints
+    narrower columns, `f1-score`, no `class` header and an accuracy row."""
     support = np.array([r["support"] for r in rows], dtype=float)
     lines = [f"{'class':>12} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>10}", ""]
     for r in rows:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from sklearn.metrics import log_loss
 
 from pipeline import metrics
 
@@ -82,3 +83,50 @@ def test_ece_mixes_bins_by_weight():
 
 def test_most_confused_pairs():
     assert metrics.most_confused_pairs(CM3, 5) == [(0, 1, 1), (2, 0, 1)]
+
+
+def test_cross_entropy_clips_float32_at_keras_1e7_not_at_machine_epsilon():
+    # scikit-learn's log_loss would clip this float32 probability at float32's epsilon, 1.19e-7
+    probs = np.array([[1.0, 1e-9]], dtype=np.float32)
+    assert math.isclose(metrics.cross_entropy(probs, np.array([1])), -math.log(1e-7), rel_tol=1e-6)
+
+
+def test_cross_entropy_is_log_loss_where_nothing_is_clipped():
+    assert math.isclose(metrics.cross_entropy(PROBS, Y), log_loss(Y, PROBS, labels=[0, 1, 2]), rel_tol=1e-12)
+
+
+# Class 2 never occurs in the test labels and is predicted once, by mistake:
+#   true 0: predicted 0, 2      true 1: predicted 1, 1
+Y_ABSENT = np.array([0, 0, 1, 1])
+PROBS_ABSENT = np.array([[0.6, 0.1, 0.3], [0.3, 0.2, 0.5], [0.1, 0.6, 0.3], [0.2, 0.7, 0.1]])
+CM_ABSENT = np.array([[1, 0, 1], [0, 2, 0], [0, 0, 0]])
+
+
+def test_a_class_absent_from_the_labels_keeps_its_row_and_scores_zero():
+    np.testing.assert_array_equal(metrics.confusion_matrix(Y_ABSENT, PROBS_ABSENT.argmax(axis=1), 3), CM_ABSENT)
+    s = metrics.per_class_scores(CM_ABSENT)
+    np.testing.assert_allclose(s["precision"], [1.0, 1.0, 0.0])
+    np.testing.assert_allclose(s["recall"], [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(s["f1"], [2 / 3, 1.0, 0.0])
+    np.testing.assert_array_equal(s["support"], [2, 2, 0])
+
+
+def test_a_class_never_predicted_or_present_still_counts_in_the_macro_averages():
+    scores = metrics.summary_scores(PROBS_ABSENT, Y_ABSENT)
+    assert scores["macro_precision"] == pytest.approx(2 / 3)
+    assert scores["macro_recall"] == pytest.approx(0.5)
+    assert scores["macro_f1"] == pytest.approx(5 / 9)
+    assert scores["accuracy"] == 0.75 and scores["images"] == 4
+
+
+def test_top_k_with_a_class_absent_from_the_labels():
+    # image 1 (true 0) ranks 2, 0, 1: a miss in the top 1, a hit in the top 2
+    assert metrics.top_k_accuracy(PROBS_ABSENT, Y_ABSENT, 1) == pytest.approx(0.75)
+    assert metrics.top_k_accuracy(PROBS_ABSENT, Y_ABSENT, 2) == 1.0
+
+
+def test_top_k_ties_at_the_kth_place_go_to_the_higher_class():
+    # classes 1 and 2 tie for second place: class 2 is counted in the top 2, class 1 is not
+    probs = np.array([[0.4, 0.3, 0.3]])
+    assert metrics.top_k_accuracy(probs, np.array([2]), 2) == 1.0
+    assert metrics.top_k_accuracy(probs, np.array([1]), 2) == 0.0

@@ -21,3 +21,14 @@ def test_per_class_rows_and_report():
 
 def test_csv():
     assert to_csv([{"a": 1, "b": "x"}]) == "a,b\n1,x\n"
+
+
+def test_report_of_a_class_absent_from_the_test_set():
+    # class c never occurs and is predicted once: zero scores, counted in the macro average only
+    rows = per_class_rows(np.array([[1, 0, 1], [0, 2, 0], [0, 0, 0]]), ["a", "b", "c"])
+    assert rows[2] == {"class": "c", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+    text = classification_report(rows)
+    assert "           c     0.0000     0.0000     0.0000          0" in text
+    # macro: precision (1 + 1 + 0) / 3, recall (1/2 + 1 + 0) / 3, F1 (2/3 + 1 + 0) / 3; weighted by support 2, 2, 0
+    assert "   macro avg     0.6667     0.5000     0.5556          4" in text
+    assert "weighted avg     1.0000     0.7500     0.8333          4" in text

@@ -22,8 +22,10 @@ def describe() -> str:
     shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     import tensorflow as tf
 
-    return (f"{cpu}, {os.cpu_count()} cores ({' '.join(shown) or 'no AVX'}); Python {platform.python_version()}, "
-            f"TensorFlow {tf.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores ({' '.join(shown) or 'no AVX'}); Python {platform.python_version()}, "
+        f"TensorFlow {tf.__version__}"
+    )
 
 
 def peak_gflops(n: int = 4096, repeats: int = 3) -> dict[str, float]:

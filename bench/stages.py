@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import describe  # noqa: E402
+from bench.machine import describe
 
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # the stages' `python` is this one
@@ -59,12 +59,15 @@ def predict_rates(repeats: int) -> dict[str, float]:
     params = OmegaConf.load(ROOT / "params.yaml")
     model = keras.models.load_model(ROOT / params.paths.models / "model.keras")
     fused = fused_copy(model)
-    x = np.concatenate([load_dataset(prepared_path(ROOT / params.paths.prepared, name)).x_test
-                        for name in params.data.test_sets])
+    x = np.concatenate(
+        [load_dataset(prepared_path(ROOT / params.paths.prepared, name)).x_test for name in params.data.test_sets]
+    )
     size = params.evaluate.batch_size
-    ways = {"keras numpy": lambda: model.predict(x.astype(np.float32), batch_size=size, verbose=0),
-            "pipeline": lambda: model.predict(batches(x, batch_size=size), verbose=0),
-            "pipeline fused": lambda: fused.predict(batches(x, batch_size=size), verbose=0)}
+    ways = {
+        "keras numpy": lambda: model.predict(x.astype(np.float32), batch_size=size, verbose=0),
+        "pipeline": lambda: model.predict(batches(x, batch_size=size), verbose=0),
+        "pipeline fused": lambda: fused.predict(batches(x, batch_size=size), verbose=0),
+    }
     best = dict.fromkeys(ways, 0.0)
     for way in ways.values():
         way()  # trace once
@@ -93,18 +96,29 @@ def main() -> None:
 
     floor = wall([dvc, "version"], args.repeats)
     noop = wall([dvc, "repro"], args.repeats)
-    print(f"\nno-op `dvc repro`: {noop:.2f} s (goal <= 2 s); `dvc version` {floor:.2f} s: "
-          f"{noop / floor:.2f}x DVC's start-up", flush=True)
+    print(
+        f"\nno-op `dvc repro`: {noop:.2f} s (goal <= 2 s); `dvc version` {floor:.2f} s: "
+        f"{noop / floor:.2f}x DVC's start-up",
+        flush=True,
+    )
 
     evaluate = wall([dvc, "repro", "--force", "--single-item", "evaluate"], max(1, args.repeats - 1))
-    out = subprocess.run([sys.executable, __file__, "--predict-only", "--repeats", str(args.repeats)],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--predict-only", "--repeats", str(args.repeats)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     rates = json.loads(out.stdout.strip().splitlines()[-1])
     base = rates["keras numpy"]
-    print(f"evaluate stage (`dvc repro -f -s evaluate`): {evaluate:.1f} s (goal <= 20 s) for {rates['images']:,} "
-          f"images; predicting, images/s: Keras's numpy path {base:,.0f}, input pipeline {rates['pipeline']:,.0f} "
-          f"({rates['pipeline'] / base:.2f}x), + fused batch norm (the stage's way) {rates['pipeline fused']:,.0f} "
-          f"({rates['pipeline fused'] / base:.2f}x)", flush=True)
+    print(
+        f"evaluate stage (`dvc repro -f -s evaluate`): {evaluate:.1f} s (goal <= 20 s) for {rates['images']:,} "
+        f"images; predicting, images/s: Keras's numpy path {base:,.0f}, input pipeline {rates['pipeline']:,.0f} "
+        f"({rates['pipeline'] / base:.2f}x), + fused batch norm (the stage's way) {rates['pipeline fused']:,.0f} "
+        f"({rates['pipeline fused'] / base:.2f}x)",
+        flush=True,
+    )
 
     python = sys.executable
     keras_import = wall([python, "-c", "import keras"], args.repeats)
@@ -116,9 +130,11 @@ def main() -> None:
     plain_exit = wall([python, "-c", "import pipeline.evaluate"], args.repeats)
     skip = "from pipeline.shutdown import skip_final_collection; skip_final_collection(); "
     quick_exit = wall([python, "-c", skip + "import pipeline.evaluate"], args.repeats)
-    print(f"\nimport pipeline.evaluate and exit: {quick_exit:.2f} s skipping the final collection vs "
-          f"{plain_exit:.2f} s by default: {plain_exit - quick_exit:.2f} s saved, {plain_exit / quick_exit:.2f}x",
-          flush=True)
+    print(
+        f"\nimport pipeline.evaluate and exit: {quick_exit:.2f} s skipping the final collection vs "
+        f"{plain_exit:.2f} s by default: {plain_exit - quick_exit:.2f} s saved, {plain_exit / quick_exit:.2f}x",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

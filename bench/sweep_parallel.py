@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import describe  # noqa: E402
+from bench.machine import describe
 
 SWEEP = ["model=cnn3_bn,cnn2_bn", "augment=none,standard"]
 

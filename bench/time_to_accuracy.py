@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import describe  # noqa: E402
+from bench.machine import describe
 
 STAGE = re.compile(r"^Running stage '(\w+)'")
 EPOCH_SECONDS = re.compile(r"train: done in (\d+) s")
@@ -38,8 +38,9 @@ def repro(clone: Path, env: dict[str, str]) -> dict[str, float]:
     started = last = time.perf_counter()
     stages: dict[str, float] = {}
     current = None
-    with subprocess.Popen([dvc, "repro"], cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True) as proc:
+    with subprocess.Popen(
+        [dvc, "repro"], cwd=clone, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
         for line in proc.stdout:
             match = STAGE.match(line)
             if match:
@@ -59,9 +60,19 @@ def repro(clone: Path, env: dict[str, str]) -> dict[str, float]:
 
 def seed001_epoch(clone: Path, env: dict[str, str]) -> float:
     """Seconds of one training epoch the way seed 001 trained before #6 (from the train stage's own timing)."""
-    cmd = [sys.executable, "-m", "pipeline.train", "experiment=seed001", "train.epochs=1",
-           "train.fused_batch_norm=false", "train.steps_per_execution=1", "paths.models=baseline_models",
-           "hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline.train",
+        "experiment=seed001",
+        "train.epochs=1",
+        "train.fused_batch_norm=false",
+        "train.steps_per_execution=1",
+        "paths.models=baseline_models",
+        "hydra.run.dir=.",
+        "hydra.output_subdir=null",
+        "hydra/job_logging=stdout",
+    ]
     out = subprocess.run(cmd, cwd=clone, env=env, capture_output=True, text=True, check=False)
     found = EPOCH_SECONDS.search(out.stdout)
     if out.returncode != 0 or not found:
@@ -75,8 +86,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"machine: {describe()}", flush=True)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    with (contextlib.nullcontext(str(args.keep)) if args.keep
-          else tempfile.TemporaryDirectory(prefix="hwlab-bench-")) as folder:
+    with (
+        contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(prefix="hwlab-bench-")
+    ) as folder:
         clone = Path(folder) / "repo" if not args.keep else Path(folder)
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True)
         print(f"dvc repro in a fresh clone of HEAD ({clone}):", flush=True)
@@ -85,10 +97,14 @@ def main() -> None:
         epoch = seed001_epoch(clone, env)
     others = stages["total"] - stages["train"]
     projected = others + 15 * epoch
-    print(f"\ntotal {stages['total']:.0f} s ({stages['total'] / 60:.1f} min; goal <= 6 min), "
-          f"MNIST test accuracy {accuracy:.2%} (goal >= 99.5%)")
-    print(f"baseline: seed 001's way, one epoch {epoch:.0f} s; 15 epochs + the other stages ~ {projected:.0f} s "
-          f"({projected / 60:.1f} min): the pipeline is {projected / stages['total']:.2f}x as fast")
+    print(
+        f"\ntotal {stages['total']:.0f} s ({stages['total'] / 60:.1f} min; goal <= 6 min), "
+        f"MNIST test accuracy {accuracy:.2%} (goal >= 99.5%)"
+    )
+    print(
+        f"baseline: seed 001's way, one epoch {epoch:.0f} s; 15 epochs + the other stages ~ {projected:.0f} s "
+        f"({projected / 60:.1f} min): the pipeline is {projected / stages['total']:.2f}x as fast"
+    )
 
 
 if __name__ == "__main__":

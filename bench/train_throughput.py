@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.machine import describe, peak_gflops  # noqa: E402
+from bench.machine import describe, peak_gflops
 
 BASE = {"augment": False, "fused": False, "precision": "float32", "spe": 1, "pipeline": False, "jit": False}
 VARIANTS = {
@@ -34,10 +34,22 @@ VARIANTS = {
     "+ fused batch norm": {**BASE, "augment": True, "fused": True},
     "+ bfloat16 (precision: auto)": {**BASE, "augment": True, "fused": True, "precision": "auto"},
     "+ 8 steps per execution": {**BASE, "augment": True, "fused": True, "precision": "auto", "spe": 8},
-    "+ own input pipeline = pipeline.train": {"augment": True, "fused": True, "precision": "auto", "spe": 8,
-                                              "pipeline": True, "jit": False},
-    "dropped: pipeline + XLA jit_compile": {"augment": True, "fused": True, "precision": "auto", "spe": 8,
-                                            "pipeline": True, "jit": True},
+    "+ own input pipeline = pipeline.train": {
+        "augment": True,
+        "fused": True,
+        "precision": "auto",
+        "spe": 8,
+        "pipeline": True,
+        "jit": False,
+    },
+    "dropped: pipeline + XLA jit_compile": {
+        "augment": True,
+        "fused": True,
+        "precision": "auto",
+        "spe": 8,
+        "pipeline": True,
+        "jit": True,
+    },
 }
 WARMUP = 16  # steps, a multiple of every steps-per-execution above
 
@@ -91,8 +103,11 @@ def measure(variant: dict, steps: int) -> dict:
     first = WARMUP // variant["spe"] - 1
     seconds = marks[-1] - marks[first]
     images = (len(marks) - 1 - first) * variant["spe"] * batch
-    return {"images_per_second": images / seconds, "precision": precision,
-            "flops_per_image": training_flops_per_image(model)}
+    return {
+        "images_per_second": images / seconds,
+        "precision": precision,
+        "flops_per_image": training_flops_per_image(model),
+    }
 
 
 def training_flops_per_image(model) -> float:
@@ -111,8 +126,12 @@ def training_flops_per_image(model) -> float:
 
 
 def run_variant(name: str, steps: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--variant", name, "--steps", str(steps)],
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--variant", name, "--steps", str(steps)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode != 0:
         raise SystemExit(f"variant {name!r} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -130,8 +149,11 @@ def main() -> None:
 
     print(f"machine: {describe()}", flush=True)
     peaks = peak_gflops()
-    print("peak estimate, 4096x4096 matmul in TensorFlow: "
-          + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peaks.items()), flush=True)
+    print(
+        "peak estimate, 4096x4096 matmul in TensorFlow: "
+        + ", ".join(f"{k} {v:,.0f} GFLOP/s" for k, v in peaks.items()),
+        flush=True,
+    )
     best: dict[str, dict] = {}
     for r in range(args.rounds):
         for name in VARIANTS:
@@ -141,15 +163,18 @@ def main() -> None:
                 best[name] = result
     base = best[next(iter(VARIANTS))]
     flops = base["flops_per_image"]
-    print(f"\ndefault network: {flops / 1e6:.0f} MFLOP per training image (forward + backward); batch "
-          f"{load_conf()['train']['batch_size']}, {args.steps} timed steps, best of {args.rounds} rounds\n")
+    print(
+        f"\ndefault network: {flops / 1e6:.0f} MFLOP per training image (forward + backward); batch "
+        f"{load_conf()['train']['batch_size']}, {args.steps} timed steps, best of {args.rounds} rounds\n"
+    )
     print(f"{'variant':<44} {'images/s':>9} {'vs baseline':>11} {'GFLOP/s':>8} {'of peak':>8}")
     for name, r in best.items():
         ips = r["images_per_second"]
         achieved = ips * flops / 1e9
         peak = peaks["bf16" if r["precision"] == "mixed_bfloat16" else "fp32"]
-        print(f"{name:<44} {ips:9,.0f} {ips / base['images_per_second']:10.2f}x {achieved:8,.0f} "
-              f"{achieved / peak:7.0%}")
+        print(
+            f"{name:<44} {ips:9,.0f} {ips / base['images_per_second']:10.2f}x {achieved:8,.0f} {achieved / peak:7.0%}"
+        )
     print("\n(of peak: against the fp32 matmul for float32 variants, the bf16 matmul for bfloat16 ones)")
 
 

@@ -29,8 +29,10 @@ def fetch_archive(urls: Sequence[str], dest: Path, md5: str, timeout: float) -> 
             actual = file_md5(dest)
             if actual != md5:
                 dest.unlink()
-                raise ChecksumError(f"MD5 of the download is {actual}, expected {md5} (fetch.emnist.md5) — "
-                                    f"corrupt or not NIST's archive; deleted it")
+                raise ChecksumError(
+                    f"MD5 of the download is {actual}, expected {md5} (fetch.emnist.md5) — "
+                    f"corrupt or not NIST's archive; deleted it"
+                )
             print(f"fetch: {dest.name} <- {url} (md5 verified)", flush=True)
             return dest
         except SOURCE_ERRORS as err:

@@ -25,8 +25,9 @@ def standard(rotation_degrees: float, zoom: float, shift: float, interpolation: 
     ]
 
 
-def strong(rotation_degrees: float, zoom: float, shift: float, interpolation: str, erase: float = 0.0
-           ) -> list[layers.Layer]:
+def strong(
+    rotation_degrees: float, zoom: float, shift: float, interpolation: str, erase: float = 0.0
+) -> list[layers.Layer]:
     """Larger rotations and zooms, resampled with "nearest" so that strokes stay sharp: seed 000's three bilinear
     passes leave training images blurrier than any test image; without that mismatch `strong` beats `standard` by
     0.7-1.3 points on the 47 EMNIST classes (README). `standard` keeps the blur: it helps MNIST-trained models
@@ -37,8 +38,9 @@ def strong(rotation_degrees: float, zoom: float, shift: float, interpolation: st
     its own constructor rejects; so no shear.)"""
     policy = standard(rotation_degrees, zoom, shift, interpolation)
     if erase > 0:
-        policy.append(layers.RandomErasing(factor=erase, scale=(0.02, 0.1), fill_value=0.0, value_range=(0, 1),
-                                           seed=SEED + 4))
+        policy.append(
+            layers.RandomErasing(factor=erase, scale=(0.02, 0.1), fill_value=0.0, value_range=(0, 1), seed=SEED + 4)
+        )
     return policy
 
 

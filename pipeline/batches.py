@@ -12,8 +12,9 @@ import numpy as np
 import tensorflow as tf
 
 
-def batches(x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int,
-            shuffle_seed: int | None = None) -> tf.data.Dataset:
+def batches(
+    x: np.ndarray, y: np.ndarray | None = None, *, batch_size: int, shuffle_seed: int | None = None
+) -> tf.data.Dataset:
     """Batches of (images, labels), or of images when `y` is None; reshuffled every epoch if a seed is given.
 
     Images stay uint8 in memory (a quarter of float32) and are cast on the way in; the model scales them."""

@@ -35,8 +35,15 @@ def prepared_path(prepared_dir: str | Path, name: str) -> Path:
 
 
 def save_dataset(path: str | Path, ds: Dataset) -> None:
-    write_npz(path, x_train=ds.x_train, y_train=ds.y_train, x_test=ds.x_test, y_test=ds.y_test,
-              class_names=np.array(ds.class_names), source=np.array(ds.source))
+    write_npz(
+        path,
+        x_train=ds.x_train,
+        y_train=ds.y_train,
+        x_test=ds.x_test,
+        y_test=ds.y_test,
+        class_names=np.array(ds.class_names),
+        source=np.array(ds.source),
+    )
 
 
 def load_dataset(path: str | Path) -> Dataset:
@@ -78,7 +85,7 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
     train, test = [], []
     for c in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == c))
-        n_test = int(round(len(members) * test_fraction))
+        n_test = round(len(members) * test_fraction)
         test.append(members[:n_test])
         train.append(members[n_test:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))

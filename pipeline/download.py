@@ -43,8 +43,9 @@ def download(url: str, timeout: float) -> bytes:
     with urllib.request.urlopen(url, timeout=timeout) as resp:
         total = int(resp.headers.get("Content-Length") or 0) or None
         chunks = []
-        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], leave=False,
-                  file=sys.stderr) as bar:
+        with tqdm(
+            total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], leave=False, file=sys.stderr
+        ) as bar:
             while chunk := resp.read(CHUNK):
                 chunks.append(chunk)
                 bar.update(len(chunk))
@@ -88,10 +89,19 @@ def download_file(url: str, dest: Path, timeout: float) -> Path:
         start = resume_offset(response.status, response.headers.get("Content-Range"), have)
         length = response.headers.get("Content-Length")
         total = start + int(length) if length is not None else None
-        with open(part, "ab" if start else "wb") as out, tqdm(
-            total=total, initial=start, unit="B", unit_scale=True, desc=dest.name, file=sys.stderr,
-            leave=False, mininterval=1.0,
-        ) as bar:
+        with (
+            open(part, "ab" if start else "wb") as out,
+            tqdm(
+                total=total,
+                initial=start,
+                unit="B",
+                unit_scale=True,
+                desc=dest.name,
+                file=sys.stderr,
+                leave=False,
+                mininterval=1.0,
+            ) as bar,
+        ):
             while chunk := response.read(CHUNK):
                 out.write(chunk)
                 bar.update(len(chunk))

@@ -52,8 +52,11 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
             write_npz(Path(cfg.paths.predictions) / f"{name}.npz", probs=probs, y_true=y)
             mlflow.log_metrics({f"test.{name}.{k}": v for k, v in results[name].items() if k != "images"})
             mlflow.set_tag(f"dataset.test.{name}", ds.source)
-            print(f"evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, loss {results[name]['loss']:.4f} "
-                  f"on {len(y)} images ({ds.source})", flush=True)
+            print(
+                f"evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, loss {results[name]['loss']:.4f} "
+                f"on {len(y)} images ({ds.source})",
+                flush=True,
+            )
         write_json(Path(cfg.paths.metrics) / "test.json", results)
     return results
 

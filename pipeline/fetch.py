@@ -23,8 +23,7 @@ from pipeline.mirror import mirror_root, mnist_sources
 from pipeline.raw import locate, present, read_verified, write_plain
 from pipeline.sources import Source, first_complete, missing_files, parse_datasets
 
-MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-               "t10k-labels-idx1-ubyte")
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def verified_content(name: str, known: Mapping[str, str]):
@@ -78,28 +77,39 @@ def plan(datasets: Mapping[str, Sequence[Source]], available: set[str]) -> dict[
     return {name: first_complete(sources, available) for name, sources in datasets.items()}
 
 
-def unavailable_message(datasets: Mapping[str, Sequence[Source]], chosen: Mapping[str, Source | None],
-                        available: set[str], raw: Path) -> str:
+def unavailable_message(
+    datasets: Mapping[str, Sequence[Source]], chosen: Mapping[str, Source | None], available: set[str], raw: Path
+) -> str:
     lines = []
     for name, sources in datasets.items():
         if chosen[name] is None:
             lines.append(f"fetch: {name}: no configured source can be had:")
             lines += [f"  {s.describe()}: missing {', '.join(missing_files(s, available))}" for s in sources]
-    lines.append(f"Put NIST's files (the gzip/ folder of gzip.zip) into {raw}, set HWLAB_DATA_MIRROR to a mirror "
-                 "whose emnist/ folder holds them, or make fetch.emnist.archives reachable.")
+    lines.append(
+        f"Put NIST's files (the gzip/ folder of gzip.zip) into {raw}, set HWLAB_DATA_MIRROR to a mirror "
+        "whose emnist/ folder holds them, or make fetch.emnist.archives reachable."
+    )
     return "\n".join(lines)
 
 
-def fetch_emnist(datasets: Mapping[str, Sequence[Source]], origins: Origins, archive_urls: Sequence[str],
-                 archive_dest: Path, md5: str, known: Mapping[str, str], timeout: float) -> dict[str, Source]:
+def fetch_emnist(
+    datasets: Mapping[str, Sequence[Source]],
+    origins: Origins,
+    archive_urls: Sequence[str],
+    archive_dest: Path,
+    md5: str,
+    known: Mapping[str, str],
+    timeout: float,
+) -> dict[str, Source]:
     """The files of each dataset's first obtainable source in the raw folder; returns the sources chosen."""
     chosen = plan(datasets, origins.available())
     if None in chosen.values():
         try:
             origins = Origins(origins.raw, origins.mirror, fetch_archive(archive_urls, archive_dest, md5, timeout))
         except SourcesExhausted as err:
-            raise FileNotFoundError(f"{unavailable_message(datasets, chosen, origins.available(), origins.raw)}"
-                                    f"\n{err}") from err
+            raise FileNotFoundError(
+                f"{unavailable_message(datasets, chosen, origins.available(), origins.raw)}\n{err}"
+            ) from err
         chosen = plan(datasets, origins.available())
         if None in chosen.values():
             raise FileNotFoundError(unavailable_message(datasets, chosen, origins.available(), origins.raw))
@@ -125,9 +135,15 @@ def main(cfg: DictConfig) -> None:
     known = checksums.known_sums(OmegaConf.to_container(cfg.ingest.checksums))
     mirror = mirror_root()
     fetch_mnist(raw / "mnist", mnist_sources(cfg.fetch.mnist.sources), known, cfg.fetch.timeout)
-    fetch_emnist(parse_datasets(cfg.ingest.datasets), Origins(raw / "emnist", mirror / "emnist" if mirror else None),
-                 cfg.fetch.emnist.archives, Path(cfg.paths.downloads) / "gzip.zip", cfg.fetch.emnist.md5, known,
-                 cfg.fetch.timeout)
+    fetch_emnist(
+        parse_datasets(cfg.ingest.datasets),
+        Origins(raw / "emnist", mirror / "emnist" if mirror else None),
+        cfg.fetch.emnist.archives,
+        Path(cfg.paths.downloads) / "gzip.zip",
+        cfg.fetch.emnist.md5,
+        known,
+        cfg.fetch.timeout,
+    )
 
 
 if __name__ == "__main__":

@@ -27,13 +27,20 @@ class FusedBatchNormalization(layers.BatchNormalization):
         offset = tf.cast(self.beta, "float32") if self.center else tf.zeros([channels], "float32")
         if training and self.trainable:
             y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
-                x, scale, offset, epsilon=self.epsilon, is_training=True)[:3]
+                x, scale, offset, epsilon=self.epsilon, is_training=True
+            )[:3]
             self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
             self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
         else:
             y = tf.compat.v1.nn.fused_batch_norm(
-                x, scale, offset, mean=self.moving_mean, variance=self.moving_variance, epsilon=self.epsilon,
-                is_training=False)[0]
+                x,
+                scale,
+                offset,
+                mean=self.moving_mean,
+                variance=self.moving_variance,
+                epsilon=self.epsilon,
+                is_training=False,
+            )[0]
         if len(inputs.shape) == 2:
             y = tf.reshape(y, [-1, channels])
         return tf.cast(y, self.compute_dtype)

@@ -75,6 +75,4 @@ def parse_labels(data: bytes, name: str) -> np.ndarray:
 def check_pair(images: np.ndarray, labels: np.ndarray, images_name: str, labels_name: str) -> None:
     """Images and labels of one split must be equally many."""
     if len(images) != len(labels):
-        raise IdxError(
-            f"{images_name}: {len(images)} images but {labels_name} has {len(labels)} labels"
-        )
+        raise IdxError(f"{images_name}: {len(images)} images but {labels_name} has {len(labels)} labels")

@@ -101,13 +101,18 @@ def ingest_dataset(name: str, folder: Path, sources: Sequence[Source], known: Ma
             if passed_over:
                 print(f"ingest: {name}: passed over " + "; ".join(passed_over), flush=True)
             ds = load_source(folder, source, known)
-            print(f"ingest: {name}: using {source.describe()} ({len(ds.x_train)} train, "
-                  f"{len(ds.x_test)} test images, {ds.num_classes} classes)", flush=True)
+            print(
+                f"ingest: {name}: using {source.describe()} ({len(ds.x_train)} train, "
+                f"{len(ds.x_test)} test images, {ds.num_classes} classes)",
+                flush=True,
+            )
             return ds
         passed_over.append(f"{source.describe()} (missing {', '.join(missing)})")
     raise FileNotFoundError(
         f"ingest: {name}: no configured source is complete in {folder}:\n  "
-        + "\n  ".join(passed_over) + "\n" + NOT_FETCHED.format(folder=folder).capitalize()
+        + "\n  ".join(passed_over)
+        + "\n"
+        + NOT_FETCHED.format(folder=folder).capitalize()
     )
 
 

@@ -51,7 +51,8 @@ def per_class_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
     # the cell's count, so the images need not be at hand.
     true, predicted = np.indices(cm.shape)
     precision, recall, f1, support = sk.precision_recall_fscore_support(
-        true.ravel(), predicted.ravel(), labels=np.arange(len(cm)), sample_weight=cm.ravel(), zero_division=0)
+        true.ravel(), predicted.ravel(), labels=np.arange(len(cm)), sample_weight=cm.ravel(), zero_division=0
+    )
     return {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.int64)}
 
 
@@ -96,8 +97,9 @@ def most_confused_pairs(cm: np.ndarray, k: int) -> list[tuple[int, int, int]]:
     return [p for p in pairs if p[2] > 0]
 
 
-def summary_scores(probs: np.ndarray, y_true: np.ndarray, cm: np.ndarray | None = None,
-                   top_k: int = 5) -> dict[str, float]:
+def summary_scores(
+    probs: np.ndarray, y_true: np.ndarray, cm: np.ndarray | None = None, top_k: int = 5
+) -> dict[str, float]:
     """The headline numbers per test set, as DVC metrics and MLflow metrics (`cm`, if the caller has it)."""
     if cm is None:
         cm = confusion_matrix(y_true, probs.argmax(axis=1), probs.shape[1])
@@ -109,7 +111,7 @@ def summary_scores(probs: np.ndarray, y_true: np.ndarray, cm: np.ndarray | None 
         "macro_recall": float(scores["recall"].mean()),
         "macro_f1": float(scores["f1"].mean()),
         "ece": expected_calibration_error(probs, y_true),
-        "images": int(len(y_true)),
+        "images": len(y_true),
     }
     if probs.shape[1] > 10:
         result[f"top{top_k}_accuracy"] = top_k_accuracy(probs, y_true, top_k)

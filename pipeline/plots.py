@@ -9,13 +9,13 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and in CI
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from pipeline.files import atomic_path  # noqa: E402
+from pipeline.files import atomic_path
 
 A4_PORTRAIT = (8.27, 11.69)
 TRUE_COLOUR, WRONG_COLOUR, OTHER_COLOUR = "#2a9d3c", "#d1352b", "#9aa3ad"
@@ -97,12 +97,27 @@ def misclassified_pdf(
             if page_no == 0:
                 fig.text(0.5, 0.965, title, ha="center", va="top", fontsize=15, weight="bold")
                 fig.text(0.5, 0.925, summary, ha="center", va="top", fontsize=10.5, linespacing=1.5)
-            grid = fig.add_gridspec(rows, cols * 2, width_ratios=[1, 2.4] * cols, top=top, bottom=0.04,
-                                    left=0.04, right=0.98, hspace=0.5, wspace=0.3)
+            grid = fig.add_gridspec(
+                rows,
+                cols * 2,
+                width_ratios=[1, 2.4] * cols,
+                top=top,
+                bottom=0.04,
+                left=0.04,
+                right=0.98,
+                hspace=0.5,
+                wspace=0.3,
+            )
             for k, i in enumerate(page):
                 r, c = divmod(k, cols)
-                _mistake_panel(fig.add_subplot(grid[r, 2 * c]), fig.add_subplot(grid[r, 2 * c + 1]),
-                               images[i], probs[i], int(y_true[i]), class_names)
+                _mistake_panel(
+                    fig.add_subplot(grid[r, 2 * c]),
+                    fig.add_subplot(grid[r, 2 * c + 1]),
+                    images[i],
+                    probs[i],
+                    int(y_true[i]),
+                    class_names,
+                )
             if len(page) == 0:
                 fig.text(0.5, 0.5, "No misclassified images.", ha="center", fontsize=14)
             fig.text(0.98, 0.01, f"page {page_no + 1} of {len(pages)}", ha="right", fontsize=8, color="grey")
@@ -162,8 +177,15 @@ def reliability_diagram(rel: Mapping[str, np.ndarray], ece: float, title: str) -
     edges = rel["edges"]
     width = np.diff(edges)
     used = rel["count"] > 0
-    ax.bar(edges[:-1][used], rel["accuracy"][used], width=width[used], align="edge", edgecolor="black",
-           color="#4c72b0", label="accuracy")
+    ax.bar(
+        edges[:-1][used],
+        rel["accuracy"][used],
+        width=width[used],
+        align="edge",
+        edgecolor="black",
+        color="#4c72b0",
+        label="accuracy",
+    )
     ax.plot([0, 1], [0, 1], "--", color="grey", label="perfect calibration")
     ax.set(ylabel="accuracy", xlim=(0, 1), ylim=(0, 1), title=f"{title}\nexpected calibration error {ece:.4f}")
     ax.legend(loc="upper left", fontsize=8)
@@ -172,8 +194,9 @@ def reliability_diagram(rel: Mapping[str, np.ndarray], ece: float, title: str) -
     return fig
 
 
-def image_grid(images: np.ndarray, captions: Sequence[str], title: str, cols: int = 10,
-               colours: Sequence[str] | None = None) -> Figure:
+def image_grid(
+    images: np.ndarray, captions: Sequence[str], title: str, cols: int = 10, colours: Sequence[str] | None = None
+) -> Figure:
     """Images in a grid, each with a short caption above it."""
     n = max(1, len(images))
     rows = int(np.ceil(n / cols))
@@ -202,8 +225,9 @@ def class_distribution(counts: np.ndarray, class_names: Sequence[str], title: st
 def confused_pairs(images_per_pair: Sequence[np.ndarray], labels: Sequence[str], title: str, cols: int = 8) -> Figure:
     """One row per confused pair (true -> predicted, count), with a few of its images."""
     rows = max(1, len(labels))
-    fig, axes = plt.subplots(rows, cols + 1, figsize=(cols + 2.2, rows * 1.05 + 0.6), squeeze=False,
-                             width_ratios=[2.2] + [1] * cols)
+    fig, axes = plt.subplots(
+        rows, cols + 1, figsize=(cols + 2.2, rows * 1.05 + 0.6), squeeze=False, width_ratios=[2.2] + [1] * cols
+    )
     for r in range(rows):
         for ax in axes[r]:
             ax.axis("off")
@@ -218,16 +242,22 @@ def confused_pairs(images_per_pair: Sequence[np.ndarray], labels: Sequence[str],
     return fig
 
 
-def summary_page(title: str, config_line: str, table: Sequence[Sequence[str]], notes: Sequence[str],
-                 history: Mapping[str, Sequence[float]]) -> Figure:
+def summary_page(
+    title: str,
+    config_line: str,
+    table: Sequence[Sequence[str]],
+    notes: Sequence[str],
+    history: Mapping[str, Sequence[float]],
+) -> Figure:
     """The page a person reads first: what ran, the headline numbers per test set, and the training curves."""
     fig = plt.figure(figsize=A4_PORTRAIT[::-1])
     fig.text(0.5, 0.95, title, ha="center", va="top", fontsize=16, weight="bold")
     fig.text(0.5, 0.91, config_line, ha="center", va="top", fontsize=9.5, linespacing=1.4)
     ax_table = fig.add_axes([0.05, 0.62, 0.9, 0.24])
     ax_table.axis("off")
-    tbl = ax_table.table(cellText=[list(r) for r in table[1:]], colLabels=list(table[0]), loc="upper center",
-                         cellLoc="center")
+    tbl = ax_table.table(
+        cellText=[list(r) for r in table[1:]], colLabels=list(table[0]), loc="upper center", cellLoc="center"
+    )
     tbl.auto_set_font_size(False)
     tbl.set_fontsize(10)
     tbl.scale(1, 1.6)

@@ -18,8 +18,9 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
         text = cpuinfo.read_text()
     except OSError:
         return frozenset()
-    return frozenset(word for line in text.splitlines() if line.startswith("flags")
-                     for word in line.split(":", 1)[1].split())
+    return frozenset(
+        word for line in text.splitlines() if line.startswith("flags") for word in line.split(":", 1)[1].split()
+    )
 
 
 def resolve_precision(setting: str, flags: frozenset[str]) -> str:

@@ -82,7 +82,7 @@ def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[tuple[s
 
 
 def table_line(path: Path, top: Sequence[tuple[str, float]], width: int) -> str:
-    return f"{str(path):<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top)
+    return f"{path!s:<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top)
 
 
 def save_picture(path: Path, image: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> None:
@@ -94,12 +94,19 @@ def save_picture(path: Path, image: np.ndarray, probs: np.ndarray, class_names: 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.split("\n\n")[0])
     parser.add_argument("inputs", nargs="+", help="image files or folders of them (PNG, JPEG, BMP, GIF)")
-    parser.add_argument("--model", default="models/model.keras",
-                        help="a .keras file or an MLflow model URI (runs:/<id>/model, models:/<name>/<version>)")
+    parser.add_argument(
+        "--model",
+        default="models/model.keras",
+        help="a .keras file or an MLflow model URI (runs:/<id>/model, models:/<name>/<version>)",
+    )
     parser.add_argument("--top", type=int, default=3, help="how many classes to show per image (default 3)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    parser.add_argument("--save", type=Path, metavar="FOLDER",
-                        help="also save, per image, a PNG of the 28x28 input beside the probabilities")
+    parser.add_argument(
+        "--save",
+        type=Path,
+        metavar="FOLDER",
+        help="also save, per image, a PNG of the 28x28 input beside the probabilities",
+    )
     args = parser.parse_args(argv)
 
     files = expand(args.inputs)

@@ -44,11 +44,13 @@ def display(name: str) -> str:
 
 def config_line(cfg: DictConfig, record: dict[str, Any], train_images: int) -> str:
     t = cfg.train
-    return (f"{cfg.model.name} · augment {cfg.augment.name} · trained on {display(cfg.data.name)} "
-            f"({train_images:,} images, {t.validation_split:.0%} held out)\n{record['epochs_run']} of {t.epochs} "
-            f"epochs, best {record['best_epoch']} · batch {t.batch_size} · Adam {t.learning_rate:g} {t.schedule} · "
-            f"{record['precision']} · "
-            f"seed {cfg.seed} · {record['train_seconds']:.0f} s")
+    return (
+        f"{cfg.model.name} · augment {cfg.augment.name} · trained on {display(cfg.data.name)} "
+        f"({train_images:,} images, {t.validation_split:.0%} held out)\n{record['epochs_run']} of {t.epochs} "
+        f"epochs, best {record['best_epoch']} · batch {t.batch_size} · Adam {t.learning_rate:g} {t.schedule} · "
+        f"{record['precision']} · "
+        f"seed {cfg.seed} · {record['train_seconds']:.0f} s"
+    )
 
 
 def headline_table(scores: dict[str, dict[str, float]]) -> list[list[str]]:
@@ -56,8 +58,14 @@ def headline_table(scores: dict[str, dict[str, float]]) -> list[list[str]]:
     header = ["test set", "images", "accuracy", "loss", "macro F1", "ECE"] + (["top-5"] if top5 else [])
     rows = [header]
     for name, s in scores.items():
-        row = [display(name), f"{s['images']:,}", f"{s['accuracy']:.2%}", f"{s['loss']:.4f}",
-               f"{s['macro_f1']:.4f}", f"{s['ece']:.4f}"]
+        row = [
+            display(name),
+            f"{s['images']:,}",
+            f"{s['accuracy']:.2%}",
+            f"{s['loss']:.4f}",
+            f"{s['macro_f1']:.4f}",
+            f"{s['ece']:.4f}",
+        ]
         rows.append(row + ([f"{s['top5_accuracy']:.2%}"] if top5 else []))
     return rows
 
@@ -71,8 +79,9 @@ def generalisation_note(scores: dict[str, dict[str, float]]) -> str | None:
 
 def sample_grid(ds: Dataset, n: int, seed: int):
     pick = np.random.default_rng(seed).choice(len(ds.x_train), size=min(n, len(ds.x_train)), replace=False)
-    return plots.image_grid(ds.x_train[pick], [ds.class_names[y] for y in ds.y_train[pick]],
-                            f"{n} training images with their labels")
+    return plots.image_grid(
+        ds.x_train[pick], [ds.class_names[y] for y in ds.y_train[pick]], f"{n} training images with their labels"
+    )
 
 
 def augmented_grid(path: Path, policy: str, class_names: Sequence[str]):
@@ -80,9 +89,12 @@ def augmented_grid(path: Path, policy: str, class_names: Sequence[str]):
     with np.load(path) as z:
         original, labels, augmented = z["original"], z["labels"], z["augmented"]
     captions = [class_names[y] for y in labels] + [""] * (len(augmented) * len(original))
-    return plots.image_grid(np.concatenate([original, *augmented]), captions,
-                            f"augment={policy}: training images (top) as training sees them (below)",
-                            cols=len(original))
+    return plots.image_grid(
+        np.concatenate([original, *augmented]),
+        captions,
+        f"augment={policy}: training images (top) as training sees them (below)",
+        cols=len(original),
+    )
 
 
 def test_set_figures(name: str, ds: Dataset, probs: np.ndarray, y: np.ndarray, cfg: DictConfig):
@@ -102,21 +114,41 @@ def test_set_figures(name: str, ds: Dataset, probs: np.ndarray, y: np.ndarray, c
     def pair_images():
         groups = [wrong[(y[wrong] == t) & (pred[wrong] == p)] for t, p, _ in pairs]
         labels = [f"{names[t]} → {names[p]}  ({n})" for t, p, n in pairs]
-        return plots.confused_pairs([images[g] for g in groups], labels, f"{title}: most confused pairs (true → predicted)")
+        return plots.confused_pairs(
+            [images[g] for g in groups], labels, f"{title}: most confused pairs (true → predicted)"
+        )
 
     shown_wrong = wrong[: cfg.report.grid_size]
-    return [
-        ("confusion.png", lambda: plots.confusion_matrices(cm, names, f"{title}: confusion matrix")),
-        ("reliability.png", lambda: plots.reliability_diagram(rel, metrics.calibration_error(rel),
-                                                              f"{title}: reliability")),
-        ("confused_pairs.png", pair_images),
-        ("correct.png", lambda: plots.image_grid(
-            images[right], [f"{names[pred[i]]} ({conf[i]:.2f})" for i in right],
-            f"{title}: correct predictions (predicted, confidence)")),
-        ("incorrect.png", lambda: plots.image_grid(
-            images[shown_wrong], [f"{names[y[i]]}→{names[pred[i]]} ({conf[i]:.2f})" for i in shown_wrong],
-            f"{title}: most confident mistakes (true→predicted, confidence)", colours=["#d1352b"] * len(shown_wrong))),
-    ], cm, pairs, wrong
+    return (
+        [
+            ("confusion.png", lambda: plots.confusion_matrices(cm, names, f"{title}: confusion matrix")),
+            (
+                "reliability.png",
+                lambda: plots.reliability_diagram(rel, metrics.calibration_error(rel), f"{title}: reliability"),
+            ),
+            ("confused_pairs.png", pair_images),
+            (
+                "correct.png",
+                lambda: plots.image_grid(
+                    images[right],
+                    [f"{names[pred[i]]} ({conf[i]:.2f})" for i in right],
+                    f"{title}: correct predictions (predicted, confidence)",
+                ),
+            ),
+            (
+                "incorrect.png",
+                lambda: plots.image_grid(
+                    images[shown_wrong],
+                    [f"{names[y[i]]}→{names[pred[i]]} ({conf[i]:.2f})" for i in shown_wrong],
+                    f"{title}: most confident mistakes (true→predicted, confidence)",
+                    colours=["#d1352b"] * len(shown_wrong),
+                ),
+            ),
+        ],
+        cm,
+        pairs,
+        wrong,
+    )
 
 
 def write_text(path: Path, text: str) -> None:
@@ -134,11 +166,18 @@ def report(cfg: DictConfig) -> None:
     pages: list[tuple[Path, Callable]] = [
         (reports / "curves.png", lambda: plots.training_curves(record["history"], "Training curves")),
         (reports / "samples.png", lambda: sample_grid(train_ds, 40, cfg.seed)),
-        (reports / "augmented.png", lambda: augmented_grid(models_dir / "augmented.npz", cfg.augment.name,
-                                                           train_ds.class_names)),
-        (reports / "class_distribution.png", lambda: plots.class_distribution(
-            np.bincount(train_labels, minlength=train_ds.num_classes), train_ds.class_names,
-            f"Training set class distribution ({display(cfg.data.name)}, {len(train_labels):,} images)")),
+        (
+            reports / "augmented.png",
+            lambda: augmented_grid(models_dir / "augmented.npz", cfg.augment.name, train_ds.class_names),
+        ),
+        (
+            reports / "class_distribution.png",
+            lambda: plots.class_distribution(
+                np.bincount(train_labels, minlength=train_ds.num_classes),
+                train_ds.class_names,
+                f"Training set class distribution ({display(cfg.data.name)}, {len(train_labels):,} images)",
+            ),
+        ),
     ]
     write_text(plot_data / "history.csv", to_csv(history_rows(record["history"])))
 
@@ -156,21 +195,39 @@ def report(cfg: DictConfig) -> None:
             per_class = per_class_rows(cm, ds.class_names)
             write_text(reports / name / "per_class.csv", to_csv(per_class))
             write_text(reports / name / "classification_report.txt", classification_report(per_class))
-            write_text(reports / name / "confused_pairs.csv", to_csv(
-                [{"true": ds.class_names[t], "predicted": ds.class_names[p], "count": n} for t, p, n in pairs]))
+            write_text(
+                reports / name / "confused_pairs.csv",
+                to_csv([{"true": ds.class_names[t], "predicted": ds.class_names[p], "count": n} for t, p, n in pairs]),
+            )
             mlflow.log_table({k: [r[k] for r in per_class] for k in per_class[0]}, f"tables/per_class_{name}.json")
-            write_text(plot_data / "per_class" / f"{name}.csv", to_csv(
-                [{"class": r["class"], "accuracy": round(r["recall"], 6)} for r in per_class]))
-            write_text(plot_data / "confusion" / f"{name}.csv", to_csv(
-                [{"actual": ds.class_names[a], "predicted": ds.class_names[p]} for a, p in zip(y, probs.argmax(1))]))
-            pdfs.append(writer.submit(write_misclassified_pdf, reports / pdf_name(name, cfg.data.name),
-                                      *misclassified_pdf_args(ds, probs, y, wrong, cfg, run.info.run_name)))
+            write_text(
+                plot_data / "per_class" / f"{name}.csv",
+                to_csv([{"class": r["class"], "accuracy": round(r["recall"], 6)} for r in per_class]),
+            )
+            write_text(
+                plot_data / "confusion" / f"{name}.csv",
+                to_csv(
+                    [{"actual": ds.class_names[a], "predicted": ds.class_names[p]} for a, p in zip(y, probs.argmax(1))]
+                ),
+            )
+            pdfs.append(
+                writer.submit(
+                    write_misclassified_pdf,
+                    reports / pdf_name(name, cfg.data.name),
+                    *misclassified_pdf_args(ds, probs, y, wrong, cfg, run.info.run_name),
+                )
+            )
 
         gap = generalisation_note(scores)
         notes = ([gap] if gap else []) + notes
         with atomic_path(reports / "summary.pdf") as tmp, PdfPages(tmp) as pdf:
-            first = plots.summary_page(run.info.run_name, config_line(cfg, record, len(train_labels)),
-                                       headline_table(scores), notes, record["history"])
+            first = plots.summary_page(
+                run.info.run_name,
+                config_line(cfg, record, len(train_labels)),
+                headline_table(scores),
+                notes,
+                record["history"],
+            )
             pdf.savefig(first)
             plots.close(first)
             for path, make in pages:
@@ -206,8 +263,9 @@ def pdf_writer() -> Executor:
     return InProcess()
 
 
-def misclassified_pdf_args(ds: Dataset, probs: np.ndarray, y: np.ndarray, order: np.ndarray, cfg: DictConfig,
-                           run_name: str) -> tuple:
+def misclassified_pdf_args(
+    ds: Dataset, probs: np.ndarray, y: np.ndarray, order: np.ndarray, cfg: DictConfig, run_name: str
+) -> tuple:
     """`order`: the mistakes, most confident first (metrics.misclassified_by_confidence). Only the shown
     mistakes' images and probabilities travel to the process that draws them."""
     shown = order[: cfg.report.max_misclassified]
@@ -216,12 +274,29 @@ def misclassified_pdf_args(ds: Dataset, probs: np.ndarray, y: np.ndarray, order:
         f"{len(order):,} of {len(y):,} images misclassified — accuracy {metrics.accuracy(probs, y):.2%}\n"
         f"Showing the {len(shown):,} most confident mistakes, most confident first."
     )
-    return (ds.x_test[shown], probs[shown], y[shown], list(ds.class_names), f"Misclassified: {run_name}", summary,
-            cfg.report.per_page, len(order))
+    return (
+        ds.x_test[shown],
+        probs[shown],
+        y[shown],
+        list(ds.class_names),
+        f"Misclassified: {run_name}",
+        summary,
+        cfg.report.per_page,
+        len(order),
+    )
 
 
-def write_misclassified_pdf(path: Path, images: np.ndarray, probs: np.ndarray, y: np.ndarray,
-                            class_names: list[str], title: str, summary: str, per_page: int, mistakes: int) -> str:
+def write_misclassified_pdf(
+    path: Path,
+    images: np.ndarray,
+    probs: np.ndarray,
+    y: np.ndarray,
+    class_names: list[str],
+    title: str,
+    summary: str,
+    per_page: int,
+    mistakes: int,
+) -> str:
     plots.misclassified_pdf(path, images, probs, y, np.arange(len(y)), class_names, title, summary, per_page)
     return f"report: wrote {path} ({len(y)} of {mistakes} mistakes)"
 

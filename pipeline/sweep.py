@@ -94,11 +94,15 @@ def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def children(parent_run_id: str) -> list[dict[str, Any]]:
     found = mlflow.search_runs(
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", output_format="list",
-        order_by=["attributes.start_time ASC"], search_all_experiments=True,
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+        output_format="list",
+        order_by=["attributes.start_time ASC"],
+        search_all_experiments=True,
     )
-    return [{"name": r.info.run_name, "status": r.info.status, "tags": r.data.tags, "metrics": r.data.metrics}
-            for r in found]
+    return [
+        {"name": r.info.run_name, "status": r.info.status, "tags": r.data.tags, "metrics": r.data.metrics}
+        for r in found
+    ]
 
 
 def sweep_job(default_name: str) -> tuple[str, str | None]:
@@ -121,7 +125,8 @@ class SweepTracking(Callback):
         name = "sweep " + " ".join(sweep_overrides)
         run = mlflow.MlflowClient().create_run(
             mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id,
-            run_name=name, tags={**tracking.provenance_tags(), "sweep.varied": ",".join(varied)},
+            run_name=name,
+            tags={**tracking.provenance_tags(), "sweep.varied": ",".join(varied)},
         )
         sweep_dir = Path(config.hydra.sweep.dir)
         write_json(sweep_dir / SWEEP_FILE, {"parent_run_id": run.info.run_id, "varied": varied})

@@ -16,8 +16,13 @@ def per_class_rows(cm: np.ndarray, class_names: Sequence[str]) -> list[dict[str,
     """One row per class: precision, recall (= the class's accuracy), F1, support."""
     s = metrics.per_class_scores(cm)
     return [
-        {"class": name, "precision": float(s["precision"][i]), "recall": float(s["recall"][i]),
-         "f1": float(s["f1"][i]), "support": int(s["support"][i])}
+        {
+            "class": name,
+            "precision": float(s["precision"][i]),
+            "recall": float(s["recall"][i]),
+            "f1": float(s["f1"][i]),
+            "support": int(s["support"][i]),
+        }
         for i, name in enumerate(class_names)
     ]
 
@@ -35,8 +40,9 @@ def classification_report(rows: Sequence[Mapping[str, Any]]) -> str:
     for label, weights in (("macro avg", np.ones_like(support)), ("weighted avg", support)):
         w = weights / max(weights.sum(), 1)
         avg = {k: float(sum(r[k] * wi for r, wi in zip(rows, w))) for k in ("precision", "recall", "f1")}
-        lines.append(f"{label:>12} {avg['precision']:10.4f} {avg['recall']:10.4f} {avg['f1']:10.4f} "
-                     f"{int(support.sum()):10d}")
+        lines.append(
+            f"{label:>12} {avg['precision']:10.4f} {avg['recall']:10.4f} {avg['f1']:10.4f} {int(support.sum()):10d}"
+        )
     return "\n".join(lines) + "\n"
 
 

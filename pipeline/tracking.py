@@ -76,7 +76,7 @@ def provenance_tags(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        out = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True, text=True, timeout=10)
     except OSError:
         return None
     return out.stdout.strip() if out.returncode == 0 else None

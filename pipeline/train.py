@@ -34,7 +34,7 @@ from pipeline.shutdown import skip_final_collection
 def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
     """A seeded shuffle, then the last `fraction` held out: (x_train, y_train), (x_val, y_val)."""
     order = np.random.default_rng(seed).permutation(len(x))
-    n_val = int(round(len(x) * fraction))
+    n_val = round(len(x) * fraction)
     train, val = order[: len(x) - n_val], order[len(x) - n_val :]
     return (x[train], y[train]), (x[val], y[val])
 
@@ -62,8 +62,12 @@ def learning_rate(train_cfg: Mapping[str, Any], steps_per_epoch: int):
     total = train_cfg["epochs"] * steps_per_epoch
     warmup = min(int(train_cfg["warmup_epochs"] * steps_per_epoch), total - 1)
     return keras.optimizers.schedules.CosineDecay(
-        peak / 10, decay_steps=total - warmup, alpha=train_cfg["final_learning_rate_fraction"],
-        warmup_target=peak, warmup_steps=warmup)
+        peak / 10,
+        decay_steps=total - warmup,
+        alpha=train_cfg["final_learning_rate_fraction"],
+        warmup_target=peak,
+        warmup_steps=warmup,
+    )
 
 
 def schedule_callbacks(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.Callback]:
@@ -73,9 +77,12 @@ def schedule_callbacks(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.Cal
     monitor = train_cfg["monitor"]
     return [
         keras.callbacks.EarlyStopping(monitor=monitor, patience=train_cfg["early_stopping_patience"]),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=train_cfg["reduce_lr_factor"],
-                                          patience=train_cfg["reduce_lr_patience"],
-                                          min_lr=train_cfg["min_learning_rate"]),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor,
+            factor=train_cfg["reduce_lr_factor"],
+            patience=train_cfg["reduce_lr_patience"],
+            min_lr=train_cfg["min_learning_rate"],
+        ),
     ]
 
 
@@ -90,14 +97,16 @@ def compile_for_training(model: keras.Model, train_cfg: Mapping[str, Any], n_tra
     )
 
 
-def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint: Path,
-        seed: int) -> dict[str, list[float]]:
+def fit(
+    model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint: Path, seed: int
+) -> dict[str, list[float]]:
     """Train with a best-epoch checkpoint of the weights (`checkpoint` ends in .weights.h5); returns history."""
     compile_for_training(model, train_cfg, len(train[0]))
     callbacks = [
         *schedule_callbacks(train_cfg),
-        keras.callbacks.ModelCheckpoint(checkpoint, monitor=train_cfg["monitor"], save_best_only=True,
-                                        save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(
+            checkpoint, monitor=train_cfg["monitor"], save_best_only=True, save_weights_only=True
+        ),
         MlflowEpochLogger(),
     ]
     history = model.fit(
@@ -118,8 +127,9 @@ def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
     return int(pick(values)) + 1
 
 
-def write_augmented_examples(path: Path, train_set: tuple[np.ndarray, np.ndarray], cfg: DictConfig,
-                             count: int = 10, copies: int = 3) -> None:
+def write_augmented_examples(
+    path: Path, train_set: tuple[np.ndarray, np.ndarray], cfg: DictConfig, count: int = 10, copies: int = 3
+) -> None:
     """A few training images and what the augmentation policy makes of them, for the report stage to draw
     (it does not load Keras)."""
     x, y = train_set
@@ -150,11 +160,15 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
             model = build_model(cfg.model, cfg.augment, ds.num_classes)
             if cfg.train.fused_batch_norm:
                 model = with_fused_batch_norm(model)
-        mlflow.set_tags({"dataset.train": ds.source, "model.parameters": model.count_params(),
-                         "train.precision_used": precision})
+        mlflow.set_tags(
+            {"dataset.train": ds.source, "model.parameters": model.count_params(), "train.precision_used": precision}
+        )
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        print(f"train: {run_name}: {len(train_set[0])} training, {len(val[0])} validation images, "
-              f"{model.count_params():,} parameters, {precision}; MLflow run {run.info.run_id}", flush=True)
+        print(
+            f"train: {run_name}: {len(train_set[0])} training, {len(val[0])} validation images, "
+            f"{model.count_params():,} parameters, {precision}; MLflow run {run.info.run_id}",
+            flush=True,
+        )
 
         started = time.perf_counter()
         checkpoint = Path(tmp) / "best.weights.h5"
@@ -177,12 +191,10 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
 
         with atomic_path(models_dir / "model.keras") as out:
             best.save(out)
-        write_json(models_dir / "history.json", {**summary, "class_names": list(ds.class_names),
-                                                 "history": history})
+        write_json(models_dir / "history.json", {**summary, "class_names": list(ds.class_names), "history": history})
         write_augmented_examples(models_dir / "augmented.npz", train_set, cfg)
         tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
-    print(f"train: done in {seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
-          flush=True)
+    print(f"train: done in {seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}", flush=True)
     return run.info.run_id
 
 

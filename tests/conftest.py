@@ -69,7 +69,10 @@ def copy_repo(dest: Path) -> Path:
     """The files a fresh clone would have (tracked plus new, not ignored), as a new git repository."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, check=True, capture_output=True, text=True,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.split("\0")
     for name in filter(None, listed):
         src = REPO / name
@@ -80,9 +83,11 @@ def copy_repo(dest: Path) -> Path:
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -97,12 +102,12 @@ def official_site(mirror, tmp_path_factory) -> tuple[Path, str]:
 
 @dataclass(frozen=True)
 class FastRepo:
-    path: Path          # a new repository after `dvc repro` with the fast setting
+    path: Path  # a new repository after `dvc repro` with the fast setting
     env: dict[str, str]
     compose: list[str]  # the overrides its params.yaml was composed with
-    first_repro: str    # what that `dvc repro` printed
-    run_id: str         # its MLflow run
-    models: Path        # a copy of its models/ folder, safe from later tests' changes
+    first_repro: str  # what that `dvc repro` printed
+    run_id: str  # its MLflow run
+    models: Path  # a copy of its models/ folder, safe from later tests' changes
 
 
 @pytest.fixture(scope="session")
@@ -116,8 +121,12 @@ def fast_repo(official_site, tmp_path_factory) -> FastRepo:
     run(["git", "commit", "-q", "-m", "clone"], path, env)
     root, md5 = official_site
     with FileServer(root) as server:
-        compose = ["experiment=fast", f"fetch.mnist.sources=[{server.url('mnist/')}]",
-                   f"fetch.emnist.archives=[{server.url('EMNIST/gzip.zip')}]", f"fetch.emnist.md5={md5}"]
+        compose = [
+            "experiment=fast",
+            f"fetch.mnist.sources=[{server.url('mnist/')}]",
+            f"fetch.emnist.archives=[{server.url('EMNIST/gzip.zip')}]",
+            f"fetch.emnist.md5={md5}",
+        ]
         run(["python", "-m", "pipeline.compose", *compose], path, env)
         first = run(["dvc", "repro"], path, env)
     models = tmp_path_factory.mktemp("models")

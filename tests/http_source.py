@@ -10,23 +10,24 @@ import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 
 @dataclass
 class Served:
     path: str
-    range: str | None   # the Range header the client sent
+    range: str | None  # the Range header the client sent
     status: int
-    sent: int           # body bytes sent
+    sent: int  # body bytes sent
 
 
 @dataclass
 class FileServer:
     root: Path
     requests: list[Served] = field(default_factory=list)
-    drop_after: int | None = None   # cut the next response after this many body bytes
+    drop_after: int | None = None  # cut the next response after this many body bytes
 
-    def __enter__(self) -> FileServer:
+    def __enter__(self) -> Self:
         owner = self
 
         class Handler(http.server.BaseHTTPRequestHandler):

@@ -58,8 +58,16 @@ def test_mlflow_run_holds_params_epoch_metrics_test_metrics_and_reports(repo):
         assert Path(c.download_artifacts(r.info.run_id, pdf)).read_bytes()[:5] == b"%PDF-", pdf
 
 
-REPORT_FILES = ["confusion.png", "reliability.png", "confused_pairs.png", "correct.png", "incorrect.png",
-                "per_class.csv", "classification_report.txt", "confused_pairs.csv"]
+REPORT_FILES = [
+    "confusion.png",
+    "reliability.png",
+    "confused_pairs.png",
+    "correct.png",
+    "incorrect.png",
+    "per_class.csv",
+    "classification_report.txt",
+    "confused_pairs.csv",
+]
 
 
 def test_every_report_artefact_is_in_the_run_for_every_test_set(repo):
@@ -82,9 +90,15 @@ def test_dvc_plots_render(repo):
     path, env, _ = repo
     out = run(["dvc", "plots", "show", "--json"], path, env).stdout
     shown = json.loads(out)["data"]
-    assert set(shown) == {"Loss", "Accuracy", "Learning rate", "plots/confusion/mnist.csv",
-                          "plots/confusion/emnist_digits.csv", "plots/per_class/mnist.csv",
-                          "plots/per_class/emnist_digits.csv"}
+    assert set(shown) == {
+        "Loss",
+        "Accuracy",
+        "Learning rate",
+        "plots/confusion/mnist.csv",
+        "plots/confusion/emnist_digits.csv",
+        "plots/per_class/mnist.csv",
+        "plots/per_class/emnist_digits.csv",
+    }
     assert all(plot[0]["type"] == "vega" and "error" not in plot[0] for plot in shown.values())
     run(["dvc", "plots", "show", "-o", str(path / "dvc_plots")], path, env)
     assert (path / "dvc_plots" / "index.html").stat().st_size > 1000
@@ -158,15 +172,20 @@ def test_a_raw_file_added_by_hand_is_seen_and_acted_on(repo, mirror):
     write_idx(raw / "emnist-digits-test-images-idx3-ubyte.gz", x[pick].transpose(0, 2, 1))
 
     status = json.loads(run(["dvc", "status", "--json"], path, env).stdout)
-    assert status == {"fetch": [{"changed outs": {"data/raw/emnist": "modified"}}],
-                      "ingest": [{"changed deps": {"data/raw/emnist": "modified"}}]}
+    assert status == {
+        "fetch": [{"changed outs": {"data/raw/emnist": "modified"}}],
+        "ingest": [{"changed deps": {"data/raw/emnist": "modified"}}],
+    }
     out = run(["dvc", "repro"], path, env).stdout
     assert [s for s in STAGES if f"Running stage '{s}'" in out] == ["fetch", "ingest", "evaluate", "report"], out
     assert "using EMNIST digits test (0 train, 40000 test images" in out
     assert "EMNIST digits test" in the_run(path).data.tags["dataset.test.emnist_digits"]
     assert "Running stage" not in run(["dvc", "repro"], path, env).stdout
     assert sorted(p.name for p in raw.iterdir() if "digits" in p.name) == [
-        "emnist-digits-mapping.txt", "emnist-digits-test-images-idx3-ubyte.gz", "emnist-digits-test-labels-idx1-ubyte.gz"]
+        "emnist-digits-mapping.txt",
+        "emnist-digits-test-images-idx3-ubyte.gz",
+        "emnist-digits-test-labels-idx1-ubyte.gz",
+    ]
 
 
 def test_dvc_exp_run_set_param_really_trains_that_many_epochs(repo):
@@ -182,8 +201,22 @@ def test_dvc_exp_run_set_param_really_trains_that_many_epochs(repo):
 def test_a_crash_marks_the_run_failed_and_keeps_what_was_logged(repo):
     path, env, _ = repo
     (path / "predictions" / "mnist.npz").unlink()
-    result = run(["python", "-m", "pipeline.report", "--config-dir", ".", "--config-name", "params",
-                  "hydra.run.dir=.", "hydra.output_subdir=null"], path, env, check=False)
+    result = run(
+        [
+            "python",
+            "-m",
+            "pipeline.report",
+            "--config-dir",
+            ".",
+            "--config-name",
+            "params",
+            "hydra.run.dir=.",
+            "hydra.output_subdir=null",
+        ],
+        path,
+        env,
+        check=False,
+    )
     assert result.returncode != 0 and "mnist.npz" in result.stderr
     r = the_run(path)
     assert r.info.status == "FAILED"

@@ -13,7 +13,6 @@ import pytest
 import yaml
 
 from pipeline import checksums
-from pipeline.archive import fetch_archive
 from pipeline.datasets import save_dataset
 from pipeline.download import SourcesExhausted, fetch_verified, partial_path, resume_offset
 from pipeline.fetch import MNIST_FILES, Origins, fetch_emnist, fetch_mnist, verified_content
@@ -106,9 +105,15 @@ def test_checksum_mismatch_is_reported_per_source_and_nothing_returned(mirror, t
 
 
 def test_every_source_failing_lists_them_all(tmp_path):
-    with pytest.raises(SourcesExhausted, match=r"(?s)t10k-labels-idx1-ubyte.gz: every source failed:.*127.0.0.1:9.*empty"):
-        fetch_verified("t10k-labels-idx1-ubyte.gz", [REFUSED, str(tmp_path / "empty")],
-                       verified_content("t10k-labels-idx1-ubyte", KNOWN), timeout=5)
+    with pytest.raises(
+        SourcesExhausted, match=r"(?s)t10k-labels-idx1-ubyte.gz: every source failed:.*127.0.0.1:9.*empty"
+    ):
+        fetch_verified(
+            "t10k-labels-idx1-ubyte.gz",
+            [REFUSED, str(tmp_path / "empty")],
+            verified_content("t10k-labels-idx1-ubyte", KNOWN),
+            timeout=5,
+        )
 
 
 def test_verify_known_unknown_and_wrong():
@@ -121,9 +126,17 @@ def test_verify_known_unknown_and_wrong():
 
 # NIST's archive, served from 127.0.0.1 (conftest's official_site).
 
+
 def archive_fetch(server: FileServer, md5: str, tmp_path, raw_name: str = "raw", mirror=None) -> dict:
-    return fetch_emnist(DATASETS, Origins(tmp_path / raw_name, mirror), [server.url("EMNIST/gzip.zip")],
-                        tmp_path / "downloads" / "gzip.zip", md5, KNOWN, timeout=10)
+    return fetch_emnist(
+        DATASETS,
+        Origins(tmp_path / raw_name, mirror),
+        [server.url("EMNIST/gzip.zip")],
+        tmp_path / "downloads" / "gzip.zip",
+        md5,
+        KNOWN,
+        timeout=10,
+    )
 
 
 def test_archive_download_extracts_only_what_the_datasets_need(official_site, mirror, tmp_path):
@@ -137,12 +150,21 @@ def test_archive_download_extracts_only_what_the_datasets_need(official_site, mi
     assert {name: s.split for name, s in chosen.items()} == {"emnist_digits": "byclass", "emnist_balanced": "bymerge"}
     raw = tmp_path / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(
-        f"emnist-{split}-{f}" for split in ("byclass", "bymerge")
-        for f in ("mapping.txt", "test-images-idx3-ubyte", "test-labels-idx1-ubyte"))
+        f"emnist-{split}-{f}"
+        for split in ("byclass", "bymerge")
+        for f in ("mapping.txt", "test-images-idx3-ubyte", "test-labels-idx1-ubyte")
+    )
     assert list((tmp_path / "downloads").iterdir()) == []  # neither the archive nor a partial file is kept
 
-    fetch_emnist(DATASETS, Origins(tmp_path / "from_mirror", mirror / "emnist"), [REFUSED], tmp_path / "unused",
-                 md5, KNOWN, timeout=5)
+    fetch_emnist(
+        DATASETS,
+        Origins(tmp_path / "from_mirror", mirror / "emnist"),
+        [REFUSED],
+        tmp_path / "unused",
+        md5,
+        KNOWN,
+        timeout=5,
+    )
     for f in raw.iterdir():
         assert f.read_bytes() == (tmp_path / "from_mirror" / f.name).read_bytes(), f.name
     for name, sources in DATASETS.items():
@@ -177,8 +199,15 @@ def test_an_archive_with_the_wrong_checksum_is_rejected_and_nothing_written(offi
 
 def test_no_obtainable_source_names_every_source_tried(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
-        fetch_emnist(DATASETS, Origins(tmp_path / "raw", None), [REFUSED + "gzip.zip"], tmp_path / "gzip.zip",
-                     "0" * 32, KNOWN, timeout=5)
+        fetch_emnist(
+            DATASETS,
+            Origins(tmp_path / "raw", None),
+            [REFUSED + "gzip.zip"],
+            tmp_path / "gzip.zip",
+            "0" * 32,
+            KNOWN,
+            timeout=5,
+        )
     message = str(err.value)
     assert "emnist_digits: no configured source can be had" in message
     assert "EMNIST byclass test, classes 0-9: missing emnist-byclass-mapping.txt" in message
@@ -196,8 +225,9 @@ def test_a_split_put_into_raw_by_hand_is_used_and_left_alone(mirror, tmp_path):
         write_idx(raw / f"emnist-balanced-{part}-labels-idx1-ubyte.gz", np.arange(47, dtype=np.uint8))
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in raw.iterdir()}
     known = {k: v for k, v in KNOWN.items() if not k.startswith("emnist-balanced-") or k.endswith("mapping.txt")}
-    chosen = fetch_emnist(DATASETS, Origins(raw, mirror / "emnist"), [REFUSED], tmp_path / "gzip.zip", "0" * 32,
-                          known, timeout=5)
+    chosen = fetch_emnist(
+        DATASETS, Origins(raw, mirror / "emnist"), [REFUSED], tmp_path / "gzip.zip", "0" * 32, known, timeout=5
+    )
     assert chosen["emnist_balanced"].split == "balanced"
     assert not any(p.name.startswith("emnist-bymerge") for p in raw.iterdir())
     assert {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in raw.iterdir() if p.name in before} == before

@@ -22,8 +22,12 @@ def test_fused_layer_matches_keras_batch_norm(shape, training):
     plain, fused = layers.BatchNormalization(momentum=0.9), FusedBatchNormalization(momentum=0.9)
     plain.build(shape), fused.build(shape)
     rng = np.random.default_rng(1)
-    weights = [rng.normal(1, 0.2, shape[-1]), rng.normal(0, 0.2, shape[-1]), rng.normal(0, 1, shape[-1]),
-               rng.uniform(0.5, 2, shape[-1])]
+    weights = [
+        rng.normal(1, 0.2, shape[-1]),
+        rng.normal(0, 0.2, shape[-1]),
+        rng.normal(0, 1, shape[-1]),
+        rng.uniform(0.5, 2, shape[-1]),
+    ]
     plain.set_weights(weights), fused.set_weights(weights)
     np.testing.assert_allclose(fused(x, training=training), plain(x, training=training), atol=1e-4)
     # Moving statistics move the same way (the fused kernel's variance is Bessel-corrected: n / (n - 1)).
@@ -78,8 +82,9 @@ def test_fused_copy_predicts_what_the_plain_model_predicts():
     for layer in plain.layers:
         if isinstance(layer, layers.BatchNormalization):  # statistics as far from the initial ones as training's
             n = layer.gamma.shape[0]
-            layer.set_weights([rng.normal(1, 0.3, n), rng.normal(0, 0.3, n), rng.normal(0, 2, n),
-                               rng.uniform(0.2, 5, n)])
+            layer.set_weights(
+                [rng.normal(1, 0.3, n), rng.normal(0, 0.3, n), rng.normal(0, 2, n), rng.uniform(0.2, 5, n)]
+            )
     fused = fused_copy(plain)
     expected = plain.predict(x, verbose=0)
     assert expected.std() > 0.01  # not a flat output that any model would match

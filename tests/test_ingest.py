@@ -17,7 +17,9 @@ from pipeline.sources import Source
 from tests.conftest import REPO, write_idx
 
 MAPPING_DIGITS = "".join(f"{i} {48 + i}\r\n" for i in range(10))  # NIST's file, byte for byte
-MAPPING_BYCLASS = "".join(f"{i} {c}\r\n" for i, c in enumerate(list(range(48, 58)) + list(range(65, 91)) + list(range(97, 123))))
+MAPPING_BYCLASS = "".join(
+    f"{i} {c}\r\n" for i, c in enumerate(list(range(48, 58)) + list(range(65, 91)) + list(range(97, 123)))
+)
 
 
 def glyph_f() -> np.ndarray:
@@ -91,7 +93,10 @@ def test_first_complete_source_wins_and_absence_is_reported(tmp_path, capsys):
     sources = [Source("digits", ("test",), False), Source("byclass", ("test",), True)]
     ds = ingest_dataset("emnist_digits", folder, sources, {})
     out = capsys.readouterr().out
-    assert "passed over EMNIST digits test (missing emnist-digits-mapping.txt, emnist-digits-test-images-idx3-ubyte)" in out
+    assert (
+        "passed over EMNIST digits test (missing emnist-digits-mapping.txt, emnist-digits-test-images-idx3-ubyte)"
+        in out
+    )
     assert "using EMNIST byclass test, classes 0-9" in out
     assert ds.y_test.tolist() == [0, 1, 2] and ds.class_names == tuple("0123456789")
     assert ds.source.startswith("EMNIST byclass test, classes 0-9")
@@ -139,9 +144,22 @@ def test_stage_on_bad_input_fails_clearly_and_leaves_previous_output(tmp_path):
     prepared.mkdir()
     (prepared / "emnist_digits.npz").write_bytes(b"previous output")
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.ingest", f"paths.raw={raw}", f"paths.prepared={prepared}", *sums,
-         "hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"],
-        cwd=REPO, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "HYDRA_FULL_ERROR": "0"},
+        [
+            sys.executable,
+            "-m",
+            "pipeline.ingest",
+            f"paths.raw={raw}",
+            f"paths.prepared={prepared}",
+            *sums,
+            "hydra.run.dir=.",
+            "hydra.output_subdir=null",
+            "hydra/job_logging=stdout",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "HYDRA_FULL_ERROR": "0"},
     )
     assert result.returncode != 0
     assert f"{path}: truncated: header says (2, 28, 28)" in result.stderr

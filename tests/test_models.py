@@ -38,7 +38,9 @@ def test_augmentation_only_in_training():
 
 
 def test_unknown_names_are_errors_that_list_the_choices():
-    with pytest.raises(ValueError, match=r"unknown architecture 'nope'; known: \['cnn2_bn', 'cnn3_bn', 'plain1', 'plain3'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown architecture 'nope'; known: \['cnn2_bn', 'cnn3_bn', 'plain1', 'plain3'\]"
+    ):
         build_model({"name": "nope"}, STANDARD, 10)
     with pytest.raises(ValueError, match="unknown policy 'wild'"):
         build_model(CNN3, {"name": "wild"}, 10)
@@ -69,8 +71,9 @@ def test_every_augmentation_policy_survives_save_and_load(policy, tmp_path):
     model = build_model(conf("model", "plain1"), conf("augment", policy), 10)
     model.save(tmp_path / "m.keras")
     x = np.full((2, 28, 28), 100, np.float32)
-    np.testing.assert_allclose(keras.models.load_model(tmp_path / "m.keras").predict(x, verbose=0),
-                               model.predict(x, verbose=0), rtol=1e-5)
+    np.testing.assert_allclose(
+        keras.models.load_model(tmp_path / "m.keras").predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5
+    )
 
 
 def test_strong_policy_erases_only_when_asked():

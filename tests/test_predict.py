@@ -61,8 +61,17 @@ def test_round_trip_through_files_in_several_styles(confident, fast_repo, tmp_pa
         for path in styles(image, tmp_path, f"d{i}"):
             expected[str(path)] = str(label)
     (tmp_path / "notes.txt").write_text("not an image")
-    status = predict.main([str(tmp_path), str(tmp_path / "notes.txt"), "--model", str(fast_repo.models / "model.keras"),
-                           "--json", "--top", "2"])
+    status = predict.main(
+        [
+            str(tmp_path),
+            str(tmp_path / "notes.txt"),
+            "--model",
+            str(fast_repo.models / "model.keras"),
+            "--json",
+            "--top",
+            "2",
+        ]
+    )
     out = capsys.readouterr()
     results = [json.loads(line) for line in out.out.splitlines()]
     assert {r["file"] for r in results} == set(expected)  # folders skip non-image names; the .txt was named
@@ -77,7 +86,10 @@ def test_table_output_and_saved_pictures(confident, fast_repo, tmp_path, capsys)
     x, y = confident
     path = tmp_path / "digit.png"
     Image.fromarray(255 - x[0]).save(path)
-    assert predict.main([str(path), "--model", str(fast_repo.models / "model.keras"), "--save", str(tmp_path / "out")]) == 0
+    assert (
+        predict.main([str(path), "--model", str(fast_repo.models / "model.keras"), "--save", str(tmp_path / "out")])
+        == 0
+    )
     line = capsys.readouterr().out.strip()
     assert line.startswith(str(path)) and line.split()[1] == str(y[0])
     assert (tmp_path / "out" / "digit.prediction.png").read_bytes()[:4] == b"\x89PNG"
@@ -108,9 +120,24 @@ def test_served_model_answers_rest_invocations(confident, fast_repo):
     port = free_port()
     env = {**fast_repo.env, "MLFLOW_TRACKING_URI": f"sqlite:///{fast_repo.path}/mlruns/mlflow.db"}
     server = subprocess.Popen(
-        ["mlflow", "models", "serve", "-m", f"runs:/{fast_repo.run_id}/model", "--env-manager", "local",
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=fast_repo.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            "mlflow",
+            "models",
+            "serve",
+            "-m",
+            f"runs:/{fast_repo.run_id}/model",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=fast_repo.path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         start_new_session=True,  # the CLI starts uvicorn as a child: stop the whole group at the end
     )
     try:
@@ -124,8 +151,9 @@ def test_served_model_answers_rest_invocations(confident, fast_repo):
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(1)
         body = json.dumps({"inputs": x[:2].astype(float).tolist()}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "application/json"}
+        )
         answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
         assert np.asarray(answer["predictions"]).argmax(axis=1).tolist() == y[:2].tolist()
     finally:

@@ -62,8 +62,9 @@ with open(os.path.join(out, "run_id"), "w") as f:
 
 def test_mlflow_and_logging_exit_handlers_run_after_the_freeze_and_still_flush(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    subprocess.run([sys.executable, "-c", STAGE_SCRIPT, str(tmp_path)], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", STAGE_SCRIPT, str(tmp_path)], cwd=ROOT, env=env, check=True, capture_output=True
+    )
     assert (tmp_path / "after_freeze").read_text() == "frozen=True run_open=True"
     assert (tmp_path / "stage.log").read_text() == "flushed at exit\n"
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -20,13 +20,25 @@ NAMES = {f"model={m},augment={a}" for m in ("plain1", "plain3") for a in ("none"
 def test_varied_keys_and_child_names():
     overrides = ["experiment=fast", "model=a,b", "+train.lr=range(1,3)", "augment=none"]
     assert varied_keys(overrides) == ["model", "train.lr"]
-    assert child_name(["experiment=fast", "model=b", "+train.lr=2", "augment=none"], ["model", "train.lr"]) == \
-        "model=b,train.lr=2"
+    assert (
+        child_name(["experiment=fast", "model=b", "+train.lr=2", "augment=none"], ["model", "train.lr"])
+        == "model=b,train.lr=2"
+    )
 
 
-@pytest.mark.parametrize("sweep", ["model=a,b", "model=range(1,3)", "model=choice(a,b)", "model=sort(b,a)",
-                                   "model=shuffle(a,b)", "model=tag(x,choice(a,b))", "model=glob(*)",
-                                   "model=interval(0,1)"])
+@pytest.mark.parametrize(
+    "sweep",
+    [
+        "model=a,b",
+        "model=range(1,3)",
+        "model=choice(a,b)",
+        "model=sort(b,a)",
+        "model=shuffle(a,b)",
+        "model=tag(x,choice(a,b))",
+        "model=glob(*)",
+        "model=interval(0,1)",
+    ],
+)
 def test_hydras_sweeps_are_varied_keys(sweep):
     assert varied_keys(["experiment=fast", sweep]) == ["model"]
 
@@ -37,10 +49,15 @@ def test_a_list_value_is_one_value_not_a_sweep():
 
 
 def test_prefixes_and_packages_are_not_part_of_the_key():
-    assert varied_keys(["+train.lr=1,2", "++seed=1,2", "~augment", "model@backup=a,b"]) == \
-        ["train.lr", "seed", "model@backup"]
-    assert child_name(["+train.lr=2", "++seed=1", "model@backup=a"], ["seed", "train.lr", "model@backup"]) == \
-        "seed=1,train.lr=2,model@backup=a"
+    assert varied_keys(["+train.lr=1,2", "++seed=1,2", "~augment", "model@backup=a,b"]) == [
+        "train.lr",
+        "seed",
+        "model@backup",
+    ]
+    assert (
+        child_name(["+train.lr=2", "++seed=1", "model@backup=a"], ["seed", "train.lr", "model@backup"])
+        == "seed=1,train.lr=2,model@backup=a"
+    )
 
 
 def test_child_names_write_list_values_as_in_an_override():
@@ -56,9 +73,19 @@ def test_each_job_of_a_sweep_over_lists_is_named_by_its_list():
 
 
 def test_comparison_rows_with_generalisation_gap():
-    runs = [{"name": "model=a", "status": "FINISHED", "tags": {"model.parameters": "10"},
-             "metrics": {"train.epochs_run": 3.0, "train.train_seconds": 12.5, "test.mnist.accuracy": 0.99,
-                         "test.emnist_digits.accuracy": 0.9}}]
+    runs = [
+        {
+            "name": "model=a",
+            "status": "FINISHED",
+            "tags": {"model.parameters": "10"},
+            "metrics": {
+                "train.epochs_run": 3.0,
+                "train.train_seconds": 12.5,
+                "test.mnist.accuracy": 0.99,
+                "test.emnist_digits.accuracy": 0.9,
+            },
+        }
+    ]
     rows = comparison_rows(runs, ["mnist", "emnist_digits"])
     assert rows[0]["epochs"] == 3 and rows[0]["generalisation_gap"] == pytest.approx(0.09)
     assert "| model=a | FINISHED | 10 | 3 | 12.5 | 0.9900 | 0.9000 | 0.0900 |" in to_markdown(rows)
@@ -87,8 +114,21 @@ def sweep_runs(path: Path, experiment: str = "handwriting-lab"):
 def test_multirun_makes_one_parent_four_named_children_and_a_comparison(prepared, launcher):
     path, env = prepared
     experiment = f"sweep-{launcher}"
-    run(["python", "-m", "pipeline.experiment", "-m", f"hydra/launcher={launcher}", "experiment=fast",
-         "evaluate.limit=500", f"tracking.experiment={experiment}", *GRID], path, env)
+    run(
+        [
+            "python",
+            "-m",
+            "pipeline.experiment",
+            "-m",
+            f"hydra/launcher={launcher}",
+            "experiment=fast",
+            "evaluate.limit=500",
+            f"tracking.experiment={experiment}",
+            *GRID,
+        ],
+        path,
+        env,
+    )
     client, runs = sweep_runs(path, experiment)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -110,8 +150,22 @@ def test_multirun_makes_one_parent_four_named_children_and_a_comparison(prepared
 
 def test_queued_dvc_experiment_grid_lands_in_dvc_and_mlflow(prepared):
     path, env = prepared
-    run(["dvc", "exp", "run", "--queue", "-S", "experiment=fast", "-S", "evaluate.limit=500",
-         "-S", "model=plain1,plain3"], path, env)
+    run(
+        [
+            "dvc",
+            "exp",
+            "run",
+            "--queue",
+            "-S",
+            "experiment=fast",
+            "-S",
+            "evaluate.limit=500",
+            "-S",
+            "model=plain1,plain3",
+        ],
+        path,
+        env,
+    )
     run(["dvc", "queue", "start"], path, env)
     deadline = time.monotonic() + 600
     while "Running" in (status := run(["dvc", "queue", "status"], path, env).stdout) or "Queued" in status:
@@ -138,9 +192,23 @@ def test_a_failing_variant_is_listed_and_the_sweep_still_compares_the_rest(prepa
     sweep exits non-zero."""
     path, env = prepared
     experiment = "sweep-failing"
-    result = run(["python", "-m", "pipeline.experiment", "-m", "experiment=fast", "evaluate.limit=200",
-                  "data.train_limit=2000", f"tracking.experiment={experiment}", "model=plain1", "model.name=plain1,nope"],
-                 path, env, check=False)
+    result = run(
+        [
+            "python",
+            "-m",
+            "pipeline.experiment",
+            "-m",
+            "experiment=fast",
+            "evaluate.limit=200",
+            "data.train_limit=2000",
+            f"tracking.experiment={experiment}",
+            "model=plain1",
+            "model.name=plain1,nope",
+        ],
+        path,
+        env,
+        check=False,
+    )
     assert result.returncode != 0
     assert "1 of 2 variants failed: model.name=nope" in result.stderr + result.stdout
     client, runs = sweep_runs(path, experiment)

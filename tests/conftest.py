@@ -14,7 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
+from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.mirror import ENV_VAR
 from tests.http_source import FileServer, nist_archive
 
@@ -133,3 +136,63 @@ def fast_repo(official_site, tmp_path_factory) -> FastRepo:
     shutil.copytree(path / "models", models, dirs_exist_ok=True)
     run_id = json.loads((path / "models" / "run.json").read_text())["run_id"]
     return FastRepo(path, env, compose, first.stdout, run_id, models)
+
+
+# Tiny synthetic data for in-process tests of the stages: no mirror, seconds per test.
+
+
+def synthetic_images(labels: np.ndarray, seed: int) -> np.ndarray:
+    """28x28 uint8 images a small network can tell apart: class c is a bright bar at a position of its own,
+    on faint noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 40, size=(len(labels), 28, 28), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        row = 3 + 2 * (int(c) % 12)
+        x[i, row : row + 2, 4:24] = 255
+    return x
+
+
+def synthetic_dataset(num_classes: int, n_train: int, n_test: int, seed: int) -> Dataset:
+    rng = np.random.default_rng(seed)
+    y_train = (np.arange(n_train) % num_classes).astype(np.uint8)
+    y_test = rng.integers(0, num_classes, n_test).astype(np.uint8)
+    names = DIGIT_NAMES if num_classes == 10 else tuple(f"c{i}" for i in range(num_classes))
+    return Dataset(
+        x_train=synthetic_images(rng.permutation(y_train), seed),
+        y_train=rng.permutation(y_train),
+        x_test=synthetic_images(y_test, seed + 1),
+        y_test=y_test,
+        class_names=names,
+        source=f"synthetic, {num_classes} classes",
+    )
+
+
+def tiny_config(overrides: list[str] = ()) -> DictConfig:
+    """conf/ composed through Hydra as the stages see it, with the fast setting shrunk to seconds."""
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose(
+            "config",
+            overrides=[
+                "experiment=fast",
+                "data.train_limit=null",
+                "evaluate.limit=null",
+                "train.batch_size=32",
+                "report.max_misclassified=12",
+                "report.grid_size=8",
+                *overrides,
+            ],
+        )
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch) -> DictConfig:
+    """A working folder holding the prepared datasets (MNIST-shaped, 300 training and 100 test images; EMNIST
+    digits, 100 test images) and nothing else, made the current directory so that the configured relative paths
+    and the embedded MLflow store land in it; returns the composed fast config."""
+    monkeypatch.chdir(tmp_path)
+    for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
+        monkeypatch.delenv(var, raising=False)
+    save_dataset(tmp_path / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
+    digits = synthetic_dataset(10, 0, 100, seed=2)
+    save_dataset(tmp_path / "data" / "prepared" / "emnist_digits.npz", digits)
+    return tiny_config()

@@ -21,14 +21,16 @@ from pipeline.shutdown import skip_final_collection
 from pipeline.sweep import sweep_job
 from pipeline.train import default_run_name, train
 
-JOB_OUTPUTS = ("models", "metrics", "predictions", "reports")
+SHARED_INPUTS = ("raw", "downloads", "prepared")  # the data stages' folders: jobs only read them
 
 
 def with_job_outputs(cfg: DictConfig, job_dir: Path) -> DictConfig:
-    """The same config with the job's outputs in its own folder, so parallel jobs never share a file."""
+    """The same config with every other path in the job's own folder, so parallel jobs never share a file (a
+    path added to `paths` later is a job's own unless listed in SHARED_INPUTS)."""
     cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    for name in JOB_OUTPUTS:
-        cfg.paths[name] = str(job_dir / name)
+    for name in cfg.paths:
+        if name not in SHARED_INPUTS:
+            cfg.paths[name] = str(job_dir / name)
     return cfg
 
 
@@ -49,12 +51,10 @@ def limit_threads(threads: int | None) -> None:
         pass  # a reused worker process: TensorFlow keeps the threads it was given for its first job
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> float:
-    hc = HydraConfig.get()
-    limit_threads(threads_per_job(hc.launcher.get("n_jobs"), os.cpu_count() or 1))
-    cfg = with_job_outputs(cfg, Path(hc.runtime.output_dir))
-    name, parent = sweep_job(default_run_name(cfg))
+def run_experiment(cfg: DictConfig, job_dir: Path, name: str, parent: str | None) -> float:
+    """Train, evaluate and report one configuration with every output in `job_dir`; returns the accuracy on
+    the first test set (what a sweeper optimises), NaN for a failed variant of a sweep."""
+    cfg = with_job_outputs(cfg, job_dir)
     try:
         train(cfg, name, parent)
         results = evaluate(cfg)
@@ -67,6 +67,14 @@ def main(cfg: DictConfig) -> float:
         print(f"experiment: {name} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
         return float("nan")
     return results[cfg.data.test_sets[0]]["accuracy"]
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    hc = HydraConfig.get()
+    limit_threads(threads_per_job(hc.launcher.get("n_jobs"), os.cpu_count() or 1))
+    name, parent = sweep_job(default_run_name(cfg))
+    return run_experiment(cfg, Path(hc.runtime.output_dir), name, parent)
 
 
 if __name__ == "__main__":

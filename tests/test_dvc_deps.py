@@ -42,3 +42,27 @@ def test_stage_depends_on_every_module_it_runs(stage):
     deps = {d for d in STAGES[stage]["deps"] if isinstance(d, str)}
     missing = sorted(f"pipeline/{m}.py" for m in pipeline_imports(entry) if f"pipeline/{m}.py" not in deps)
     assert not missing, f"dvc.yaml stage {stage!r} runs but does not depend on {missing}"
+
+
+def declared_paths(stage: dict) -> list[str]:
+    """Every data path a stage declares (deps, outs, metrics), without the code it depends on."""
+    entries = [e for key in ("deps", "outs", "metrics") for e in stage.get(key, [])]
+    paths = [e if isinstance(e, str) else next(iter(e)) for e in entries]
+    return [p for p in paths if not p.startswith("pipeline/")]
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_data_paths_come_from_params(stage):
+    """conf/'s `paths` is the one place a folder is named: dvc.yaml templates every data path from it, so a
+    changed `paths.*` moves the stage's declared inputs and outputs along with what the code reads and writes."""
+    literal = [p for p in declared_paths(STAGES[stage]) if not p.startswith("${paths.")]
+    assert not literal, f"dvc.yaml stage {stage!r} names data paths literally: {literal}; use ${{paths.…}}"
+
+
+def test_top_level_plots_come_from_params():
+    """A plot is named by its file or folder, or (a titled plot) draws files named in its `y`."""
+    plots = yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+    files = [
+        f for p in plots for name, spec in p.items() for f in (spec["y"] if isinstance(spec["y"], dict) else [name])
+    ]
+    assert files and all(f.startswith("${paths.plots}/") for f in files), files

@@ -1,0 +1,156 @@
+"""The experiment entrypoint and the sweep callback, in process on the tiny data: what a multirun job writes and
+where, how the parent run, its children and the comparison come about, and a failed variant."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import mlflow
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from pipeline import tracking
+from pipeline.experiment import run_experiment, threads_per_job, with_job_outputs
+from pipeline.sweep import SWEEP_FILE, SweepTracking, sweep_job
+from tests.conftest import REPO, tiny_config
+
+
+def test_job_outputs_go_to_the_job_folder_and_inputs_stay_shared(tmp_path):
+    cfg = with_job_outputs(tiny_config(), tmp_path / "job")
+    assert {k: v for k, v in cfg.paths.items()} == {
+        "raw": "data/raw",
+        "downloads": "data/downloads",
+        "prepared": "data/prepared",
+        **{k: str(tmp_path / "job" / k) for k in ("models", "metrics", "predictions", "reports", "plots")},
+    }
+
+
+def test_threads_per_job_share_the_cores():
+    assert threads_per_job(None, 2) is None and threads_per_job(1, 8) is None
+    assert threads_per_job(2, 2) == 1 and threads_per_job(4, 16) == 4 and threads_per_job(8, 2) == 1
+
+
+def files_under(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_an_experiment_job_writes_only_inside_its_folder(tiny):
+    """train -> evaluate -> report for one variant: every output in the job folder, none in the repository's own
+    models/, metrics/, predictions/, reports/ or plots/ (a sweep once overwrote plots/)."""
+    cfg = tiny_config(["model=plain1", "data.test_sets=[mnist]"])  # one test set: half the report's figures
+    before = files_under(Path.cwd())
+    accuracy = run_experiment(cfg, Path("multirun/job0"), "model=plain1", None)
+    assert 0.0 <= accuracy <= 1.0
+    new = files_under(Path.cwd()) - before
+    outside = {f for f in new if not f.startswith(("multirun/job0/", "mlruns/"))}
+    assert not outside, outside
+    job = Path("multirun/job0")
+    for f in (
+        "models/model.keras",
+        "metrics/test.json",
+        "predictions/mnist.npz",
+        "reports/summary.pdf",
+        "plots/history.csv",
+        "plots/per_class/mnist.csv",
+    ):
+        assert (job / f).is_file(), f
+    run = MlflowClient().get_run(tracking.load_run_id(job / "models" / "run.json"))
+    assert run.info.status == "FINISHED" and run.info.run_name == "model=plain1"
+    assert run.data.metrics["test.mnist.accuracy"] == pytest.approx(accuracy)
+
+
+def sweep_config(tmp_path: Path, sweep: list[str]) -> DictConfig:
+    """The config a multirun hands its callbacks: the sweep's overrides and folder in the hydra node."""
+    cfg = tiny_config()
+    with open_dict(cfg):
+        cfg.hydra = {"overrides": {"task": sweep}, "sweep": {"dir": str(tmp_path)}}
+    return cfg
+
+
+def job_run(cfg: DictConfig, name: str, parent: str, accuracy: float | None) -> None:
+    """A variant's run as a job leaves it (the job itself is the test above): FINISHED with its metrics, or
+    FAILED without them."""
+    tracking.connect(cfg.tracking)
+    status = "FINISHED" if accuracy is not None else "FAILED"
+    with mlflow.start_run(run_name=name, parent_run_id=parent):
+        if accuracy is not None:
+            mlflow.log_metrics({"test.mnist.accuracy": accuracy, "test.emnist_digits.accuracy": accuracy - 0.1})
+        mlflow.end_run(status)
+
+
+def test_the_sweep_callback_opens_a_parent_and_compares_its_children(tiny, tmp_path):
+    cfg = sweep_config(tmp_path / "sweep", ["experiment=fast", "model=plain1,plain3"])
+    callback = SweepTracking()
+    callback.on_multirun_start(cfg)
+    sweep = OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE)
+    assert list(sweep.varied) == ["model"]
+    parent = MlflowClient().get_run(sweep.parent_run_id)
+    assert parent.info.status == "RUNNING" and parent.data.tags["sweep.varied"] == "model"
+
+    job_run(cfg, "model=plain1", sweep.parent_run_id, 0.9)
+    job_run(cfg, "model=plain3", sweep.parent_run_id, 0.95)
+    callback.on_multirun_end(cfg)
+    parent = MlflowClient().get_run(sweep.parent_run_id)
+    assert parent.info.status == "FINISHED"
+    table = (tmp_path / "sweep" / "comparison.md").read_text()
+    assert "| model=plain1 | FINISHED |" in table and "| 0.9500 | 0.8500 | 0.1000 |" in table
+    logged = {a.path for a in MlflowClient().list_artifacts(sweep.parent_run_id, "comparison")}
+    assert logged == {f"comparison/comparison.{ext}" for ext in ("md", "csv", "png")}
+
+
+def test_a_failed_variant_fails_the_sweep_but_keeps_the_comparison(tiny, tmp_path):
+    cfg = sweep_config(tmp_path / "sweep", ["model=plain1,plain3"])
+    callback = SweepTracking()
+    callback.on_multirun_start(cfg)
+    parent = OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id
+    job_run(cfg, "model=plain1", parent, 0.9)
+    job_run(cfg, "model=plain3", parent, None)
+    with pytest.raises(SystemExit) as exit_:
+        callback.on_multirun_end(cfg)
+    assert exit_.value.code == 1
+    assert MlflowClient().get_run(parent).info.status == "FAILED"
+    assert "| model=plain3 | FAILED |" in (tmp_path / "sweep" / "comparison.md").read_text()
+
+
+@pytest.fixture
+def multirun_job(tmp_path):
+    """Makes HydraConfig what a multirun job with the given overrides sees, for `sweep_job`; cleared afterwards."""
+
+    def set_job(overrides: list[str]) -> None:
+        with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+            cfg = compose("config", overrides=overrides, return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.mode = "MULTIRUN"
+            cfg.hydra.sweep.dir = str(tmp_path)
+        HydraConfig.instance().set_config(cfg)
+
+    yield set_job
+    HydraConfig.instance().cfg = None
+
+
+def test_a_job_finds_its_parent_and_its_name(tmp_path, multirun_job):
+    (tmp_path / SWEEP_FILE).write_text('{"parent_run_id": "abc", "varied": ["model", "augment"]}')
+    multirun_job(["model=plain3", "augment=none", "train.epochs=1"])
+    assert sweep_job("default name") == ("model=plain3,augment=none", "abc")
+
+
+def test_a_job_outside_a_sweep_keeps_its_default_name(tmp_path, multirun_job):
+    multirun_job(["model=plain3"])  # no sweep.json: e.g. a multirun without the callback
+    assert sweep_job("default name") == ("default name", None)
+
+
+def test_a_failed_sweep_variant_returns_nan_and_is_marked_failed(tiny):
+    """Outside a sweep an error propagates; inside one (a parent run) the job returns NaN so the rest go on."""
+    Path("data/prepared/mnist.npz").unlink()
+    cfg = tiny_config(["model=plain1"])
+    with pytest.raises(FileNotFoundError, match="mnist.npz"):
+        run_experiment(cfg, Path("job_a"), "alone", None)
+    tracking.connect(cfg.tracking)
+    parent = MlflowClient().create_run(mlflow.get_experiment_by_name(cfg.tracking.experiment).experiment_id)
+    assert math.isnan(run_experiment(cfg, Path("job_b"), "in a sweep", parent.info.run_id))
+    runs = mlflow.search_runs(filter_string="attributes.run_name = 'in a sweep'", output_format="list")
+    assert [r.info.status for r in runs] == ["FAILED"]

@@ -6,7 +6,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 # Stage commands in dvc.yaml call `python`: the environment's, whichever shell runs make.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: env repro test lock
+.PHONY: env repro test test-fast lint lock
 
 env: $(VENV)/.installed
 
@@ -19,8 +19,17 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 repro: env
 	$(BIN)/dvc repro
 
-test: env
-	$(BIN)/pytest $(PYTEST_ARGS)
+# Everything: lint, format check, every test with line coverage of pipeline/.
+test: env lint
+	$(BIN)/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# In-process tests on tiny synthetic data, no mirror needed: under a minute.
+test-fast: env
+	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # After changing pyproject.toml's dependencies: rebuild the environment from them and pin it anew.
 lock:

@@ -8,9 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pytest
 import yaml
@@ -40,6 +42,14 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = True, magic: int |
     data = idx_bytes(array, magic)
     path.write_bytes(gzip.compress(data) if compress else data)
     return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that needs the real data mirror (the end-to-end runs of the pipeline) is `slow`:
+    `make test-fast` (`pytest -m "not slow"`) leaves them out."""
+    for item in items:
+        if "mirror" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -185,14 +195,20 @@ def tiny_config(overrides: list[str] = ()) -> DictConfig:
 
 
 @pytest.fixture
-def tiny(tmp_path, monkeypatch) -> DictConfig:
+def tiny(tmp_path, monkeypatch) -> Iterator[DictConfig]:
     """A working folder holding the prepared datasets (MNIST-shaped, 300 training and 100 test images; EMNIST
     digits, 100 test images) and nothing else, made the current directory so that the configured relative paths
     and the embedded MLflow store land in it; returns the composed fast config."""
     monkeypatch.chdir(tmp_path)
-    for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
+    # MLflow's own too: mlflow.set_experiment() exports MLFLOW_EXPERIMENT_ID, which a later test's subprocess
+    # would inherit (cleared below; monkeypatch then restores any value the variables had before).
+    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
         monkeypatch.delenv(var, raising=False)
     save_dataset(tmp_path / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
     digits = synthetic_dataset(10, 0, 100, seed=2)
     save_dataset(tmp_path / "data" / "prepared" / "emnist_digits.npz", digits)
-    return tiny_config()
+    yield tiny_config()
+    for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+        os.environ.pop(var, None)
+    mlflow.set_tracking_uri(None)  # back to MLflow's default, as the next test expects
+    mlflow.tracking.fluent._active_experiment_id = None

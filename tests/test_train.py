@@ -1,0 +1,169 @@
+"""The train stage: its pure helpers, and `train` itself in-process on tiny synthetic data, as MLflow and the
+later stages see it."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.datasets import save_dataset
+from pipeline.mirror import ENV_VAR
+from pipeline.train import best_epoch, learning_rate, train, validation_split
+from tests.conftest import synthetic_dataset, tiny_config
+
+ONE_CYCLE = {
+    "schedule": "one_cycle",
+    "learning_rate": 0.003,
+    "epochs": 4,
+    "warmup_epochs": 1,
+    "final_learning_rate_fraction": 0.01,
+}
+
+
+def rate_at(schedule, step: int) -> float:
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_one_cycle_warms_up_then_decays_to_the_final_fraction_over_exactly_the_configured_steps():
+    steps = 10
+    schedule = learning_rate(ONE_CYCLE, steps)
+    assert rate_at(schedule, 0) == pytest.approx(0.0003)
+    assert rate_at(schedule, steps // 2) == pytest.approx(0.0003 + (0.003 - 0.0003) / 2)
+    assert rate_at(schedule, steps) == pytest.approx(0.003)  # the peak, at the end of the warm-up epoch
+    rates = [rate_at(schedule, s) for s in range(steps, 4 * steps + 1)]
+    assert (np.diff(rates) < 0).all(), "the cosine only goes down"
+    assert rates[-1] == pytest.approx(0.003 * 0.01)  # the last step of the last epoch
+    assert rates[-2] > 0.003 * 0.01 * 1.01
+
+
+def test_one_cycle_keeps_a_step_of_decay_when_the_warm_up_is_as_long_as_the_training():
+    schedule = learning_rate({**ONE_CYCLE, "epochs": 1, "warmup_epochs": 1}, 5)
+    assert rate_at(schedule, 4) == pytest.approx(0.003)
+    assert rate_at(schedule, 5) == pytest.approx(0.003 * 0.01)
+
+
+def test_plateau_starts_at_the_configured_constant_rate():
+    assert learning_rate({**ONE_CYCLE, "schedule": "plateau", "learning_rate": 0.001}, 10) == 0.001
+
+
+def test_unknown_schedule_is_an_error_naming_the_setting():
+    with pytest.raises(ValueError, match=r"train\.schedule: unknown schedule 'linear'; known: one_cycle, plateau"):
+        learning_rate({**ONE_CYCLE, "schedule": "linear"}, 10)
+
+
+def test_best_epoch_is_the_lowest_loss_or_the_highest_accuracy_first_of_equals():
+    history = {"val_loss": [0.9, 0.4, 0.5, 0.4], "val_accuracy": [0.5, 0.8, 0.9, 0.9]}
+    assert best_epoch(history, "val_loss") == 2
+    assert best_epoch(history, "val_accuracy") == 3
+
+
+def test_validation_split_is_a_seeded_disjoint_division_of_every_image():
+    x = np.arange(50).reshape(50, 1)  # each image names its own index
+    y = np.arange(50) % 10
+    (x_train, y_train), (x_val, y_val) = validation_split(x, y, 0.1, seed=3)
+    assert (len(x_train), len(x_val)) == (45, 5)
+    assert sorted(np.concatenate([x_train, x_val])[:, 0]) == list(range(50))
+    np.testing.assert_array_equal(y_train, x_train[:, 0] % 10)  # labels stay with their images
+    np.testing.assert_array_equal(y_val, x_val[:, 0] % 10)
+    np.testing.assert_array_equal(validation_split(x, y, 0.1, seed=3)[1][0], x_val)
+    assert not np.array_equal(validation_split(x, y, 0.1, seed=4)[1][0], x_val)
+    assert len(validation_split(x, y, 0.25, seed=3)[1][0]) == 12  # rounded: 12.5 -> 12
+
+
+# `train` in-process: one tiny training shared by the tests below (`tiny` of conftest is per test).
+
+
+@dataclass(frozen=True)
+class Trained:
+    folder: Path  # the working folder: data/prepared/, models/, mlruns/
+    run_id: str
+    client: MlflowClient  # on the folder's embedded store, whatever store the global MLflow state points at now
+
+
+def tiny_folder(folder: Path, mp: pytest.MonkeyPatch):
+    """`tiny` of conftest for a fixture of any scope: the prepared datasets in `folder`, made the current one."""
+    mp.chdir(folder)
+    for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
+        mp.delenv(var, raising=False)
+    save_dataset(folder / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
+    return tiny_config()
+
+
+def store(folder: Path) -> MlflowClient:
+    return MlflowClient(tracking_uri=f"sqlite:///{folder}/mlruns/mlflow.db")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Trained:
+    """The working folder stays the current one for the module's tests, so that they can train in it again."""
+    folder = tmp_path_factory.mktemp("tiny")
+    with pytest.MonkeyPatch.context() as mp:
+        run_id = train(tiny_folder(folder, mp), "tiny run")
+        yield Trained(folder, run_id, store(folder))
+
+
+def test_train_finishes_a_run_with_the_config_as_params_and_the_training_as_tags(trained):
+    run = trained.client.get_run(trained.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "tiny run"
+    assert run.data.params["train.epochs"] == "1" and run.data.params["model.name"] == "cnn3_bn"
+    assert run.data.params["seed"] == "42" and run.data.params["paths.models"] == "models"
+    assert run.data.tags["dataset.train"] == "synthetic, 10 classes"
+    assert int(run.data.tags["model.parameters"]) > 0
+    assert run.data.tags["train.precision_used"] in ("float32", "mixed_bfloat16")
+    config = Path(trained.client.download_artifacts(trained.run_id, "config.yaml")).read_text()
+    assert "epochs: 1" in config
+
+
+def test_train_logs_every_epoch_at_its_step_and_a_summary_of_the_training(trained):
+    run = trained.client.get_run(trained.run_id)
+    for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
+        assert [m.step for m in trained.client.get_metric_history(trained.run_id, metric)] == [1], metric
+    assert run.data.metrics["train.epochs_run"] == 1 and run.data.metrics["train.best_epoch"] == 1
+    assert run.data.metrics["train.train_seconds"] >= 0 and run.data.metrics["train.images_per_second"] > 0
+
+
+def test_train_logs_the_model_with_its_class_names(trained):
+    run = trained.client.get_run(trained.run_id)
+    (output,) = run.outputs.model_outputs
+    logged = trained.client.get_logged_model(output.model_id)
+    assert logged.name == "model" and logged.source_run_id == trained.run_id
+    files = {a.path for a in trained.client.list_logged_model_artifacts(output.model_id)}
+    assert {"MLmodel", "requirements.txt"} <= files
+    mlmodel = Path(mlflow.artifacts.download_artifacts(f"{logged.artifact_location}/MLmodel")).read_text()
+    assert "class_names" in mlmodel and "'9'" in mlmodel
+
+
+def test_train_writes_the_model_its_history_augmented_examples_and_the_run(trained):
+    models = trained.folder / "models"
+    assert sorted(os.listdir(models)) == ["augmented.npz", "history.json", "model.keras", "run.json"]
+    probs = keras.models.load_model(models / "model.keras").predict(np.zeros((2, 28, 28), np.float32), verbose=0)
+    assert probs.shape == (2, 10)
+    history = json.loads((models / "history.json").read_text())
+    assert history["class_names"] == [str(d) for d in range(10)]
+    assert set(history["history"]) == {"accuracy", "loss", "val_accuracy", "val_loss", "learning_rate"}
+    assert history["epochs_run"] == 1 and history["best_epoch"] == 1
+    assert history["precision"] in ("float32", "mixed_bfloat16")
+    with np.load(models / "augmented.npz") as z:
+        assert z["original"].shape == (10, 28, 28) and z["augmented"].shape == (3, 10, 28, 28)
+    ref = json.loads((models / "run.json").read_text())
+    assert ref["run_id"] == trained.run_id
+    assert ref["experiment_id"] == trained.client.get_run(trained.run_id).info.experiment_id
+
+
+def test_a_failure_inside_train_leaves_a_failed_run(trained):
+    cfg = tiny_config(["data=emnist_balanced"])  # not prepared in the folder
+    with pytest.raises(FileNotFoundError, match=r"emnist_balanced\.npz: prepared dataset not found"):
+        train(cfg, "no data")
+    experiment = trained.client.get_experiment_by_name(cfg.tracking.experiment)
+    (run,) = trained.client.search_runs([experiment.experiment_id], "attributes.run_name = 'no data'")
+    assert run.info.status == "FAILED"
+    assert run.data.params["data.name"] == "emnist_balanced"

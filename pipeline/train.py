@@ -10,6 +10,7 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,27 @@ def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
     n_val = round(len(x) * fraction)
     train, val = order[: len(x) - n_val], order[len(x) - n_val :]
     return (x[train], y[train]), (x[val], y[val])
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The images to fit on, the images that pick the best epoch, and the classes the model's outputs name."""
+
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    class_names: tuple[str, ...]
+    source: str  # where the images came from, as ingest recorded it
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def prepare_data(path: Path, limit: int | None, validation_fraction: float, seed: int) -> TrainingData:
+    """The prepared dataset's first `limit` training images (every one for None), split by `validation_split`."""
+    ds = load_dataset(path)
+    train, val = validation_split(ds.x_train[:limit], ds.y_train[:limit], validation_fraction, seed)
+    return TrainingData(train, val, ds.class_names, ds.source)
 
 
 class MlflowEpochLogger(keras.callbacks.Callback):
@@ -151,17 +173,18 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
     ):
         # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
         mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
-        ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
-        x, y = ds.x_train[: cfg.data.train_limit], ds.y_train[: cfg.data.train_limit]
-        train_set, val = validation_split(x, y, cfg.train.validation_split, cfg.seed)
+        data = prepare_data(
+            prepared_path(cfg.paths.prepared, cfg.data.name), cfg.data.train_limit, cfg.train.validation_split, cfg.seed
+        )
+        train_set, val = data.train, data.val
         keras.utils.set_random_seed(cfg.seed)
         precision = resolve_precision(cfg.train.precision, cpu_flags())
         with dtype_policy(precision):
-            model = build_model(cfg.model, cfg.augment, ds.num_classes)
+            model = build_model(cfg.model, cfg.augment, data.num_classes)
             if cfg.train.fused_batch_norm:
                 model = with_fused_batch_norm(model)
         mlflow.set_tags(
-            {"dataset.train": ds.source, "model.parameters": model.count_params(), "train.precision_used": precision}
+            {"dataset.train": data.source, "model.parameters": model.count_params(), "train.precision_used": precision}
         )
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         print(
@@ -177,7 +200,7 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
         model.load_weights(checkpoint)
         # What is saved and served: plain Keras layers in float32, whatever kernels and precision trained it.
         with dtype_policy("float32"):
-            best = copy_weights(model, build_model(cfg.model, cfg.augment, ds.num_classes))
+            best = copy_weights(model, build_model(cfg.model, cfg.augment, data.num_classes))
 
         summary = {
             "epochs_run": len(history["loss"]),
@@ -187,11 +210,11 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
             "precision": precision,
         }
         mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
-        log_keras_model(best, ds.class_names)
+        log_keras_model(best, data.class_names)
 
         with atomic_path(models_dir / "model.keras") as out:
             best.save(out)
-        write_json(models_dir / "history.json", {**summary, "class_names": list(ds.class_names), "history": history})
+        write_json(models_dir / "history.json", {**summary, "class_names": list(data.class_names), "history": history})
         write_augmented_examples(models_dir / "augmented.npz", train_set, cfg)
         tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
     print(f"train: done in {seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}", flush=True)

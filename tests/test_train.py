@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.datasets import save_dataset
+from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.mirror import ENV_VAR
-from pipeline.train import best_epoch, learning_rate, train, validation_split
+from pipeline.train import best_epoch, learning_rate, prepare_data, train, validation_split
 from tests.conftest import synthetic_dataset, tiny_config
 
 ONE_CYCLE = {
@@ -76,6 +76,34 @@ def test_validation_split_is_a_seeded_disjoint_division_of_every_image():
     np.testing.assert_array_equal(validation_split(x, y, 0.1, seed=3)[1][0], x_val)
     assert not np.array_equal(validation_split(x, y, 0.1, seed=4)[1][0], x_val)
     assert len(validation_split(x, y, 0.25, seed=3)[1][0]) == 12  # rounded: 12.5 -> 12
+
+
+def numbered_dataset(n_train: int) -> Dataset:
+    """Training images that carry their index in their first pixel, labels their index modulo 10."""
+    x = np.zeros((n_train, 28, 28), np.uint8)
+    x[:, 0, 0] = np.arange(n_train)
+    empty = np.zeros((0, 28, 28), np.uint8)
+    y = (np.arange(n_train) % 10).astype(np.uint8)
+    return Dataset(x, y, empty, np.zeros(0, np.uint8), DIGIT_NAMES, "numbered")
+
+
+def test_prepare_data_splits_the_first_training_images_of_the_prepared_dataset(tmp_path):
+    ds = numbered_dataset(200)
+    save_dataset(tmp_path / "numbered.npz", ds)
+    data = prepare_data(tmp_path / "numbered.npz", 100, 0.2, seed=5)
+    (x_train, _), (x_val, y_val) = data.train, data.val
+    assert (len(x_train), len(x_val)) == (80, 20)
+    assert sorted(np.concatenate([x_train, x_val])[:, 0, 0]) == list(range(100))
+    (_, _), (expected_x_val, expected_y_val) = validation_split(ds.x_train[:100], ds.y_train[:100], 0.2, seed=5)
+    np.testing.assert_array_equal(x_val, expected_x_val)
+    np.testing.assert_array_equal(y_val, expected_y_val)
+    assert data.class_names == DIGIT_NAMES and data.num_classes == 10 and data.source == "numbered"
+    assert len(prepare_data(tmp_path / "numbered.npz", None, 0.2, seed=5).train[0]) == 160
+
+
+def test_prepare_data_without_the_prepared_dataset_says_which_stage_makes_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"mnist\.npz: prepared dataset not found — run `dvc repro`"):
+        prepare_data(tmp_path / "mnist.npz", None, 0.1, seed=0)
 
 
 # `train` in-process: one tiny training shared by the tests below (`tiny` of conftest is per test).

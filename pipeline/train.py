@@ -92,6 +92,26 @@ def learning_rate(train_cfg: Mapping[str, Any], steps_per_epoch: int):
     )
 
 
+def build_training_model(
+    model_cfg: Mapping[str, Any],
+    augment_cfg: Mapping[str, Any],
+    train_cfg: Mapping[str, Any],
+    num_classes: int,
+    seed: int,
+) -> tuple[keras.Model, str]:
+    """The configured network, freshly initialised, in the precision it trains in (returned with it: `auto` is
+    resolved here), with TensorFlow's fused batch norm if configured.
+
+    Seeds every generator (Python, NumPy, TensorFlow, Keras) first, for the initial weights and the training."""
+    keras.utils.set_random_seed(seed)
+    precision = resolve_precision(train_cfg["precision"], cpu_flags())
+    with dtype_policy(precision):
+        model = build_model(model_cfg, augment_cfg, num_classes)
+        if train_cfg["fused_batch_norm"]:
+            model = with_fused_batch_norm(model)
+    return model, precision
+
+
 def schedule_callbacks(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.Callback]:
     """The seeds' plateau schedule adapts to the validation loss; one_cycle runs its planned course."""
     if train_cfg["schedule"] != "plateau":
@@ -177,12 +197,7 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
             prepared_path(cfg.paths.prepared, cfg.data.name), cfg.data.train_limit, cfg.train.validation_split, cfg.seed
         )
         train_set, val = data.train, data.val
-        keras.utils.set_random_seed(cfg.seed)
-        precision = resolve_precision(cfg.train.precision, cpu_flags())
-        with dtype_policy(precision):
-            model = build_model(cfg.model, cfg.augment, data.num_classes)
-            if cfg.train.fused_batch_norm:
-                model = with_fused_batch_norm(model)
+        model, precision = build_training_model(cfg.model, cfg.augment, cfg.train, data.num_classes, cfg.seed)
         mlflow.set_tags(
             {"dataset.train": data.source, "model.parameters": model.count_params(), "train.precision_used": precision}
         )

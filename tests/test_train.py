@@ -15,8 +15,17 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
+from pipeline.fused import FusedBatchNormalization
 from pipeline.mirror import ENV_VAR
-from pipeline.train import best_epoch, learning_rate, prepare_data, train, validation_split
+from pipeline.precision import cpu_flags, resolve_precision
+from pipeline.train import (
+    best_epoch,
+    build_training_model,
+    learning_rate,
+    prepare_data,
+    train,
+    validation_split,
+)
 from tests.conftest import synthetic_dataset, tiny_config
 
 ONE_CYCLE = {
@@ -104,6 +113,48 @@ def test_prepare_data_splits_the_first_training_images_of_the_prepared_dataset(t
 def test_prepare_data_without_the_prepared_dataset_says_which_stage_makes_it(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"mnist\.npz: prepared dataset not found — run `dvc repro`"):
         prepare_data(tmp_path / "mnist.npz", None, 0.1, seed=0)
+
+
+SMALL_CNN = {"name": "cnn3_bn", "filters": [4], "conv_dropout": 0.0, "dense_units": [8], "dense_dropout": 0.0}
+NO_AUGMENT = {"name": "none"}
+
+
+def test_build_training_model_fuses_batch_norm_and_trains_in_the_resolved_precision():
+    cfg = {"precision": "mixed_bfloat16", "fused_batch_norm": True}
+    model, precision = build_training_model(SMALL_CNN, NO_AUGMENT, cfg, 47, seed=1)
+    assert precision == "mixed_bfloat16"
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(type(layer) is FusedBatchNormalization for layer in norms)
+    assert {layer.dtype_policy.name for layer in norms} == {"mixed_bfloat16"}
+    assert model.output_shape == (None, 47)
+    assert keras.config.dtype_policy().name == "float32", "the process-wide policy is put back"
+
+
+def test_build_training_model_plain_and_float32_and_auto_as_the_cpu_decides():
+    model, precision = build_training_model(
+        SMALL_CNN, NO_AUGMENT, {"precision": "float32", "fused_batch_norm": False}, 10, 1
+    )
+    assert precision == "float32"
+    assert not any(isinstance(layer, FusedBatchNormalization) for layer in model.layers)
+    assert {w.dtype for w in model.weights} == {"float32"}
+    auto = build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "auto", "fused_batch_norm": False}, 10, 1)[1]
+    assert auto == resolve_precision("auto", cpu_flags())
+
+
+def test_build_training_model_initialises_from_the_seed():
+    cfg = {"precision": "float32", "fused_batch_norm": True}
+
+    def weights(seed):
+        return build_training_model(SMALL_CNN, NO_AUGMENT, cfg, 10, seed)[0].get_weights()
+
+    first, again, other = weights(1), weights(1), weights(2)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
+
+
+def test_build_training_model_unknown_precision_is_an_error_naming_the_setting():
+    with pytest.raises(ValueError, match=r"train\.precision: unknown precision 'float16'"):
+        build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float16", "fused_batch_norm": False}, 10, 1)
 
 
 # `train` in-process: one tiny training shared by the tests below (`tiny` of conftest is per test).

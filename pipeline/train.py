@@ -61,17 +61,6 @@ def prepare_data(path: Path, limit: int | None, validation_fraction: float, seed
     return TrainingData(train, val, ds.class_names, ds.source)
 
 
-class MlflowEpochLogger(keras.callbacks.Callback):
-    """Per-epoch loss, accuracy, validation metrics and learning rate, as MLflow metrics with step = epoch.
-
-    The learning rate also goes into the epoch's logs (and so the history) when no callback put it there."""
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        logs = logs if logs is not None else {}
-        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch + 1)
-
-
 def learning_rate(train_cfg: Mapping[str, Any], steps_per_epoch: int):
     """one_cycle: a linear warm-up from a tenth of the peak, then a cosine down to `final_learning_rate_fraction`
     of it, over exactly the configured epochs (short schedules converge faster than a constant rate halved on
@@ -139,27 +128,48 @@ def compile_for_training(model: keras.Model, train_cfg: Mapping[str, Any], n_tra
     )
 
 
-def fit(
-    model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint: Path, seed: int
-) -> dict[str, list[float]]:
-    """Train with a best-epoch checkpoint of the weights (`checkpoint` ends in .weights.h5); returns history."""
-    compile_for_training(model, train_cfg, len(train[0]))
-    callbacks = [
-        *schedule_callbacks(train_cfg),
-        keras.callbacks.ModelCheckpoint(
-            checkpoint, monitor=train_cfg["monitor"], save_best_only=True, save_weights_only=True
-        ),
-        MlflowEpochLogger(),
-    ]
-    history = model.fit(
-        batches(*train, batch_size=train_cfg["batch_size"], shuffle_seed=seed),
-        validation_data=batches(*val, batch_size=train_cfg["batch_size"]),
-        epochs=train_cfg["epochs"],
-        shuffle=False,  # `batches` reshuffles every epoch itself
-        callbacks=callbacks,
-        verbose=1,
-    )
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+class MlflowEpochLogger(keras.callbacks.Callback):
+    """Per-epoch loss, accuracy, validation metrics and learning rate, as MLflow metrics with step = epoch.
+
+    The learning rate also goes into the epoch's logs (and so the history) when no callback put it there."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logs = logs if logs is not None else {}
+        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch + 1)
+
+
+@dataclass(frozen=True)
+class Fit:
+    history: dict[str, list[float]]  # per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate
+    seconds: float  # compiling and fitting
+
+
+def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], seed: int) -> Fit:
+    """Train as configured, each epoch logged to the active MLflow run; leaves in `model` the weights of the best
+    epoch by `train.monitor`, as a checkpoint kept them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "best.weights.h5"
+        started = time.perf_counter()
+        compile_for_training(model, train_cfg, len(train[0]))
+        callbacks = [
+            *schedule_callbacks(train_cfg),
+            keras.callbacks.ModelCheckpoint(
+                checkpoint, monitor=train_cfg["monitor"], save_best_only=True, save_weights_only=True
+            ),
+            MlflowEpochLogger(),
+        ]
+        history = model.fit(
+            batches(*train, batch_size=train_cfg["batch_size"], shuffle_seed=seed),
+            validation_data=batches(*val, batch_size=train_cfg["batch_size"]),
+            epochs=train_cfg["epochs"],
+            shuffle=False,  # `batches` reshuffles every epoch itself
+            callbacks=callbacks,
+            verbose=1,
+        )
+        seconds = time.perf_counter() - started
+        model.load_weights(checkpoint)
+    return Fit({k: [float(v) for v in vs] for k, vs in history.history.items()}, seconds)
 
 
 def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
@@ -187,10 +197,7 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
     """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep); returns its id."""
     models_dir = Path(cfg.paths.models)
     tracking.connect(cfg.tracking)
-    with (
-        mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tracking.provenance_tags()) as run,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
+    with mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tracking.provenance_tags()) as run:
         # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
         mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
         data = prepare_data(
@@ -208,11 +215,8 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
             flush=True,
         )
 
-        started = time.perf_counter()
-        checkpoint = Path(tmp) / "best.weights.h5"
-        history = fit(model, train_set, val, cfg.train, checkpoint, cfg.seed)
-        seconds = time.perf_counter() - started
-        model.load_weights(checkpoint)
+        fitted = fit(model, train_set, val, cfg.train, cfg.seed)
+        history, seconds = fitted.history, fitted.seconds
         # What is saved and served: plain Keras layers in float32, whatever kernels and precision trained it.
         with dtype_policy("float32"):
             best = copy_weights(model, build_model(cfg.model, cfg.augment, data.num_classes))

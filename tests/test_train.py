@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.batches import batches
 from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.fused import FusedBatchNormalization
 from pipeline.mirror import ENV_VAR
@@ -21,8 +22,10 @@ from pipeline.precision import cpu_flags, resolve_precision
 from pipeline.train import (
     best_epoch,
     build_training_model,
+    fit,
     learning_rate,
     prepare_data,
+    schedule_callbacks,
     train,
     validation_split,
 )
@@ -164,7 +167,8 @@ def test_build_training_model_unknown_precision_is_an_error_naming_the_setting()
 class Trained:
     folder: Path  # the working folder: data/prepared/, models/, mlruns/
     run_id: str
-    client: MlflowClient  # on the folder's embedded store, whatever store the global MLflow state points at now
+    uri: str  # of the folder's embedded store
+    client: MlflowClient  # on that store, whatever store the global MLflow state points at now
 
 
 def tiny_folder(folder: Path, mp: pytest.MonkeyPatch):
@@ -176,17 +180,55 @@ def tiny_folder(folder: Path, mp: pytest.MonkeyPatch):
     return tiny_config()
 
 
-def store(folder: Path) -> MlflowClient:
-    return MlflowClient(tracking_uri=f"sqlite:///{folder}/mlruns/mlflow.db")
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Trained:
     """The working folder stays the current one for the module's tests, so that they can train in it again."""
     folder = tmp_path_factory.mktemp("tiny")
     with pytest.MonkeyPatch.context() as mp:
         run_id = train(tiny_folder(folder, mp), "tiny run")
-        yield Trained(folder, run_id, store(folder))
+        uri = f"sqlite:///{folder}/mlruns/mlflow.db"
+        yield Trained(folder, run_id, uri, MlflowClient(tracking_uri=uri))
+
+
+PLATEAU = {
+    "schedule": "plateau",
+    "learning_rate": 0.05,
+    "epochs": 3,
+    "batch_size": 16,
+    "steps_per_execution": 1,
+    "monitor": "val_loss",
+    "early_stopping_patience": 5,
+    "reduce_lr_factor": 0.5,
+    "reduce_lr_patience": 3,
+    "min_learning_rate": 1e-5,
+}
+
+
+def test_schedule_callbacks_adapt_only_the_plateau_schedule():
+    stop, reduce = schedule_callbacks(PLATEAU)
+    assert isinstance(stop, keras.callbacks.EarlyStopping) and stop.patience == 5 and stop.monitor == "val_loss"
+    assert isinstance(reduce, keras.callbacks.ReduceLROnPlateau) and reduce.factor == 0.5 and reduce.min_lr == 1e-5
+    assert schedule_callbacks({**PLATEAU, "schedule": "one_cycle"}) == []
+
+
+def test_fit_logs_every_epoch_and_leaves_the_best_epochs_weights_in_the_model(trained):
+    ds = synthetic_dataset(10, 96, 0, seed=3)
+    train_set, val = validation_split(ds.x_train, ds.y_train, 1 / 3, seed=0)
+    model, _ = build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float32", "fused_batch_norm": True}, 10, 1)
+    mlflow.set_tracking_uri(trained.uri)
+    with mlflow.start_run(run_name="fit") as run:
+        fitted = fit(model, train_set, val, PLATEAU, seed=1)
+    assert set(fitted.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
+    assert all(len(values) == 3 for values in fitted.history.values())
+    assert fitted.history["learning_rate"] == pytest.approx([0.05] * 3)
+    assert fitted.seconds > 0
+    val_loss = fitted.history["val_loss"]
+    best = best_epoch(fitted.history, "val_loss")
+    assert best < 3, f"the tiny setup should overfit, so that the last epoch is not the best: {val_loss}"
+    loss, _ = model.evaluate(batches(*val, batch_size=16), verbose=0)
+    assert loss == pytest.approx(val_loss[best - 1], rel=1e-5)
+    logged = trained.client.get_metric_history(run.info.run_id, "val_loss")
+    assert [(m.step, m.value) for m in logged] == [(epoch, pytest.approx(v)) for epoch, v in enumerate(val_loss, 1)]
 
 
 def test_train_finishes_a_run_with_the_config_as_params_and_the_training_as_tags(trained):

@@ -179,14 +179,56 @@ def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
     return int(pick(values)) + 1
 
 
+def plain_float32_copy(
+    model: keras.Model, model_cfg: Mapping[str, Any], augment_cfg: Mapping[str, Any], num_classes: int
+) -> keras.Model:
+    """`model`'s weights in plain Keras layers in float32, whatever kernels and precision trained them: the model
+    that is saved and served needs nothing from this project to load."""
+    with dtype_policy("float32"):
+        return copy_weights(model, build_model(model_cfg, augment_cfg, num_classes))
+
+
+def training_summary(fitted: Fit, monitor: str, n_train: int, precision: str) -> dict[str, Any]:
+    """What history.json leads with; all but the precision are also the run's train.* metrics."""
+    epochs = len(fitted.history["loss"])
+    return {
+        "epochs_run": epochs,
+        "best_epoch": best_epoch(fitted.history, monitor),
+        "train_seconds": round(fitted.seconds, 1),
+        "images_per_second": round(epochs * n_train / fitted.seconds, 1),
+        "precision": precision,
+    }
+
+
 def write_augmented_examples(
-    path: Path, train_set: tuple[np.ndarray, np.ndarray], cfg: DictConfig, count: int = 10, copies: int = 3
+    path: Path,
+    train_set: tuple[np.ndarray, np.ndarray],
+    augment_cfg: Mapping[str, Any],
+    seed: int,
+    count: int = 10,
+    copies: int = 3,
 ) -> None:
     """A few training images and what the augmentation policy makes of them, for the report stage to draw
     (it does not load Keras)."""
     x, y = train_set
-    pick = np.random.default_rng(cfg.seed).choice(len(x), size=min(count, len(x)), replace=False)
-    write_npz(path, original=x[pick], labels=y[pick], augmented=augmented_examples(x[pick], cfg.augment, copies))
+    pick = np.random.default_rng(seed).choice(len(x), size=min(count, len(x)), replace=False)
+    write_npz(path, original=x[pick], labels=y[pick], augmented=augmented_examples(x[pick], augment_cfg, copies))
+
+
+def write_outputs(
+    models_dir: Path,
+    model: keras.Model,
+    summary: Mapping[str, Any],
+    history: Mapping[str, list[float]],
+    data: TrainingData,
+    augment_cfg: Mapping[str, Any],
+    seed: int,
+) -> None:
+    """model.keras, history.json (the summary, the class names and every epoch) and augmented.npz."""
+    with atomic_path(models_dir / "model.keras") as out:
+        model.save(out)
+    write_json(models_dir / "history.json", {**summary, "class_names": list(data.class_names), "history": history})
+    write_augmented_examples(models_dir / "augmented.npz", data.train, augment_cfg, seed)
 
 
 def default_run_name(cfg: DictConfig) -> str:
@@ -216,27 +258,17 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
         )
 
         fitted = fit(model, train_set, val, cfg.train, cfg.seed)
-        history, seconds = fitted.history, fitted.seconds
-        # What is saved and served: plain Keras layers in float32, whatever kernels and precision trained it.
-        with dtype_policy("float32"):
-            best = copy_weights(model, build_model(cfg.model, cfg.augment, data.num_classes))
 
-        summary = {
-            "epochs_run": len(history["loss"]),
-            "best_epoch": best_epoch(history, cfg.train.monitor),
-            "train_seconds": round(seconds, 1),
-            "images_per_second": round(len(history["loss"]) * len(train_set[0]) / seconds, 1),
-            "precision": precision,
-        }
+        best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
+        summary = training_summary(fitted, cfg.train.monitor, len(train_set[0]), precision)
         mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
         log_keras_model(best, data.class_names)
-
-        with atomic_path(models_dir / "model.keras") as out:
-            best.save(out)
-        write_json(models_dir / "history.json", {**summary, "class_names": list(data.class_names), "history": history})
-        write_augmented_examples(models_dir / "augmented.npz", train_set, cfg)
+        write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
         tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
-    print(f"train: done in {seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}", flush=True)
+    print(
+        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
+        flush=True,
+    )
     return run.info.run_id
 
 

@@ -20,14 +20,19 @@ from pipeline.fused import FusedBatchNormalization
 from pipeline.mirror import ENV_VAR
 from pipeline.precision import cpu_flags, resolve_precision
 from pipeline.train import (
+    Fit,
+    TrainingData,
     best_epoch,
     build_training_model,
     fit,
     learning_rate,
+    plain_float32_copy,
     prepare_data,
     schedule_callbacks,
     train,
+    training_summary,
     validation_split,
+    write_outputs,
 )
 from tests.conftest import synthetic_dataset, tiny_config
 
@@ -158,6 +163,50 @@ def test_build_training_model_initialises_from_the_seed():
 def test_build_training_model_unknown_precision_is_an_error_naming_the_setting():
     with pytest.raises(ValueError, match=r"train\.precision: unknown precision 'float16'"):
         build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float16", "fused_batch_norm": False}, 10, 1)
+
+
+def test_plain_float32_copy_keeps_the_trained_weights_in_plain_keras_layers():
+    cfg = {"precision": "mixed_bfloat16", "fused_batch_norm": True}
+    trained_model, _ = build_training_model(SMALL_CNN, NO_AUGMENT, cfg, 10, seed=1)
+    trained_model.set_weights([w + 0.5 for w in trained_model.get_weights()])  # not what a fresh build draws
+    plain = plain_float32_copy(trained_model, SMALL_CNN, NO_AUGMENT, 10)
+    assert not any(isinstance(layer, FusedBatchNormalization) for layer in plain.layers)
+    assert {layer.dtype_policy.name for layer in plain.layers} == {"float32"}
+    assert all(np.array_equal(a, b) for a, b in zip(plain.get_weights(), trained_model.get_weights(), strict=True))
+    x = synthetic_dataset(10, 8, 0, seed=4).x_train.astype(np.float32)
+    np.testing.assert_allclose(plain.predict(x, verbose=0), trained_model.predict(x, verbose=0), atol=0.02)
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_training_summary_counts_epochs_and_images_per_second():
+    fitted = Fit({"loss": [0.9, 0.5, 0.6], "val_loss": [0.7, 0.4, 0.45], "val_accuracy": [0.8, 0.9, 0.95]}, 2.04)
+    assert training_summary(fitted, "val_loss", 100, "float32") == {
+        "epochs_run": 3,
+        "best_epoch": 2,
+        "train_seconds": 2.0,
+        "images_per_second": 147.1,  # 3 epochs of 100 images in 2.04 s
+        "precision": "float32",
+    }
+    assert training_summary(fitted, "val_accuracy", 100, "float32")["best_epoch"] == 3
+
+
+def test_write_outputs_saves_the_model_the_history_and_augmented_examples(tmp_path):
+    ds = numbered_dataset(30)
+    data = TrainingData((ds.x_train, ds.y_train), (ds.x_train[:0], ds.y_train[:0]), DIGIT_NAMES, "numbered")
+    model, _ = build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float32", "fused_batch_norm": False}, 10, 1)
+    summary = {"epochs_run": 1, "best_epoch": 1, "train_seconds": 0.5, "images_per_second": 60.0, "precision": "p"}
+    history = {"loss": [0.5], "val_loss": [0.6]}
+    write_outputs(tmp_path / "models", model, summary, history, data, NO_AUGMENT, seed=7)
+    assert sorted(os.listdir(tmp_path / "models")) == ["augmented.npz", "history.json", "model.keras"]
+    saved = keras.models.load_model(tmp_path / "models" / "model.keras")
+    assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), model.get_weights(), strict=True))
+    written = json.loads((tmp_path / "models" / "history.json").read_text())
+    assert written == {**summary, "class_names": list(DIGIT_NAMES), "history": history}
+    with np.load(tmp_path / "models" / "augmented.npz") as z:
+        pick = np.random.default_rng(7).choice(30, size=10, replace=False)
+        np.testing.assert_array_equal(z["original"], ds.x_train[pick])
+        np.testing.assert_array_equal(z["labels"], ds.y_train[pick])
+        np.testing.assert_array_equal(z["augmented"], np.stack([ds.x_train[pick]] * 3))  # the `none` policy
 
 
 # `train` in-process: one tiny training shared by the tests below (`tiny` of conftest is per test).

@@ -1,7 +1,7 @@
 """Stage `train`: fit the configured network on the prepared training set, tracked as a new MLflow run.
 
-Writes models/model.keras (the best epoch's weights), models/history.json and models/run.json (the MLflow run
-that evaluate and report add to).
+Writes models/model.keras (the best epoch's weights), models/history.json, models/augmented.npz (a few training
+images as augmentation presents them) and models/run.json (the MLflow run that evaluate and report add to).
 """
 
 from __future__ import annotations
@@ -30,6 +30,47 @@ from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
 from pipeline.serving import log_keras_model
 from pipeline.shutdown import skip_final_collection
+
+
+def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> str:
+    """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep); returns its id.
+
+    The steps: prepare the data, build the network, fit it, export the best epoch's weights as a plain model."""
+    models_dir = Path(cfg.paths.models)
+    tracking.connect(cfg.tracking)
+    with mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tracking.provenance_tags()) as run:
+        # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
+        mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+        data = prepare_data(
+            prepared_path(cfg.paths.prepared, cfg.data.name), cfg.data.train_limit, cfg.train.validation_split, cfg.seed
+        )
+        model, precision = build_training_model(cfg.model, cfg.augment, cfg.train, data.num_classes, cfg.seed)
+        mlflow.set_tags(
+            {"dataset.train": data.source, "model.parameters": model.count_params(), "train.precision_used": precision}
+        )
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        print(
+            f"train: {run_name}: {len(data.train[0])} training, {len(data.val[0])} validation images, "
+            f"{model.count_params():,} parameters, {precision}; MLflow run {run.info.run_id}",
+            flush=True,
+        )
+
+        fitted = fit(model, data.train, data.val, cfg.train, cfg.seed)
+
+        best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
+        summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision)
+        mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
+        log_keras_model(best, data.class_names)
+        write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
+        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
+    print(
+        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
+        flush=True,
+    )
+    return run.info.run_id
+
+
+# Prepare: the images to train on and to choose the best epoch by.
 
 
 def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
@@ -61,24 +102,7 @@ def prepare_data(path: Path, limit: int | None, validation_fraction: float, seed
     return TrainingData(train, val, ds.class_names, ds.source)
 
 
-def learning_rate(train_cfg: Mapping[str, Any], steps_per_epoch: int):
-    """one_cycle: a linear warm-up from a tenth of the peak, then a cosine down to `final_learning_rate_fraction`
-    of it, over exactly the configured epochs (short schedules converge faster than a constant rate halved on
-    plateaus); plateau: the constant starting rate that ReduceLROnPlateau halves."""
-    peak = train_cfg["learning_rate"]
-    if train_cfg["schedule"] == "plateau":
-        return peak
-    if train_cfg["schedule"] != "one_cycle":
-        raise ValueError(f"train.schedule: unknown schedule {train_cfg['schedule']!r}; known: one_cycle, plateau")
-    total = train_cfg["epochs"] * steps_per_epoch
-    warmup = min(int(train_cfg["warmup_epochs"] * steps_per_epoch), total - 1)
-    return keras.optimizers.schedules.CosineDecay(
-        peak / 10,
-        decay_steps=total - warmup,
-        alpha=train_cfg["final_learning_rate_fraction"],
-        warmup_target=peak,
-        warmup_steps=warmup,
-    )
+# Build: the network as it trains.
 
 
 def build_training_model(
@@ -99,6 +123,29 @@ def build_training_model(
         if train_cfg["fused_batch_norm"]:
             model = with_fused_batch_norm(model)
     return model, precision
+
+
+# Fit: the configured schedule, a checkpoint of the best epoch, every epoch logged.
+
+
+def learning_rate(train_cfg: Mapping[str, Any], steps_per_epoch: int):
+    """one_cycle: a linear warm-up from a tenth of the peak, then a cosine down to `final_learning_rate_fraction`
+    of it, over exactly the configured epochs (short schedules converge faster than a constant rate halved on
+    plateaus); plateau: the constant starting rate that ReduceLROnPlateau halves."""
+    peak = train_cfg["learning_rate"]
+    if train_cfg["schedule"] == "plateau":
+        return peak
+    if train_cfg["schedule"] != "one_cycle":
+        raise ValueError(f"train.schedule: unknown schedule {train_cfg['schedule']!r}; known: one_cycle, plateau")
+    total = train_cfg["epochs"] * steps_per_epoch
+    warmup = min(int(train_cfg["warmup_epochs"] * steps_per_epoch), total - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        peak / 10,
+        decay_steps=total - warmup,
+        alpha=train_cfg["final_learning_rate_fraction"],
+        warmup_target=peak,
+        warmup_steps=warmup,
+    )
 
 
 def schedule_callbacks(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.Callback]:
@@ -179,6 +226,9 @@ def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
     return int(pick(values)) + 1
 
 
+# Export: what is saved, logged and served, and what the later stages read.
+
+
 def plain_float32_copy(
     model: keras.Model, model_cfg: Mapping[str, Any], augment_cfg: Mapping[str, Any], num_classes: int
 ) -> keras.Model:
@@ -233,43 +283,6 @@ def write_outputs(
 
 def default_run_name(cfg: DictConfig) -> str:
     return f"{cfg.model.name} augment={cfg.augment.name} on {cfg.data.name}"
-
-
-def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> str:
-    """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep); returns its id."""
-    models_dir = Path(cfg.paths.models)
-    tracking.connect(cfg.tracking)
-    with mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tracking.provenance_tags()) as run:
-        # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
-        mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
-        data = prepare_data(
-            prepared_path(cfg.paths.prepared, cfg.data.name), cfg.data.train_limit, cfg.train.validation_split, cfg.seed
-        )
-        train_set, val = data.train, data.val
-        model, precision = build_training_model(cfg.model, cfg.augment, cfg.train, data.num_classes, cfg.seed)
-        mlflow.set_tags(
-            {"dataset.train": data.source, "model.parameters": model.count_params(), "train.precision_used": precision}
-        )
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        print(
-            f"train: {run_name}: {len(train_set[0])} training, {len(val[0])} validation images, "
-            f"{model.count_params():,} parameters, {precision}; MLflow run {run.info.run_id}",
-            flush=True,
-        )
-
-        fitted = fit(model, train_set, val, cfg.train, cfg.seed)
-
-        best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
-        summary = training_summary(fitted, cfg.train.monitor, len(train_set[0]), precision)
-        mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
-        log_keras_model(best, data.class_names)
-        write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
-        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
-    print(
-        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
-        flush=True,
-    )
-    return run.info.run_id
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

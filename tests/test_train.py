@@ -1,10 +1,11 @@
-"""The train stage: its pure helpers, and `train` itself in-process on tiny synthetic data, as MLflow and the
-later stages see it."""
+"""The train stage: each of its steps (prepare, build, fit, export) and its helpers, then `train` itself in-process
+on tiny synthetic data, as MLflow and the later stages see it."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline import tracking
 from pipeline.batches import batches
 from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.fused import FusedBatchNormalization
@@ -36,50 +38,27 @@ from pipeline.train import (
 )
 from tests.conftest import synthetic_dataset, tiny_config
 
-ONE_CYCLE = {
-    "schedule": "one_cycle",
-    "learning_rate": 0.003,
-    "epochs": 4,
-    "warmup_epochs": 1,
-    "final_learning_rate_fraction": 0.01,
-}
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Iterator[Path]:
+    """`tiny` of conftest for the whole module (it is per test): a working folder with the prepared MNIST-shaped
+    dataset, the current folder while the module's tests run, so that the configured relative paths and the
+    embedded MLflow store land in it."""
+    folder = tmp_path_factory.mktemp("tiny")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
+            mp.delenv(var, raising=False)
+        save_dataset(folder / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
+        yield folder
 
 
-def rate_at(schedule, step: int) -> float:
-    return float(keras.ops.convert_to_numpy(schedule(step)))
+def store(folder: Path) -> MlflowClient:
+    """The folder's embedded store, whatever store MLflow's global state points at now."""
+    return MlflowClient(tracking_uri=f"sqlite:///{folder}/mlruns/mlflow.db")
 
 
-def test_one_cycle_warms_up_then_decays_to_the_final_fraction_over_exactly_the_configured_steps():
-    steps = 10
-    schedule = learning_rate(ONE_CYCLE, steps)
-    assert rate_at(schedule, 0) == pytest.approx(0.0003)
-    assert rate_at(schedule, steps // 2) == pytest.approx(0.0003 + (0.003 - 0.0003) / 2)
-    assert rate_at(schedule, steps) == pytest.approx(0.003)  # the peak, at the end of the warm-up epoch
-    rates = [rate_at(schedule, s) for s in range(steps, 4 * steps + 1)]
-    assert (np.diff(rates) < 0).all(), "the cosine only goes down"
-    assert rates[-1] == pytest.approx(0.003 * 0.01)  # the last step of the last epoch
-    assert rates[-2] > 0.003 * 0.01 * 1.01
-
-
-def test_one_cycle_keeps_a_step_of_decay_when_the_warm_up_is_as_long_as_the_training():
-    schedule = learning_rate({**ONE_CYCLE, "epochs": 1, "warmup_epochs": 1}, 5)
-    assert rate_at(schedule, 4) == pytest.approx(0.003)
-    assert rate_at(schedule, 5) == pytest.approx(0.003 * 0.01)
-
-
-def test_plateau_starts_at_the_configured_constant_rate():
-    assert learning_rate({**ONE_CYCLE, "schedule": "plateau", "learning_rate": 0.001}, 10) == 0.001
-
-
-def test_unknown_schedule_is_an_error_naming_the_setting():
-    with pytest.raises(ValueError, match=r"train\.schedule: unknown schedule 'linear'; known: one_cycle, plateau"):
-        learning_rate({**ONE_CYCLE, "schedule": "linear"}, 10)
-
-
-def test_best_epoch_is_the_lowest_loss_or_the_highest_accuracy_first_of_equals():
-    history = {"val_loss": [0.9, 0.4, 0.5, 0.4], "val_accuracy": [0.5, 0.8, 0.9, 0.9]}
-    assert best_epoch(history, "val_loss") == 2
-    assert best_epoch(history, "val_accuracy") == 3
+# Prepare
 
 
 def test_validation_split_is_a_seeded_disjoint_division_of_every_image():
@@ -123,6 +102,9 @@ def test_prepare_data_without_the_prepared_dataset_says_which_stage_makes_it(tmp
         prepare_data(tmp_path / "mnist.npz", None, 0.1, seed=0)
 
 
+# Build
+
+
 SMALL_CNN = {"name": "cnn3_bn", "filters": [4], "conv_dropout": 0.0, "dense_units": [8], "dense_dropout": 0.0}
 NO_AUGMENT = {"name": "none"}
 
@@ -163,6 +145,99 @@ def test_build_training_model_initialises_from_the_seed():
 def test_build_training_model_unknown_precision_is_an_error_naming_the_setting():
     with pytest.raises(ValueError, match=r"train\.precision: unknown precision 'float16'"):
         build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float16", "fused_batch_norm": False}, 10, 1)
+
+
+# Fit
+
+
+ONE_CYCLE = {
+    "schedule": "one_cycle",
+    "learning_rate": 0.003,
+    "epochs": 4,
+    "warmup_epochs": 1,
+    "final_learning_rate_fraction": 0.01,
+}
+
+
+def rate_at(schedule, step: int) -> float:
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_one_cycle_warms_up_then_decays_to_the_final_fraction_over_exactly_the_configured_steps():
+    steps = 10
+    schedule = learning_rate(ONE_CYCLE, steps)
+    assert rate_at(schedule, 0) == pytest.approx(0.0003)
+    assert rate_at(schedule, steps // 2) == pytest.approx(0.0003 + (0.003 - 0.0003) / 2)
+    assert rate_at(schedule, steps) == pytest.approx(0.003)  # the peak, at the end of the warm-up epoch
+    rates = [rate_at(schedule, s) for s in range(steps, 4 * steps + 1)]
+    assert (np.diff(rates) < 0).all(), "the cosine only goes down"
+    assert rates[-1] == pytest.approx(0.003 * 0.01)  # the last step of the last epoch
+    assert rates[-2] > 0.003 * 0.01 * 1.01
+
+
+def test_one_cycle_keeps_a_step_of_decay_when_the_warm_up_is_as_long_as_the_training():
+    schedule = learning_rate({**ONE_CYCLE, "epochs": 1, "warmup_epochs": 1}, 5)
+    assert rate_at(schedule, 4) == pytest.approx(0.003)
+    assert rate_at(schedule, 5) == pytest.approx(0.003 * 0.01)
+
+
+def test_plateau_starts_at_the_configured_constant_rate():
+    assert learning_rate({**ONE_CYCLE, "schedule": "plateau", "learning_rate": 0.001}, 10) == 0.001
+
+
+def test_unknown_schedule_is_an_error_naming_the_setting():
+    with pytest.raises(ValueError, match=r"train\.schedule: unknown schedule 'linear'; known: one_cycle, plateau"):
+        learning_rate({**ONE_CYCLE, "schedule": "linear"}, 10)
+
+
+PLATEAU = {
+    "schedule": "plateau",
+    "learning_rate": 0.05,
+    "epochs": 3,
+    "batch_size": 16,
+    "steps_per_execution": 1,
+    "monitor": "val_loss",
+    "early_stopping_patience": 5,
+    "reduce_lr_factor": 0.5,
+    "reduce_lr_patience": 3,
+    "min_learning_rate": 1e-5,
+}
+
+
+def test_schedule_callbacks_adapt_only_the_plateau_schedule():
+    stop, reduce = schedule_callbacks(PLATEAU)
+    assert isinstance(stop, keras.callbacks.EarlyStopping) and stop.patience == 5 and stop.monitor == "val_loss"
+    assert isinstance(reduce, keras.callbacks.ReduceLROnPlateau) and reduce.factor == 0.5 and reduce.min_lr == 1e-5
+    assert schedule_callbacks({**PLATEAU, "schedule": "one_cycle"}) == []
+
+
+def test_best_epoch_is_the_lowest_loss_or_the_highest_accuracy_first_of_equals():
+    history = {"val_loss": [0.9, 0.4, 0.5, 0.4], "val_accuracy": [0.5, 0.8, 0.9, 0.9]}
+    assert best_epoch(history, "val_loss") == 2
+    assert best_epoch(history, "val_accuracy") == 3
+
+
+def test_fit_logs_every_epoch_and_leaves_the_best_epochs_weights_in_the_model(workdir):
+    ds = synthetic_dataset(10, 96, 0, seed=3)
+    train_set, val = validation_split(ds.x_train, ds.y_train, 1 / 3, seed=0)
+    model, _ = build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float32", "fused_batch_norm": True}, 10, 1)
+    tracking.connect(tiny_config().tracking)
+    with mlflow.start_run(run_name="fit") as run:
+        fitted = fit(model, train_set, val, PLATEAU, seed=1)
+    assert set(fitted.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
+    assert all(len(values) == 3 for values in fitted.history.values())
+    assert fitted.history["learning_rate"] == pytest.approx([0.05] * 3)
+    assert fitted.seconds > 0
+    val_loss = fitted.history["val_loss"]
+    best = best_epoch(fitted.history, "val_loss")
+    assert best < 3, f"the tiny setup should overfit, so that the last epoch is not the best: {val_loss}"
+    loss, _ = model.evaluate(batches(*val, batch_size=16), verbose=0)
+    assert loss == pytest.approx(val_loss[best - 1], rel=1e-5)
+    logged = store(workdir).get_metric_history(run.info.run_id, "val_loss")
+    assert [(m.step, m.value) for m in logged] == [(epoch, pytest.approx(v)) for epoch, v in enumerate(val_loss, 1)]
+
+
+# Export
 
 
 def test_plain_float32_copy_keeps_the_trained_weights_in_plain_keras_layers():
@@ -209,75 +284,19 @@ def test_write_outputs_saves_the_model_the_history_and_augmented_examples(tmp_pa
         np.testing.assert_array_equal(z["augmented"], np.stack([ds.x_train[pick]] * 3))  # the `none` policy
 
 
-# `train` in-process: one tiny training shared by the tests below (`tiny` of conftest is per test).
+# `train` in-process: one tiny training shared by the tests below.
 
 
 @dataclass(frozen=True)
 class Trained:
     folder: Path  # the working folder: data/prepared/, models/, mlruns/
     run_id: str
-    uri: str  # of the folder's embedded store
-    client: MlflowClient  # on that store, whatever store the global MLflow state points at now
-
-
-def tiny_folder(folder: Path, mp: pytest.MonkeyPatch):
-    """`tiny` of conftest for a fixture of any scope: the prepared datasets in `folder`, made the current one."""
-    mp.chdir(folder)
-    for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
-        mp.delenv(var, raising=False)
-    save_dataset(folder / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
-    return tiny_config()
+    client: MlflowClient
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Trained:
-    """The working folder stays the current one for the module's tests, so that they can train in it again."""
-    folder = tmp_path_factory.mktemp("tiny")
-    with pytest.MonkeyPatch.context() as mp:
-        run_id = train(tiny_folder(folder, mp), "tiny run")
-        uri = f"sqlite:///{folder}/mlruns/mlflow.db"
-        yield Trained(folder, run_id, uri, MlflowClient(tracking_uri=uri))
-
-
-PLATEAU = {
-    "schedule": "plateau",
-    "learning_rate": 0.05,
-    "epochs": 3,
-    "batch_size": 16,
-    "steps_per_execution": 1,
-    "monitor": "val_loss",
-    "early_stopping_patience": 5,
-    "reduce_lr_factor": 0.5,
-    "reduce_lr_patience": 3,
-    "min_learning_rate": 1e-5,
-}
-
-
-def test_schedule_callbacks_adapt_only_the_plateau_schedule():
-    stop, reduce = schedule_callbacks(PLATEAU)
-    assert isinstance(stop, keras.callbacks.EarlyStopping) and stop.patience == 5 and stop.monitor == "val_loss"
-    assert isinstance(reduce, keras.callbacks.ReduceLROnPlateau) and reduce.factor == 0.5 and reduce.min_lr == 1e-5
-    assert schedule_callbacks({**PLATEAU, "schedule": "one_cycle"}) == []
-
-
-def test_fit_logs_every_epoch_and_leaves_the_best_epochs_weights_in_the_model(trained):
-    ds = synthetic_dataset(10, 96, 0, seed=3)
-    train_set, val = validation_split(ds.x_train, ds.y_train, 1 / 3, seed=0)
-    model, _ = build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float32", "fused_batch_norm": True}, 10, 1)
-    mlflow.set_tracking_uri(trained.uri)
-    with mlflow.start_run(run_name="fit") as run:
-        fitted = fit(model, train_set, val, PLATEAU, seed=1)
-    assert set(fitted.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
-    assert all(len(values) == 3 for values in fitted.history.values())
-    assert fitted.history["learning_rate"] == pytest.approx([0.05] * 3)
-    assert fitted.seconds > 0
-    val_loss = fitted.history["val_loss"]
-    best = best_epoch(fitted.history, "val_loss")
-    assert best < 3, f"the tiny setup should overfit, so that the last epoch is not the best: {val_loss}"
-    loss, _ = model.evaluate(batches(*val, batch_size=16), verbose=0)
-    assert loss == pytest.approx(val_loss[best - 1], rel=1e-5)
-    logged = trained.client.get_metric_history(run.info.run_id, "val_loss")
-    assert [(m.step, m.value) for m in logged] == [(epoch, pytest.approx(v)) for epoch, v in enumerate(val_loss, 1)]
+def trained(workdir) -> Trained:
+    return Trained(workdir, train(tiny_config(), "tiny run"), store(workdir))
 
 
 def test_train_finishes_a_run_with_the_config_as_params_and_the_training_as_tags(trained):
@@ -329,11 +348,11 @@ def test_train_writes_the_model_its_history_augmented_examples_and_the_run(train
     assert ref["experiment_id"] == trained.client.get_run(trained.run_id).info.experiment_id
 
 
-def test_a_failure_inside_train_leaves_a_failed_run(trained):
+def test_a_failure_inside_train_leaves_a_failed_run(workdir):
     cfg = tiny_config(["data=emnist_balanced"])  # not prepared in the folder
     with pytest.raises(FileNotFoundError, match=r"emnist_balanced\.npz: prepared dataset not found"):
         train(cfg, "no data")
-    experiment = trained.client.get_experiment_by_name(cfg.tracking.experiment)
-    (run,) = trained.client.search_runs([experiment.experiment_id], "attributes.run_name = 'no data'")
+    experiment = store(workdir).get_experiment_by_name(cfg.tracking.experiment)
+    (run,) = store(workdir).search_runs([experiment.experiment_id], "attributes.run_name = 'no data'")
     assert run.info.status == "FAILED"
     assert run.data.params["data.name"] == "emnist_balanced"

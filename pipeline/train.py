@@ -1,7 +1,7 @@
 """Stage `train`: fit the configured network on the prepared training set, tracked as a new MLflow run.
 
-Writes models/model.keras (the best epoch's weights), models/history.json and models/run.json (the MLflow run
-that evaluate and report add to).
+Writes models/model.keras (the best epoch's weights), models/history.json, models/augmented.npz (a few training
+images as augmentation presents them) and models/run.json (the MLflow run that evaluate and report add to).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,47 @@ from pipeline.serving import log_keras_model
 from pipeline.shutdown import skip_final_collection
 
 
+def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> str:
+    """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep); returns its id.
+
+    The steps: prepare the data, build the network, fit it, export the best epoch's weights as a plain model."""
+    models_dir = Path(cfg.paths.models)
+    tracking.connect(cfg.tracking)
+    with mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tracking.provenance_tags()) as run:
+        # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
+        mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+        data = prepare_data(
+            prepared_path(cfg.paths.prepared, cfg.data.name), cfg.data.train_limit, cfg.train.validation_split, cfg.seed
+        )
+        model, precision = build_training_model(cfg.model, cfg.augment, cfg.train, data.num_classes, cfg.seed)
+        mlflow.set_tags(
+            {"dataset.train": data.source, "model.parameters": model.count_params(), "train.precision_used": precision}
+        )
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        print(
+            f"train: {run_name}: {len(data.train[0])} training, {len(data.val[0])} validation images, "
+            f"{model.count_params():,} parameters, {precision}; MLflow run {run.info.run_id}",
+            flush=True,
+        )
+
+        fitted = fit(model, data.train, data.val, cfg.train, cfg.seed)
+
+        best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
+        summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision)
+        mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
+        log_keras_model(best, data.class_names)
+        write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
+        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
+    print(
+        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
+        flush=True,
+    )
+    return run.info.run_id
+
+
+# Prepare: the images to train on and to choose the best epoch by.
+
+
 def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
     """A seeded shuffle, then the last `fraction` held out: (x_train, y_train), (x_val, y_val)."""
     order = np.random.default_rng(seed).permutation(len(x))
@@ -39,15 +81,51 @@ def validation_split(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
     return (x[train], y[train]), (x[val], y[val])
 
 
-class MlflowEpochLogger(keras.callbacks.Callback):
-    """Per-epoch loss, accuracy, validation metrics and learning rate, as MLflow metrics with step = epoch.
+@dataclass(frozen=True)
+class TrainingData:
+    """The images to fit on, the images that pick the best epoch, and the classes the model's outputs name."""
 
-    The learning rate also goes into the epoch's logs (and so the history) when no callback put it there."""
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    class_names: tuple[str, ...]
+    source: str  # where the images came from, as ingest recorded it
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        logs = logs if logs is not None else {}
-        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch + 1)
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def prepare_data(path: Path, limit: int | None, validation_fraction: float, seed: int) -> TrainingData:
+    """The prepared dataset's first `limit` training images (every one for None), split by `validation_split`."""
+    ds = load_dataset(path)
+    train, val = validation_split(ds.x_train[:limit], ds.y_train[:limit], validation_fraction, seed)
+    return TrainingData(train, val, ds.class_names, ds.source)
+
+
+# Build: the network as it trains.
+
+
+def build_training_model(
+    model_cfg: Mapping[str, Any],
+    augment_cfg: Mapping[str, Any],
+    train_cfg: Mapping[str, Any],
+    num_classes: int,
+    seed: int,
+) -> tuple[keras.Model, str]:
+    """The configured network, freshly initialised, in the precision it trains in (returned with it: `auto` is
+    resolved here), with TensorFlow's fused batch norm if configured.
+
+    Seeds every generator (Python, NumPy, TensorFlow, Keras) first, for the initial weights and the training."""
+    keras.utils.set_random_seed(seed)
+    precision = resolve_precision(train_cfg["precision"], cpu_flags())
+    with dtype_policy(precision):
+        model = build_model(model_cfg, augment_cfg, num_classes)
+        if train_cfg["fused_batch_norm"]:
+            model = with_fused_batch_norm(model)
+    return model, precision
+
+
+# Fit: the configured schedule, a checkpoint of the best epoch, every epoch logged.
 
 
 def learning_rate(train_cfg: Mapping[str, Any], steps_per_epoch: int):
@@ -97,27 +175,48 @@ def compile_for_training(model: keras.Model, train_cfg: Mapping[str, Any], n_tra
     )
 
 
-def fit(
-    model: keras.Model, train, val, train_cfg: Mapping[str, Any], checkpoint: Path, seed: int
-) -> dict[str, list[float]]:
-    """Train with a best-epoch checkpoint of the weights (`checkpoint` ends in .weights.h5); returns history."""
-    compile_for_training(model, train_cfg, len(train[0]))
-    callbacks = [
-        *schedule_callbacks(train_cfg),
-        keras.callbacks.ModelCheckpoint(
-            checkpoint, monitor=train_cfg["monitor"], save_best_only=True, save_weights_only=True
-        ),
-        MlflowEpochLogger(),
-    ]
-    history = model.fit(
-        batches(*train, batch_size=train_cfg["batch_size"], shuffle_seed=seed),
-        validation_data=batches(*val, batch_size=train_cfg["batch_size"]),
-        epochs=train_cfg["epochs"],
-        shuffle=False,  # `batches` reshuffles every epoch itself
-        callbacks=callbacks,
-        verbose=1,
-    )
-    return {k: [float(v) for v in vs] for k, vs in history.history.items()}
+class MlflowEpochLogger(keras.callbacks.Callback):
+    """Per-epoch loss, accuracy, validation metrics and learning rate, as MLflow metrics with step = epoch.
+
+    The learning rate also goes into the epoch's logs (and so the history) when no callback put it there."""
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        logs = logs if logs is not None else {}
+        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch + 1)
+
+
+@dataclass(frozen=True)
+class Fit:
+    history: dict[str, list[float]]  # per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate
+    seconds: float  # compiling and fitting
+
+
+def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], seed: int) -> Fit:
+    """Train as configured, each epoch logged to the active MLflow run; leaves in `model` the weights of the best
+    epoch by `train.monitor`, as a checkpoint kept them."""
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = Path(tmp) / "best.weights.h5"
+        started = time.perf_counter()
+        compile_for_training(model, train_cfg, len(train[0]))
+        callbacks = [
+            *schedule_callbacks(train_cfg),
+            keras.callbacks.ModelCheckpoint(
+                checkpoint, monitor=train_cfg["monitor"], save_best_only=True, save_weights_only=True
+            ),
+            MlflowEpochLogger(),
+        ]
+        history = model.fit(
+            batches(*train, batch_size=train_cfg["batch_size"], shuffle_seed=seed),
+            validation_data=batches(*val, batch_size=train_cfg["batch_size"]),
+            epochs=train_cfg["epochs"],
+            shuffle=False,  # `batches` reshuffles every epoch itself
+            callbacks=callbacks,
+            verbose=1,
+        )
+        seconds = time.perf_counter() - started
+        model.load_weights(checkpoint)
+    return Fit({k: [float(v) for v in vs] for k, vs in history.history.items()}, seconds)
 
 
 def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
@@ -127,75 +226,63 @@ def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
     return int(pick(values)) + 1
 
 
+# Export: what is saved, logged and served, and what the later stages read.
+
+
+def plain_float32_copy(
+    model: keras.Model, model_cfg: Mapping[str, Any], augment_cfg: Mapping[str, Any], num_classes: int
+) -> keras.Model:
+    """`model`'s weights in plain Keras layers in float32, whatever kernels and precision trained them: the model
+    that is saved and served needs nothing from this project to load."""
+    with dtype_policy("float32"):
+        return copy_weights(model, build_model(model_cfg, augment_cfg, num_classes))
+
+
+def training_summary(fitted: Fit, monitor: str, n_train: int, precision: str) -> dict[str, Any]:
+    """What history.json leads with; all but the precision are also the run's train.* metrics."""
+    epochs = len(fitted.history["loss"])
+    return {
+        "epochs_run": epochs,
+        "best_epoch": best_epoch(fitted.history, monitor),
+        "train_seconds": round(fitted.seconds, 1),
+        "images_per_second": round(epochs * n_train / fitted.seconds, 1),
+        "precision": precision,
+    }
+
+
 def write_augmented_examples(
-    path: Path, train_set: tuple[np.ndarray, np.ndarray], cfg: DictConfig, count: int = 10, copies: int = 3
+    path: Path,
+    train_set: tuple[np.ndarray, np.ndarray],
+    augment_cfg: Mapping[str, Any],
+    seed: int,
+    count: int = 10,
+    copies: int = 3,
 ) -> None:
     """A few training images and what the augmentation policy makes of them, for the report stage to draw
     (it does not load Keras)."""
     x, y = train_set
-    pick = np.random.default_rng(cfg.seed).choice(len(x), size=min(count, len(x)), replace=False)
-    write_npz(path, original=x[pick], labels=y[pick], augmented=augmented_examples(x[pick], cfg.augment, copies))
+    pick = np.random.default_rng(seed).choice(len(x), size=min(count, len(x)), replace=False)
+    write_npz(path, original=x[pick], labels=y[pick], augmented=augmented_examples(x[pick], augment_cfg, copies))
+
+
+def write_outputs(
+    models_dir: Path,
+    model: keras.Model,
+    summary: Mapping[str, Any],
+    history: Mapping[str, list[float]],
+    data: TrainingData,
+    augment_cfg: Mapping[str, Any],
+    seed: int,
+) -> None:
+    """model.keras, history.json (the summary, the class names and every epoch) and augmented.npz."""
+    with atomic_path(models_dir / "model.keras") as out:
+        model.save(out)
+    write_json(models_dir / "history.json", {**summary, "class_names": list(data.class_names), "history": history})
+    write_augmented_examples(models_dir / "augmented.npz", data.train, augment_cfg, seed)
 
 
 def default_run_name(cfg: DictConfig) -> str:
     return f"{cfg.model.name} augment={cfg.augment.name} on {cfg.data.name}"
-
-
-def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> str:
-    """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep); returns its id."""
-    models_dir = Path(cfg.paths.models)
-    tracking.connect(cfg.tracking)
-    with (
-        mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tracking.provenance_tags()) as run,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
-        # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
-        mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
-        ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
-        x, y = ds.x_train[: cfg.data.train_limit], ds.y_train[: cfg.data.train_limit]
-        train_set, val = validation_split(x, y, cfg.train.validation_split, cfg.seed)
-        keras.utils.set_random_seed(cfg.seed)
-        precision = resolve_precision(cfg.train.precision, cpu_flags())
-        with dtype_policy(precision):
-            model = build_model(cfg.model, cfg.augment, ds.num_classes)
-            if cfg.train.fused_batch_norm:
-                model = with_fused_batch_norm(model)
-        mlflow.set_tags(
-            {"dataset.train": ds.source, "model.parameters": model.count_params(), "train.precision_used": precision}
-        )
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        print(
-            f"train: {run_name}: {len(train_set[0])} training, {len(val[0])} validation images, "
-            f"{model.count_params():,} parameters, {precision}; MLflow run {run.info.run_id}",
-            flush=True,
-        )
-
-        started = time.perf_counter()
-        checkpoint = Path(tmp) / "best.weights.h5"
-        history = fit(model, train_set, val, cfg.train, checkpoint, cfg.seed)
-        seconds = time.perf_counter() - started
-        model.load_weights(checkpoint)
-        # What is saved and served: plain Keras layers in float32, whatever kernels and precision trained it.
-        with dtype_policy("float32"):
-            best = copy_weights(model, build_model(cfg.model, cfg.augment, ds.num_classes))
-
-        summary = {
-            "epochs_run": len(history["loss"]),
-            "best_epoch": best_epoch(history, cfg.train.monitor),
-            "train_seconds": round(seconds, 1),
-            "images_per_second": round(len(history["loss"]) * len(train_set[0]) / seconds, 1),
-            "precision": precision,
-        }
-        mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
-        log_keras_model(best, ds.class_names)
-
-        with atomic_path(models_dir / "model.keras") as out:
-            best.save(out)
-        write_json(models_dir / "history.json", {**summary, "class_names": list(ds.class_names), "history": history})
-        write_augmented_examples(models_dir / "augmented.npz", train_set, cfg)
-        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
-    print(f"train: done in {seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}", flush=True)
-    return run.info.run_id
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,21 +195,41 @@ def tiny_config(overrides: list[str] = ()) -> DictConfig:
         )
 
 
-@pytest.fixture
-def tiny(tmp_path, monkeypatch) -> Iterator[DictConfig]:
-    """A working folder holding the prepared datasets (MNIST-shaped, 300 training and 100 test images; EMNIST
-    digits, 100 test images) and nothing else, made the current directory so that the configured relative paths
-    and the embedded MLflow store land in it; returns the composed fast config."""
-    monkeypatch.chdir(tmp_path)
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """An MLflow SQLite store with its tables made: creating them takes MLflow ~4 s, copying the file nothing."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    path = tmp_path_factory.mktemp("store") / "mlflow.db"
+    SqlAlchemyStore(f"sqlite:///{path}", str(path.parent / "artifacts")).engine.dispose()
+    return path
+
+
+@contextmanager
+def tiny_workdir(folder: Path, mp: pytest.MonkeyPatch, store: Path) -> Iterator[DictConfig]:
+    """`folder` as a project after fetch and ingest: the prepared datasets (MNIST-shaped, 300 training and 100 test
+    images; EMNIST digits, 100 test images), an empty embedded store, and the current directory, so that the
+    configured relative paths and the store land in it. Yields the composed fast config."""
+    mp.chdir(folder)
     # MLflow's own too: mlflow.set_experiment() exports MLFLOW_EXPERIMENT_ID, which a later test's subprocess
     # would inherit (cleared below; monkeypatch then restores any value the variables had before).
     for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
-        monkeypatch.delenv(var, raising=False)
-    save_dataset(tmp_path / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
-    digits = synthetic_dataset(10, 0, 100, seed=2)
-    save_dataset(tmp_path / "data" / "prepared" / "emnist_digits.npz", digits)
-    yield tiny_config()
-    for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
-        os.environ.pop(var, None)
-    mlflow.set_tracking_uri(None)  # back to MLflow's default, as the next test expects
-    mlflow.tracking.fluent._active_experiment_id = None
+        mp.delenv(var, raising=False)
+    save_dataset(folder / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
+    save_dataset(folder / "data" / "prepared" / "emnist_digits.npz", synthetic_dataset(10, 0, 100, seed=2))
+    (folder / "mlruns").mkdir()
+    shutil.copy(store, folder / "mlruns" / "mlflow.db")
+    try:
+        yield tiny_config()
+    finally:
+        for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+            os.environ.pop(var, None)
+        mlflow.set_tracking_uri(None)  # back to MLflow's default, as the next test expects
+        mlflow.tracking.fluent._active_experiment_id = None
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch, empty_store) -> Iterator[DictConfig]:
+    """A fresh tiny project for one test (see `tiny_workdir`)."""
+    with tiny_workdir(tmp_path, monkeypatch, empty_store) as cfg:
+        yield cfg

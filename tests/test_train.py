@@ -19,7 +19,6 @@ from pipeline import tracking
 from pipeline.batches import batches
 from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.fused import FusedBatchNormalization
-from pipeline.mirror import ENV_VAR
 from pipeline.precision import cpu_flags, resolve_precision
 from pipeline.train import (
     Fit,
@@ -36,20 +35,14 @@ from pipeline.train import (
     validation_split,
     write_outputs,
 )
-from tests.conftest import synthetic_dataset, tiny_config
+from tests.conftest import synthetic_dataset, tiny_config, tiny_workdir
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Iterator[Path]:
-    """`tiny` of conftest for the whole module (it is per test): a working folder with the prepared MNIST-shaped
-    dataset, the current folder while the module's tests run, so that the configured relative paths and the
-    embedded MLflow store land in it."""
+def workdir(tmp_path_factory, empty_store) -> Iterator[Path]:
+    """conftest's `tiny` for the whole module (it is per test)."""
     folder = tmp_path_factory.mktemp("tiny")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
-            mp.delenv(var, raising=False)
-        save_dataset(folder / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
+    with pytest.MonkeyPatch.context() as mp, tiny_workdir(folder, mp, empty_store):
         yield folder
 
 

@@ -201,6 +201,10 @@ class Predictions:
 def read_predictions(name: str, training: Training, cfg: DictConfig) -> Predictions:
     """predictions/<test set>.npz as evaluate wrote it, with the test set's images."""
     path = Path(cfg.paths.predictions) / f"{name}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no predictions for test set {name} — run the evaluate stage first (`dvc repro`)"
+        )
     # MNIST's own test set lives in the training dataset's file: read it once.
     ds = training.dataset if name == training.name else load_dataset(prepared_path(cfg.paths.prepared, name))
     with np.load(path) as z:

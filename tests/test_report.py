@@ -247,7 +247,7 @@ def test_read_predictions(evaluated):
     assert other.images.shape == (100, 28, 28) and other.cm.sum() == 100
     assert len(other.pairs) <= cfg.report.confused_pairs
     missing = tiny_config(["paths.predictions=nowhere"])
-    with pytest.raises(FileNotFoundError, match=r"nowhere/mnist\.npz"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere/mnist\.npz: no predictions .* run the evaluate stage"):
         read_predictions("mnist", training, missing)
 
 
@@ -336,7 +336,7 @@ def test_a_failed_report_marks_the_run_failed(evaluated):
     for name in ("history.json", "augmented.npz"):
         (Path("failing") / name).write_bytes((Path(cfg.paths.models) / name).read_bytes())
     run_id = start_run_ref(Path("failing"), failing)
-    with pytest.raises(FileNotFoundError, match="nowhere/mnist.npz"):
+    with pytest.raises(FileNotFoundError, match="no predictions"):
         report(failing)
     assert mlflow.get_run(run_id).info.status == "FAILED"
     assert not Path("failing/reports").exists()

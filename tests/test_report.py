@@ -117,7 +117,7 @@ def evaluated(tmp_path_factory) -> tuple[DictConfig, str]:
         for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
             mp.delenv(var, raising=False)
         write_tiny_datasets(folder)
-        cfg = tiny_config()
+        cfg = tiny_config(["report.confused_pairs=2"])  # two rows of pairs to draw, not six: a second saved
         run_id = write_untrained_run(cfg)
         evaluate(cfg)
         yield cfg, run_id

@@ -14,6 +14,7 @@ from pathlib import Path
 import hydra
 import keras
 import mlflow
+import numpy as np
 from omegaconf import DictConfig
 
 from pipeline import metrics, tracking
@@ -31,27 +32,49 @@ def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:
         )
 
 
-def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
-    """Score the trained model on every configured test set; log to its run and write DVC metrics."""
-    models_dir = Path(cfg.paths.models)
+def load_trained_model(models_dir: Path, fused_batch_norm: bool) -> tuple[keras.Model, list[str]]:
+    """The trained model, and the classes it was trained on (models/history.json)."""
     model = keras.models.load_model(models_dir / "model.keras")
-    if cfg.evaluate.fused_batch_norm:
+    if fused_batch_norm:
         # The same weights through TensorFlow's fused inference kernel, which its graph optimiser merges with the
         # convolution before it: predictions agree with the plain model's to ~1e-6 (tests/test_fused.py).
         model = fused_copy(model)
-    class_names = read_json(models_dir / "history.json")["class_names"]
+    return model, read_json(models_dir / "history.json")["class_names"]
+
+
+def load_test_set(prepared_dir: str | Path, name: str, model_classes: Sequence[str]) -> Dataset:
+    """The prepared dataset whose test split is test set `name`, checked to have the model's classes."""
+    ds = load_dataset(prepared_path(prepared_dir, name))
+    check_classes(ds, model_classes, name)
+    return ds
+
+
+def predict_probabilities(model: keras.Model, x: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's probability of every class, one row per image."""
+    return model.predict(batches(x, batch_size=batch_size), verbose=0)
+
+
+def log_scores(name: str, scores: dict[str, float], source: str) -> None:
+    """To the active MLflow run: the scores as `test.<test set>.<score>` (the image count is not a score), and
+    where the test set came from as a tag."""
+    mlflow.log_metrics({f"test.{name}.{k}": v for k, v in scores.items() if k != "images"})
+    mlflow.set_tag(f"dataset.test.{name}", source)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """Score the trained model on every configured test set; log to its run and write DVC metrics."""
+    models_dir = Path(cfg.paths.models)
     results = {}
     with tracking.reopen_run(models_dir / "run.json", cfg.tracking):
+        # Everything that can fail happens inside the run, so that a failure marks it FAILED.
+        model, class_names = load_trained_model(models_dir, cfg.evaluate.fused_batch_norm)
         for name in cfg.data.test_sets:
-            ds = load_dataset(prepared_path(cfg.paths.prepared, name))
-            check_classes(ds, class_names, name)
+            ds = load_test_set(cfg.paths.prepared, name, class_names)
             x, y = ds.x_test[: cfg.evaluate.limit], ds.y_test[: cfg.evaluate.limit]
-            probs = model.predict(batches(x, batch_size=cfg.evaluate.batch_size), verbose=0)
-            cm = metrics.confusion_matrix(y, probs.argmax(axis=1), ds.num_classes)
-            results[name] = metrics.summary_scores(probs, y, cm)
+            probs = predict_probabilities(model, x, cfg.evaluate.batch_size)
+            results[name] = metrics.summary_scores(probs, y)
             write_npz(Path(cfg.paths.predictions) / f"{name}.npz", probs=probs, y_true=y)
-            mlflow.log_metrics({f"test.{name}.{k}": v for k, v in results[name].items() if k != "images"})
-            mlflow.set_tag(f"dataset.test.{name}", ds.source)
+            log_scores(name, results[name], ds.source)
             print(
                 f"evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, loss {results[name]['loss']:.4f} "
                 f"on {len(y)} images ({ds.source})",

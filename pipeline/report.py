@@ -13,6 +13,8 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ import hydra
 import mlflow
 import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
 from pipeline import metrics, plots, tracking
@@ -31,6 +34,278 @@ from pipeline.tables import classification_report, per_class_rows, to_csv
 DISPLAY_NAMES = {"mnist": "MNIST", "emnist_digits": "EMNIST digits", "emnist_balanced": "EMNIST 47 classes"}
 
 
+def report(cfg: DictConfig) -> None:
+    """All report files for the trained model, then the summary PDF; logged to the model's MLflow run."""
+    reports = Path(cfg.paths.reports)
+    with tracking.reopen_run(Path(cfg.paths.models) / "run.json", cfg.tracking) as run, pdf_writer() as writer:
+        # Everything that can fail happens inside the run, so that a failure marks it FAILED.
+        training = read_training(cfg)
+        write_text(Path(cfg.paths.plots) / "history.csv", to_csv(history_rows(training.record["history"])))
+        sections = [report_test_set(name, training, cfg, writer, run.info.run_name) for name in cfg.data.test_sets]
+        pages = run_pages(training, reports, cfg) + [page for s in sections for page in s.pages]
+        write_summary_pdf(reports / "summary.pdf", summary_page(run.info.run_name, training, sections, cfg), pages)
+        for s in sections:
+            print(s.misclassified_pdf.result(), flush=True)
+        log_report(reports, sections)
+    print(f"report: wrote {reports}/summary.pdf and {len(pages)} figures for {len(sections)} test set(s)", flush=True)
+
+
+@dataclass(frozen=True)
+class Training:
+    """What the train stage wrote to models/, and the training set it read."""
+
+    name: str  # the training dataset
+    dataset: Dataset
+    labels: np.ndarray  # the training labels it used (data.train_limit)
+    record: dict[str, Any]  # history.json: epochs run, best epoch, time, precision, class names, per-epoch history
+    augmented: dict[str, np.ndarray]  # augmented.npz: `original` images, their `labels`, `augmented` copies
+
+
+def read_training(cfg: DictConfig) -> Training:
+    """models/history.json and models/augmented.npz, and the training set."""
+    models_dir = Path(cfg.paths.models)
+    ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
+    with np.load(models_dir / "augmented.npz") as z:
+        augmented = {k: z[k] for k in z.files}
+    return Training(
+        name=cfg.data.name,
+        dataset=ds,
+        labels=ds.y_train[: cfg.data.train_limit],
+        record=read_json(models_dir / "history.json"),
+        augmented=augmented,
+    )
+
+
+def history_rows(history: dict[str, Sequence[float]]) -> list[dict[str, float]]:
+    return [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}} for i in range(len(history["loss"]))]
+
+
+@dataclass(frozen=True)
+class Page:
+    """One figure of the report, drawn once: saved as `path` and as a page of the summary PDF."""
+
+    path: Path
+    draw: Callable[[], Figure]
+
+
+def run_pages(training: Training, reports: Path, cfg: DictConfig) -> list[Page]:
+    """The figures of the whole run, in the order the summary shows them."""
+    ds, labels = training.dataset, training.labels
+    return [
+        Page(reports / "curves.png", partial(plots.training_curves, training.record["history"], "Training curves")),
+        Page(reports / "samples.png", partial(sample_grid, ds, 40, cfg.seed)),
+        Page(reports / "augmented.png", partial(augmented_grid, training.augmented, cfg.augment.name, ds.class_names)),
+        Page(
+            reports / "class_distribution.png",
+            partial(
+                plots.class_distribution,
+                np.bincount(labels, minlength=ds.num_classes),
+                ds.class_names,
+                f"Training set class distribution ({display(training.name)}, {len(labels):,} images)",
+            ),
+        ),
+    ]
+
+
+def sample_grid(ds: Dataset, n: int, seed: int) -> Figure:
+    pick = np.random.default_rng(seed).choice(len(ds.x_train), size=min(n, len(ds.x_train)), replace=False)
+    return plots.image_grid(
+        ds.x_train[pick], [ds.class_names[y] for y in ds.y_train[pick]], f"{n} training images with their labels"
+    )
+
+
+def augmented_grid(examples: dict[str, np.ndarray], policy: str, class_names: Sequence[str]) -> Figure:
+    """Training images (top row) and, below, what the augmentation policy made of them in training."""
+    original, labels, augmented = examples["original"], examples["labels"], examples["augmented"]
+    captions = [class_names[y] for y in labels] + [""] * (len(augmented) * len(original))
+    return plots.image_grid(
+        np.concatenate([original, *augmented]),
+        captions,
+        f"augment={policy}: training images (top) as training sees them (below)",
+        cols=len(original),
+    )
+
+
+@dataclass(frozen=True)
+class Section:
+    """One test set's part of the report, as the summary and the run need it."""
+
+    name: str
+    source: str  # where the test set came from, a note on the summary page
+    scores: dict[str, float]  # its row of the summary's table
+    pages: list[Page]  # its figures, drawn with the summary
+    per_class: list[dict[str, Any]]  # its per-class table, logged to the run
+    misclassified_pdf: Future[str]  # drawn in the PDF writer meanwhile; says what it wrote
+
+
+def report_test_set(name: str, training: Training, cfg: DictConfig, writer: Executor, run_name: str) -> Section:
+    """One test set: its tables and plot data written, its misclassification PDF handed to `writer`, its figures
+    and scores returned for the summary."""
+    p = read_predictions(name, training, cfg)
+    reports = Path(cfg.paths.reports)
+    per_class = write_tables(p, reports / name)
+    write_plot_data(p, per_class, Path(cfg.paths.plots))
+    pdf = misclassified_pdf(p, reports / pdf_name(name, training.name), cfg, run_name)
+    return Section(
+        name=name,
+        source=p.dataset.source,
+        scores=metrics.summary_scores(p.probs, p.y, p.cm),
+        pages=prediction_pages(p, reports / name, cfg),
+        per_class=per_class,
+        misclassified_pdf=writer.submit(write_misclassified_pdf, pdf),
+    )
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One test set's predictions (predictions/<test set>.npz) with its images, and the counts drawn from them."""
+
+    name: str
+    dataset: Dataset
+    images: np.ndarray  # the evaluated images: the first len(y) of the test set (evaluate.limit)
+    y: np.ndarray  # their true classes
+    probs: np.ndarray  # the model's probability of every class, one row per image
+    pred: np.ndarray  # the predicted class (the most probable)
+    confidence: np.ndarray  # its probability
+    cm: np.ndarray  # confusion matrix: row = true class, column = predicted class
+    mistakes: np.ndarray  # indices of the misclassified images, the most confident mistake first
+    pairs: list[tuple[int, int, int]]  # the most confused (true, predicted, count), largest count first
+
+    @classmethod
+    def of(cls, name: str, ds: Dataset, probs: np.ndarray, y: np.ndarray, confused_pairs: int) -> Predictions:
+        """From evaluate's probabilities and true classes; `confused_pairs`: how many pairs to keep."""
+        pred = probs.argmax(axis=1)
+        cm = metrics.confusion_matrix(y, pred, ds.num_classes)
+        return cls(
+            name=name,
+            dataset=ds,
+            images=ds.x_test[: len(y)],
+            y=y,
+            probs=probs,
+            pred=pred,
+            confidence=probs.max(axis=1),
+            cm=cm,
+            mistakes=metrics.misclassified_by_confidence(probs, y),
+            pairs=metrics.most_confused_pairs(cm, confused_pairs),
+        )
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.dataset.class_names
+
+    @property
+    def title(self) -> str:
+        return display(self.name)
+
+
+def read_predictions(name: str, training: Training, cfg: DictConfig) -> Predictions:
+    """predictions/<test set>.npz as evaluate wrote it, with the test set's images."""
+    path = Path(cfg.paths.predictions) / f"{name}.npz"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: no predictions for test set {name} — run the evaluate stage first (`dvc repro`)"
+        )
+    # MNIST's own test set lives in the training dataset's file: read it once.
+    ds = training.dataset if name == training.name else load_dataset(prepared_path(cfg.paths.prepared, name))
+    with np.load(path) as z:
+        probs, y = z["probs"], z["y_true"]
+    return Predictions.of(name, ds, probs, y, cfg.report.confused_pairs)
+
+
+def write_tables(p: Predictions, folder: Path) -> list[dict[str, Any]]:
+    """per_class.csv, classification_report.txt and confused_pairs.csv; returns the per-class rows."""
+    per_class = per_class_rows(p.cm, p.class_names)
+    write_text(folder / "per_class.csv", to_csv(per_class))
+    write_text(folder / "classification_report.txt", classification_report(per_class))
+    names = p.class_names
+    pairs = [{"true": names[t], "predicted": names[q], "count": n} for t, q, n in p.pairs]
+    write_text(folder / "confused_pairs.csv", to_csv(pairs))
+    return per_class
+
+
+def write_plot_data(p: Predictions, per_class: Sequence[dict[str, Any]], plot_data: Path) -> None:
+    """For `dvc plots`: each class's accuracy (per_class/<test set>.csv) and every image's true and predicted
+    class (confusion/<test set>.csv)."""
+    accuracy = [{"class": r["class"], "accuracy": round(r["recall"], 6)} for r in per_class]
+    write_text(plot_data / "per_class" / f"{p.name}.csv", to_csv(accuracy))
+    names = p.class_names
+    actual = [{"actual": names[a], "predicted": names[q]} for a, q in zip(p.y, p.pred)]
+    write_text(plot_data / "confusion" / f"{p.name}.csv", to_csv(actual))
+
+
+def prediction_pages(p: Predictions, folder: Path, cfg: DictConfig) -> list[Page]:
+    """The test set's figures, in the order the summary shows them."""
+    return [
+        Page(
+            folder / "confusion.png",
+            partial(plots.confusion_matrices, p.cm, p.class_names, f"{p.title}: confusion matrix"),
+        ),
+        Page(folder / "reliability.png", partial(reliability_figure, p)),
+        Page(folder / "confused_pairs.png", partial(confused_pairs_figure, p)),
+        Page(folder / "correct.png", partial(correct_grid, p, cfg.report.grid_size, cfg.seed)),
+        Page(folder / "incorrect.png", partial(incorrect_grid, p, cfg.report.grid_size)),
+    ]
+
+
+def reliability_figure(p: Predictions) -> Figure:
+    rel = metrics.reliability(p.probs, p.y)
+    return plots.reliability_diagram(rel, metrics.calibration_error(rel), f"{p.title}: reliability")
+
+
+def pair_examples(p: Predictions) -> list[np.ndarray]:
+    """For each most confused pair, the indices of its images, the most confident mistake first."""
+    return [p.mistakes[(p.y[p.mistakes] == t) & (p.pred[p.mistakes] == q)] for t, q, _ in p.pairs]
+
+
+def confused_pairs_figure(p: Predictions) -> Figure:
+    names = p.class_names
+    labels = [f"{names[t]} → {names[q]}  ({n})" for t, q, n in p.pairs]
+    return plots.confused_pairs(
+        [p.images[i] for i in pair_examples(p)], labels, f"{p.title}: most confused pairs (true → predicted)"
+    )
+
+
+def correct_sample(p: Predictions, n: int, seed: int) -> np.ndarray:
+    """Indices of up to n correctly classified images, a seeded random choice."""
+    right = np.flatnonzero(p.pred == p.y)
+    return np.random.default_rng(seed).choice(right, size=min(n, len(right)), replace=False)
+
+
+def correct_grid(p: Predictions, n: int, seed: int) -> Figure:
+    shown = correct_sample(p, n, seed)
+    return plots.image_grid(
+        p.images[shown],
+        [f"{p.class_names[p.pred[i]]} ({p.confidence[i]:.2f})" for i in shown],
+        f"{p.title}: correct predictions (predicted, confidence)",
+    )
+
+
+def incorrect_grid(p: Predictions, n: int) -> Figure:
+    shown = p.mistakes[:n]
+    names = p.class_names
+    return plots.image_grid(
+        p.images[shown],
+        [f"{names[p.y[i]]}→{names[p.pred[i]]} ({p.confidence[i]:.2f})" for i in shown],
+        f"{p.title}: most confident mistakes (true→predicted, confidence)",
+        colours=["#d1352b"] * len(shown),
+    )
+
+
+@dataclass(frozen=True)
+class MisclassifiedPdf:
+    """What the process that draws a misclassification PDF needs: only the shown mistakes travel to it."""
+
+    path: Path
+    images: np.ndarray
+    probs: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    title: str
+    summary: str
+    per_page: int
+    mistakes: int  # all of them, shown or not
+
+
 def pdf_name(test_set: str, train_set: str) -> str:
     """The training set's own test set gets `misclassified.pdf`; others are named by their dataset family."""
     if test_set == train_set:
@@ -38,8 +313,47 @@ def pdf_name(test_set: str, train_set: str) -> str:
     return f"misclassified_{test_set.split('_')[0].upper()}.pdf"
 
 
-def display(name: str) -> str:
-    return DISPLAY_NAMES.get(name, name)
+def misclassified_pdf(p: Predictions, path: Path, cfg: DictConfig, run_name: str) -> MisclassifiedPdf:
+    """The most confident mistakes (up to report.max_misclassified), and a summary line for the first page."""
+    shown = p.mistakes[: cfg.report.max_misclassified]
+    summary = (
+        f"Test set: {p.dataset.source}\n"
+        f"{len(p.mistakes):,} of {len(p.y):,} images misclassified — accuracy {metrics.accuracy(p.probs, p.y):.2%}\n"
+        f"Showing the {len(shown):,} most confident mistakes, most confident first."
+    )
+    return MisclassifiedPdf(
+        path=path,
+        images=p.images[shown],
+        probs=p.probs[shown],
+        y=p.y[shown],
+        class_names=list(p.class_names),
+        title=f"Misclassified: {run_name}",
+        summary=summary,
+        per_page=cfg.report.per_page,
+        mistakes=len(p.mistakes),
+    )
+
+
+def write_misclassified_pdf(pdf: MisclassifiedPdf) -> str:
+    order = np.arange(len(pdf.y))
+    plots.misclassified_pdf(
+        pdf.path, pdf.images, pdf.probs, pdf.y, order, pdf.class_names, pdf.title, pdf.summary, pdf.per_page
+    )
+    return f"report: wrote {pdf.path} ({len(pdf.y)} of {pdf.mistakes} mistakes)"
+
+
+def summary_page(run_name: str, training: Training, sections: Sequence[Section], cfg: DictConfig) -> Figure:
+    """The page a person reads first: what ran, each test set's scores and source, the training curves."""
+    scores = {s.name: s.scores for s in sections}
+    gap = generalisation_note(scores)
+    notes = ([gap] if gap else []) + [f"{display(s.name)}: {s.source}" for s in sections]
+    return plots.summary_page(
+        run_name,
+        config_line(cfg, training.record, len(training.labels)),
+        headline_table(scores),
+        notes,
+        training.record["history"],
+    )
 
 
 def config_line(cfg: DictConfig, record: dict[str, Any], train_images: int) -> str:
@@ -77,172 +391,32 @@ def generalisation_note(scores: dict[str, dict[str, float]]) -> str | None:
     return f"Generalisation gap MNIST → EMNIST digits: {m:.2%} − {e:.2%} = {100 * (m - e):+.2f} points"
 
 
-def sample_grid(ds: Dataset, n: int, seed: int):
-    pick = np.random.default_rng(seed).choice(len(ds.x_train), size=min(n, len(ds.x_train)), replace=False)
-    return plots.image_grid(
-        ds.x_train[pick], [ds.class_names[y] for y in ds.y_train[pick]], f"{n} training images with their labels"
-    )
+def display(name: str) -> str:
+    return DISPLAY_NAMES.get(name, name)
 
 
-def augmented_grid(path: Path, policy: str, class_names: Sequence[str]):
-    """Training images (top row) and, below, what the augmentation policy made of them in training."""
-    with np.load(path) as z:
-        original, labels, augmented = z["original"], z["labels"], z["augmented"]
-    captions = [class_names[y] for y in labels] + [""] * (len(augmented) * len(original))
-    return plots.image_grid(
-        np.concatenate([original, *augmented]),
-        captions,
-        f"augment={policy}: training images (top) as training sees them (below)",
-        cols=len(original),
-    )
+def write_summary_pdf(path: Path, first: Figure, pages: Sequence[Page]) -> None:
+    """`first`, then every page's figure, each drawn once and also saved as its own file."""
+    with atomic_path(path) as tmp, PdfPages(tmp) as pdf:
+        pdf.savefig(first)
+        plots.close(first)
+        for page in pages:
+            fig = page.draw()
+            plots.save_figure(fig, page.path, keep_open=True)
+            pdf.savefig(fig)
+            plots.close(fig)
 
 
-def test_set_figures(name: str, ds: Dataset, probs: np.ndarray, y: np.ndarray, cfg: DictConfig):
-    """(file name, figure-making function) for one test set, in the order the summary shows them."""
-    names = ds.class_names
-    images = ds.x_test[: len(y)]
-    pred = probs.argmax(axis=1)
-    conf = probs.max(axis=1)
-    cm = metrics.confusion_matrix(y, pred, len(names))
-    rel = metrics.reliability(probs, y)
-    title = display(name)
-    wrong = metrics.misclassified_by_confidence(probs, y)
-    right = np.flatnonzero(pred == y)
-    right = np.random.default_rng(cfg.seed).choice(right, size=min(cfg.report.grid_size, len(right)), replace=False)
-    pairs = metrics.most_confused_pairs(cm, cfg.report.confused_pairs)
-
-    def pair_images():
-        groups = [wrong[(y[wrong] == t) & (pred[wrong] == p)] for t, p, _ in pairs]
-        labels = [f"{names[t]} → {names[p]}  ({n})" for t, p, n in pairs]
-        return plots.confused_pairs(
-            [images[g] for g in groups], labels, f"{title}: most confused pairs (true → predicted)"
-        )
-
-    shown_wrong = wrong[: cfg.report.grid_size]
-    return (
-        [
-            ("confusion.png", lambda: plots.confusion_matrices(cm, names, f"{title}: confusion matrix")),
-            (
-                "reliability.png",
-                lambda: plots.reliability_diagram(rel, metrics.calibration_error(rel), f"{title}: reliability"),
-            ),
-            ("confused_pairs.png", pair_images),
-            (
-                "correct.png",
-                lambda: plots.image_grid(
-                    images[right],
-                    [f"{names[pred[i]]} ({conf[i]:.2f})" for i in right],
-                    f"{title}: correct predictions (predicted, confidence)",
-                ),
-            ),
-            (
-                "incorrect.png",
-                lambda: plots.image_grid(
-                    images[shown_wrong],
-                    [f"{names[y[i]]}→{names[pred[i]]} ({conf[i]:.2f})" for i in shown_wrong],
-                    f"{title}: most confident mistakes (true→predicted, confidence)",
-                    colours=["#d1352b"] * len(shown_wrong),
-                ),
-            ),
-        ],
-        cm,
-        pairs,
-        wrong,
-    )
+def log_report(reports: Path, sections: Sequence[Section]) -> None:
+    """Every test set's per-class table and every file under `reports`, to the active MLflow run."""
+    for s in sections:
+        mlflow.log_table({k: [r[k] for r in s.per_class] for k in s.per_class[0]}, f"tables/per_class_{s.name}.json")
+    mlflow.log_artifacts(str(reports), "reports")
 
 
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-def report(cfg: DictConfig) -> None:
-    """All report files for the trained model, then the summary PDF; logged to the model's MLflow run."""
-    reports, plot_data = Path(cfg.paths.reports), Path(cfg.paths.plots)
-    models_dir = Path(cfg.paths.models)
-    record = read_json(models_dir / "history.json")
-    train_ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
-    train_labels = train_ds.y_train[: cfg.data.train_limit]
-    pages: list[tuple[Path, Callable]] = [
-        (reports / "curves.png", lambda: plots.training_curves(record["history"], "Training curves")),
-        (reports / "samples.png", lambda: sample_grid(train_ds, 40, cfg.seed)),
-        (
-            reports / "augmented.png",
-            lambda: augmented_grid(models_dir / "augmented.npz", cfg.augment.name, train_ds.class_names),
-        ),
-        (
-            reports / "class_distribution.png",
-            lambda: plots.class_distribution(
-                np.bincount(train_labels, minlength=train_ds.num_classes),
-                train_ds.class_names,
-                f"Training set class distribution ({display(cfg.data.name)}, {len(train_labels):,} images)",
-            ),
-        ),
-    ]
-    write_text(plot_data / "history.csv", to_csv(history_rows(record["history"])))
-
-    with tracking.reopen_run(models_dir / "run.json", cfg.tracking) as run, pdf_writer() as writer:
-        scores, notes, pdfs = {}, [], []
-        for name in cfg.data.test_sets:
-            # MNIST's own test set lives in the training dataset's file: read it once.
-            ds = train_ds if name == cfg.data.name else load_dataset(prepared_path(cfg.paths.prepared, name))
-            notes.append(f"{display(name)}: {ds.source}")
-            with np.load(Path(cfg.paths.predictions) / f"{name}.npz") as z:
-                probs, y = z["probs"], z["y_true"]
-            figures, cm, pairs, wrong = test_set_figures(name, ds, probs, y, cfg)
-            scores[name] = metrics.summary_scores(probs, y, cm)
-            pages += [(reports / name / file, make) for file, make in figures]
-            per_class = per_class_rows(cm, ds.class_names)
-            write_text(reports / name / "per_class.csv", to_csv(per_class))
-            write_text(reports / name / "classification_report.txt", classification_report(per_class))
-            write_text(
-                reports / name / "confused_pairs.csv",
-                to_csv([{"true": ds.class_names[t], "predicted": ds.class_names[p], "count": n} for t, p, n in pairs]),
-            )
-            mlflow.log_table({k: [r[k] for r in per_class] for k in per_class[0]}, f"tables/per_class_{name}.json")
-            write_text(
-                plot_data / "per_class" / f"{name}.csv",
-                to_csv([{"class": r["class"], "accuracy": round(r["recall"], 6)} for r in per_class]),
-            )
-            write_text(
-                plot_data / "confusion" / f"{name}.csv",
-                to_csv(
-                    [{"actual": ds.class_names[a], "predicted": ds.class_names[p]} for a, p in zip(y, probs.argmax(1))]
-                ),
-            )
-            pdfs.append(
-                writer.submit(
-                    write_misclassified_pdf,
-                    reports / pdf_name(name, cfg.data.name),
-                    *misclassified_pdf_args(ds, probs, y, wrong, cfg, run.info.run_name),
-                )
-            )
-
-        gap = generalisation_note(scores)
-        notes = ([gap] if gap else []) + notes
-        with atomic_path(reports / "summary.pdf") as tmp, PdfPages(tmp) as pdf:
-            first = plots.summary_page(
-                run.info.run_name,
-                config_line(cfg, record, len(train_labels)),
-                headline_table(scores),
-                notes,
-                record["history"],
-            )
-            pdf.savefig(first)
-            plots.close(first)
-            for path, make in pages:
-                fig = make()
-                plots.save_figure(fig, path, keep_open=True)
-                pdf.savefig(fig)
-                plots.close(fig)
-        for done in pdfs:
-            print(done.result(), flush=True)
-        mlflow.log_artifacts(str(reports), "reports")
-    print(f"report: wrote {reports}/summary.pdf and {len(pages)} figures for {len(scores)} test set(s)", flush=True)
-
-
-def history_rows(history: dict[str, Sequence[float]]) -> list[dict[str, float]]:
-    return [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}} for i in range(len(history["loss"]))]
 
 
 class InProcess(Executor):
@@ -261,44 +435,6 @@ def pdf_writer() -> Executor:
     if multiprocessing.parent_process() is None:
         return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     return InProcess()
-
-
-def misclassified_pdf_args(
-    ds: Dataset, probs: np.ndarray, y: np.ndarray, order: np.ndarray, cfg: DictConfig, run_name: str
-) -> tuple:
-    """`order`: the mistakes, most confident first (metrics.misclassified_by_confidence). Only the shown
-    mistakes' images and probabilities travel to the process that draws them."""
-    shown = order[: cfg.report.max_misclassified]
-    summary = (
-        f"Test set: {ds.source}\n"
-        f"{len(order):,} of {len(y):,} images misclassified — accuracy {metrics.accuracy(probs, y):.2%}\n"
-        f"Showing the {len(shown):,} most confident mistakes, most confident first."
-    )
-    return (
-        ds.x_test[shown],
-        probs[shown],
-        y[shown],
-        list(ds.class_names),
-        f"Misclassified: {run_name}",
-        summary,
-        cfg.report.per_page,
-        len(order),
-    )
-
-
-def write_misclassified_pdf(
-    path: Path,
-    images: np.ndarray,
-    probs: np.ndarray,
-    y: np.ndarray,
-    class_names: list[str],
-    title: str,
-    summary: str,
-    per_page: int,
-    mistakes: int,
-) -> str:
-    plots.misclassified_pdf(path, images, probs, y, np.arange(len(y)), class_names, title, summary, per_page)
-    return f"report: wrote {path} ({len(y)} of {mistakes} mistakes)"
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -1,0 +1,129 @@
+"""The evaluate stage in-process on tiny synthetic data, with an untrained model standing in for a trained one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+from omegaconf import DictConfig
+
+from pipeline import tracking
+from pipeline.datasets import DIGIT_NAMES, load_dataset, prepared_path, save_dataset
+from pipeline.evaluate import evaluate, load_test_set, load_trained_model, log_scores, predict_probabilities
+from pipeline.files import read_json, write_json
+from pipeline.mirror import ENV_VAR
+from pipeline.models import build_model
+from pipeline.train import write_augmented_examples
+from tests.conftest import synthetic_dataset, tiny_config
+
+SCORES = {"accuracy", "loss", "macro_precision", "macro_recall", "macro_f1", "ece", "images"}
+
+
+def write_tiny_datasets(folder: Path) -> None:
+    """The prepared datasets of conftest's `tiny` fixture, for fixtures that outlive one test."""
+    save_dataset(folder / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
+    save_dataset(folder / "data" / "prepared" / "emnist_digits.npz", synthetic_dataset(10, 0, 100, seed=2))
+
+
+def start_run_ref(models_dir: Path, cfg: DictConfig) -> str:
+    """A new MLflow run, closed, with its reference in models_dir/run.json as train leaves it."""
+    tracking.connect(cfg.tracking)
+    with mlflow.start_run(run_name="untrained") as run:
+        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
+    return run.info.run_id
+
+
+def write_untrained_run(cfg: DictConfig) -> str:
+    """What the train stage writes to models/, without training: the configured architecture with its initial
+    weights, a history.json with train's keys, augmented.npz and run.json. Returns the run's id."""
+    ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
+    models_dir = Path(cfg.paths.models)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    build_model(cfg.model, cfg.augment, ds.num_classes).save(models_dir / "model.keras")
+    history = {
+        "loss": [2.0, 1.2],
+        "accuracy": [0.3, 0.6],
+        "val_loss": [1.5, 1.1],
+        "val_accuracy": [0.5, 0.65],
+        "learning_rate": [1e-3, 1e-4],
+    }
+    summary = {"epochs_run": 2, "best_epoch": 2, "train_seconds": 1.5, "images_per_second": 400.0}
+    record = {**summary, "precision": "float32", "class_names": list(ds.class_names), "history": history}
+    write_json(models_dir / "history.json", record)
+    write_augmented_examples(models_dir / "augmented.npz", (ds.x_train, ds.y_train), cfg)
+    return start_run_ref(models_dir, cfg)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[DictConfig, str]:
+    """A working folder (the current directory) as train leaves it, shared by this module's tests: the `tiny`
+    data, an untrained model and its run. Returns the fast config and the run's id."""
+    folder = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(folder)
+        for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
+            mp.delenv(var, raising=False)
+        write_tiny_datasets(folder)
+        cfg = tiny_config()
+        yield cfg, write_untrained_run(cfg)
+
+
+def test_load_test_set_checks_the_model_classes(trained):
+    cfg, _ = trained
+    assert load_test_set(cfg.paths.prepared, "emnist_digits", list(DIGIT_NAMES)).source == "synthetic, 10 classes"
+    with pytest.raises(ValueError, match="test set emnist_digits: classes .* differ from the model's"):
+        load_test_set(cfg.paths.prepared, "emnist_digits", list("abcdefghij"))
+
+
+def test_loaded_model_gives_a_probability_per_class(trained):
+    cfg, _ = trained
+    model, class_names = load_trained_model(Path(cfg.paths.models), fused_batch_norm=True)
+    assert class_names == list(DIGIT_NAMES)
+    x = load_dataset(prepared_path(cfg.paths.prepared, "mnist")).x_test[:5]
+    probs = predict_probabilities(model, x, batch_size=2)
+    assert probs.shape == (5, 10)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_log_scores_logs_every_score_but_the_image_count(trained):
+    cfg, _ = trained
+    tracking.connect(cfg.tracking)
+    with mlflow.start_run() as run:
+        log_scores("mnist", {"accuracy": 0.5, "loss": 1.25, "images": 100}, "synthetic")
+    logged = mlflow.get_run(run.info.run_id).data
+    assert logged.metrics == {"test.mnist.accuracy": 0.5, "test.mnist.loss": 1.25}
+    assert logged.tags["dataset.test.mnist"] == "synthetic"
+
+
+def test_evaluate_writes_predictions_and_metrics_and_logs_them_to_the_run(trained):
+    cfg, run_id = trained
+    results = evaluate(cfg)
+
+    assert set(results) == {"mnist", "emnist_digits"}
+    assert read_json("metrics/test.json") == results
+    for name in ("mnist", "emnist_digits"):
+        assert set(results[name]) == SCORES and results[name]["images"] == 100
+        with np.load(f"predictions/{name}.npz") as z:
+            assert z["probs"].shape == (100, 10)
+            np.testing.assert_array_equal(z["y_true"], load_dataset(f"data/prepared/{name}.npz").y_test)
+    run = mlflow.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics == {
+        f"test.{name}.{score}": results[name][score] for name in results for score in SCORES - {"images"}
+    }
+    assert run.data.tags["dataset.test.emnist_digits"] == "synthetic, 10 classes"
+
+
+@pytest.mark.usefixtures("trained")
+def test_a_failed_evaluation_marks_the_run_failed():
+    """No model where the run reference says: the evaluation fails inside the run, and writes no metrics."""
+    failing = tiny_config(["paths.models=no_model", "paths.predictions=no_predictions", "paths.metrics=no_metrics"])
+    run_id = start_run_ref(Path("no_model"), failing)
+    with pytest.raises(ValueError, match="model.keras"):
+        evaluate(failing)
+    assert mlflow.get_run(run_id).info.status == "FAILED"
+    assert not Path("no_metrics").exists()

@@ -23,9 +23,9 @@ repro: env
 test: env lint
 	$(BIN)/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
 
-# In-process tests on tiny synthetic data, no mirror needed: under a minute.
+# In-process tests on tiny synthetic data, no mirror needed: under a minute (a process per core, a file each).
 test-fast: env
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" -n auto --dist loadfile $(PYTEST_ARGS)
 
 lint: env
 	$(BIN)/ruff check .

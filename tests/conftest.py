@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import gzip
 import json
 import os
@@ -43,6 +44,12 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = True, magic: int |
     data = idx_bytes(array, magic)
     path.write_bytes(gzip.compress(data) if compress else data)
     return path
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """As the stage processes do (pipeline/shutdown.py): skip the interpreter's last collection over everything
+    TensorFlow, Keras and MLflow left alive, seconds at the end of every test run."""
+    gc.freeze()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,21 +11,14 @@ import pytest
 from omegaconf import DictConfig
 
 from pipeline import tracking
-from pipeline.datasets import DIGIT_NAMES, load_dataset, prepared_path, save_dataset
+from pipeline.datasets import DIGIT_NAMES, load_dataset, prepared_path
 from pipeline.evaluate import evaluate, load_test_set, load_trained_model, log_scores, predict_probabilities
 from pipeline.files import read_json, write_json
-from pipeline.mirror import ENV_VAR
 from pipeline.models import build_model
 from pipeline.train import write_augmented_examples
-from tests.conftest import synthetic_dataset, tiny_config
+from tests.conftest import tiny_config, tiny_workdir
 
 SCORES = {"accuracy", "loss", "macro_precision", "macro_recall", "macro_f1", "ece", "images"}
-
-
-def write_tiny_datasets(folder: Path) -> None:
-    """The prepared datasets of conftest's `tiny` fixture, for fixtures that outlive one test."""
-    save_dataset(folder / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
-    save_dataset(folder / "data" / "prepared" / "emnist_digits.npz", synthetic_dataset(10, 0, 100, seed=2))
 
 
 def start_run_ref(models_dir: Path, cfg: DictConfig) -> str:
@@ -54,21 +47,15 @@ def write_untrained_run(cfg: DictConfig) -> str:
     summary = {"epochs_run": 2, "best_epoch": 2, "train_seconds": 1.5, "images_per_second": 400.0}
     record = {**summary, "precision": "float32", "class_names": list(ds.class_names), "history": history}
     write_json(models_dir / "history.json", record)
-    write_augmented_examples(models_dir / "augmented.npz", (ds.x_train, ds.y_train), cfg)
+    write_augmented_examples(models_dir / "augmented.npz", (ds.x_train, ds.y_train), cfg.augment, cfg.seed)
     return start_run_ref(models_dir, cfg)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> tuple[DictConfig, str]:
+def trained(tmp_path_factory, empty_store) -> tuple[DictConfig, str]:
     """A working folder (the current directory) as train leaves it, shared by this module's tests: the `tiny`
     data, an untrained model and its run. Returns the fast config and the run's id."""
-    folder = tmp_path_factory.mktemp("trained")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
-            mp.delenv(var, raising=False)
-        write_tiny_datasets(folder)
-        cfg = tiny_config()
+    with pytest.MonkeyPatch.context() as mp, tiny_workdir(tmp_path_factory.mktemp("trained"), mp, empty_store) as cfg:
         yield cfg, write_untrained_run(cfg)
 
 

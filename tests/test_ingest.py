@@ -127,6 +127,7 @@ def test_known_checksum_mismatch_stops(tmp_path):
         load_source(folder, Source("digits", ("test",), False), known)
 
 
+@pytest.mark.slow  # a real entrypoint process
 def test_stage_on_bad_input_fails_clearly_and_leaves_previous_output(tmp_path):
     """The real entrypoint: a truncated file stops it with the file named, and the old output survives."""
     raw = tmp_path / "raw"

@@ -20,7 +20,6 @@ from pipeline import tracking
 from pipeline.datasets import Dataset
 from pipeline.evaluate import evaluate
 from pipeline.files import read_json
-from pipeline.mirror import ENV_VAR
 from pipeline.report import (
     Page,
     Predictions,
@@ -46,8 +45,8 @@ from pipeline.report import (
     write_tables,
 )
 from pipeline.tables import per_class_rows
-from tests.conftest import tiny_config
-from tests.test_evaluate import start_run_ref, write_tiny_datasets, write_untrained_run
+from tests.conftest import tiny_config, tiny_workdir
+from tests.test_evaluate import start_run_ref, write_untrained_run
 
 PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF-"
 TEST_SET_FILES = [
@@ -108,15 +107,11 @@ class Deferred(Executor):
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory) -> tuple[DictConfig, str]:
+def evaluated(tmp_path_factory, empty_store) -> tuple[DictConfig, str]:
     """A working folder (the current directory) as evaluate leaves it, shared by this module's tests: the `tiny`
     data, an untrained model, its run, its predictions and metrics. Returns the fast config and the run's id."""
     folder = tmp_path_factory.mktemp("evaluated")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(folder)
-        for var in ("MLFLOW_TRACKING_URI", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
-            mp.delenv(var, raising=False)
-        write_tiny_datasets(folder)
+    with pytest.MonkeyPatch.context() as mp, tiny_workdir(folder, mp, empty_store):
         cfg = tiny_config(["report.confused_pairs=2"])  # two rows of pairs to draw, not six: a second saved
         run_id = write_untrained_run(cfg)
         evaluate(cfg)

@@ -12,6 +12,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # every test here runs a real interpreter to its exit
 
 # A cycle that only the cyclic collector frees; its finaliser leaves a mark when that collector reaches it.
 SCRIPT = """

@@ -216,7 +216,7 @@ def write_tables(p: Predictions, folder: Path) -> list[dict[str, Any]]:
     """per_class.csv, classification_report.txt and confused_pairs.csv; returns the per-class rows."""
     per_class = per_class_rows(p.cm, p.class_names)
     write_text(folder / "per_class.csv", to_csv(per_class))
-    write_text(folder / "classification_report.txt", classification_report(per_class))
+    write_text(folder / "classification_report.txt", classification_report(p.y, p.pred, p.class_names))
     names = p.class_names
     pairs = [{"true": names[t], "predicted": names[q], "count": n} for t, q, n in p.pairs]
     write_text(folder / "confused_pairs.csv", to_csv(pairs))

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from sklearn import metrics as sk
 
 from pipeline import metrics
 
@@ -27,23 +28,13 @@ def per_class_rows(cm: np.ndarray, class_names: Sequence[str]) -> list[dict[str,
     ]
 
 
-def classification_report(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The rows as text laid out like scikit-learn's report, with macro and support-weighted averages.
-
-    Not `sklearn.metrics.classification_report`, which takes the labels rather than these rows and prints
-    narrower columns, `f1-score`, no `class` header and an accuracy row."""
-    support = np.array([r["support"] for r in rows], dtype=float)
-    lines = [f"{'class':>12} {'precision':>10} {'recall':>10} {'f1':>10} {'support':>10}", ""]
-    for r in rows:
-        lines.append(f"{r['class']:>12} {r['precision']:10.4f} {r['recall']:10.4f} {r['f1']:10.4f} {r['support']:10d}")
-    lines.append("")
-    for label, weights in (("macro avg", np.ones_like(support)), ("weighted avg", support)):
-        w = weights / max(weights.sum(), 1)
-        avg = {k: float(sum(r[k] * wi for r, wi in zip(rows, w))) for k in ("precision", "recall", "f1")}
-        lines.append(
-            f"{label:>12} {avg['precision']:10.4f} {avg['recall']:10.4f} {avg['f1']:10.4f} {int(support.sum()):10d}"
-        )
-    return "\n".join(lines) + "\n"
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: Sequence[str]) -> str:
+    """scikit-learn's text report: precision, recall, F1 and support per class, accuracy, macro and
+    support-weighted averages; every class listed, 0 where a score is undefined."""
+    labels = np.arange(len(class_names))
+    return sk.classification_report(
+        y_true, y_pred, labels=labels, target_names=list(class_names), digits=4, zero_division=0
+    )
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -26,6 +26,7 @@ from pipeline.batches import batches
 from pipeline.datasets import load_dataset, prepared_path
 from pipeline.files import atomic_path, write_json, write_npz
 from pipeline.fused import copy_weights, with_fused_batch_norm
+from pipeline.model_file import save_with_class_names
 from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
 from pipeline.serving import log_keras_model
@@ -274,9 +275,10 @@ def write_outputs(
     augment_cfg: Mapping[str, Any],
     seed: int,
 ) -> None:
-    """model.keras, history.json (the summary, the class names and every epoch) and augmented.npz."""
+    """model.keras (carrying its class names), history.json (the summary, the class names and every epoch) and
+    augmented.npz."""
     with atomic_path(models_dir / "model.keras") as out:
-        model.save(out)
+        save_with_class_names(model, out, data.class_names)
     write_json(models_dir / "history.json", {**summary, "class_names": list(data.class_names), "history": history})
     write_augmented_examples(models_dir / "augmented.npz", data.train, augment_cfg, seed)
 

@@ -19,6 +19,7 @@ from pipeline import tracking
 from pipeline.batches import batches
 from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.fused import FusedBatchNormalization
+from pipeline.model_file import read_class_names
 from pipeline.precision import cpu_flags, resolve_precision
 from pipeline.train import (
     Fit,
@@ -268,6 +269,7 @@ def test_write_outputs_saves_the_model_the_history_and_augmented_examples(tmp_pa
     assert sorted(os.listdir(tmp_path / "models")) == ["augmented.npz", "history.json", "model.keras"]
     saved = keras.models.load_model(tmp_path / "models" / "model.keras")
     assert all(np.array_equal(a, b) for a, b in zip(saved.get_weights(), model.get_weights(), strict=True))
+    assert read_class_names(tmp_path / "models" / "model.keras") == list(DIGIT_NAMES)
     written = json.loads((tmp_path / "models" / "history.json").read_text())
     assert written == {**summary, "class_names": list(DIGIT_NAMES), "history": history}
     with np.load(tmp_path / "models" / "augmented.npz") as z:

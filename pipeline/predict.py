@@ -4,7 +4,8 @@ The model is a `.keras` file (default: models/model.keras, the one the last `dvc
 model URI (`runs:/<run id>/model`, `models:/<name>/<version>`). Images of any size, colour or grayscale, dark on
 light or light on dark, are preprocessed as MNIST was made (see pipeline/preprocess.py), then classified in one
 batch. An unreadable file gets a one-line error and the rest are still classified; the exit status is 1 when any
-file failed.
+file failed. A model that cannot be used (missing, not a model, saved without the names
+of its 47 classes) is one line on stderr and exit status 2; `--verbose` adds the traceback behind it.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.model_file import ModelFileError, load_with_class_names
 from pipeline.preprocess import mnist_style
 from pipeline.shutdown import skip_final_collection
 
@@ -47,11 +50,9 @@ def load_image(path: Path) -> np.ndarray:
 
 
 class Classifier:
-    """A model and its class names, from a .keras file or an MLflow model URI."""
+    """A model and its class names, from a .keras file (see pipeline/model_file.py) or an MLflow model URI."""
 
     def __init__(self, source: str):
-        import keras
-
         if "://" in source or source.startswith(("runs:", "models:")):
             import mlflow
 
@@ -61,15 +62,7 @@ class Classifier:
             self.class_names = list(mlflow.models.get_model_info(source).metadata["class_names"])
             model = mlflow.tensorflow.load_model(source)  # the Keras model itself: batched, and quiet on stdout
         else:
-            path = Path(source)
-            if not path.is_file():
-                raise FileNotFoundError(f"{path}: no model file — train one with `dvc repro`, or pass --model")
-            model = keras.models.load_model(path)
-            history = path.parent / "history.json"
-            if history.is_file():
-                self.class_names = json.loads(history.read_text())["class_names"]
-            else:
-                self.class_names = [str(i) for i in range(model.output_shape[-1])]
+            model, self.class_names = load_with_class_names(Path(source))
         self.model = model
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
@@ -107,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FOLDER",
         help="also save, per image, a PNG of the 28x28 input beside the probabilities",
     )
+    parser.add_argument(
+        "--verbose", action="store_true", help="when the model cannot be used, also print the traceback behind it"
+    )
     args = parser.parse_args(argv)
 
     files = expand(args.inputs)
@@ -123,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         classifier = Classifier(args.model)
-    except (FileNotFoundError, OSError) as err:
+    except ModelFileError as err:
+        if args.verbose:
+            traceback.print_exception(err)
         print(str(err), file=sys.stderr)
         return 2
     batch = np.stack(images)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -23,6 +25,11 @@ import pytest
 from PIL import Image
 
 from pipeline import idx, predict
+from pipeline.datasets import DIGIT_NAMES
+from pipeline.model_file import save_with_class_names
+from pipeline.models import build_model
+from tests.conftest import REPO, conf, run, stage_env
+from tests.test_model_file import BALANCED
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +166,106 @@ def test_served_model_answers_rest_invocations(confident, fast_repo):
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+# Without the real data: untrained models saved as train saves them (or as it did before models carried their
+# class names), and drawn images.
+
+
+def glyph(height: int = 60, width: int = 40) -> np.ndarray:
+    """Dark ink on white paper: a Γ, which no rotation or flip maps to itself."""
+    image = np.full((height, width), 255, np.uint8)
+    image[10:-10, 8:14] = 0
+    image[10:16, 8:-6] = 0
+    return image
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory) -> dict[str, Path]:
+    """Untrained plain1 models: `digits` and `balanced` (47 classes) saved with their names, `old_digits` and
+    `old_balanced` without."""
+    folder = tmp_path_factory.mktemp("model_files")
+    files = {}
+    for name, classes in (("digits", DIGIT_NAMES), ("balanced", BALANCED)):
+        model = build_model(conf("model", "plain1"), conf("augment", "none"), len(classes))
+        files[name] = folder / f"{name}.keras"
+        save_with_class_names(model, files[name], classes)
+        files[f"old_{name}"] = folder / f"old_{name}.keras"
+        model.save(files[f"old_{name}"])
+    return files
+
+
+@pytest.fixture
+def digit(tmp_path) -> Path:
+    Image.fromarray(glyph()).save(tmp_path / "digit.png")
+    return tmp_path / "digit.png"
+
+
+def unusable_model(kind: str, folder: Path, model_files: dict[str, Path]) -> Path:
+    """A file (or folder) a user might pass as --model by mistake, of the given kind."""
+    path = folder / "model.keras"
+    if kind == "text":
+        path.write_text("not a model\n")
+    elif kind == "truncated":
+        data = model_files["digits"].read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "other zip":
+        np.savez(folder / "arrays.npz", x=np.zeros(3))
+        (folder / "arrays.npz").rename(path)
+    elif kind == "other input":
+        model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(), keras.layers.Dense(10)])
+        save_with_class_names(model, path, DIGIT_NAMES)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["text", "truncated", "folder", "other zip", "other input"])
+def test_unusable_model_file_is_one_line_and_exit_status_2(kind, model_files, digit, tmp_path, capsys):
+    path = unusable_model(kind, tmp_path, model_files)
+    assert predict.main([str(digit), "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"{path}: ") and "dvc repro" in err, err
+
+
+def test_verbose_adds_the_traceback_behind_an_unusable_model(model_files, digit, tmp_path, capsys):
+    path = unusable_model("other zip", tmp_path, model_files)
+    assert predict.main([str(digit), "--model", str(path), "--verbose"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "KeyError" in err  # Keras's own error, the cause
+    assert err.splitlines()[-1].startswith(f"{path}: Keras cannot load it")
+
+
+@pytest.mark.slow  # starts a Python process
+def test_unusable_model_from_the_command_line_prints_no_traceback(model_files, digit, tmp_path):
+    path = unusable_model("text", tmp_path, model_files)
+    result = run(
+        [sys.executable, "-m", "pipeline.predict", str(digit), "--model", str(path)], REPO, stage_env(None), False
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith(f"{path}: not a .keras model file") and result.stderr.count("\n") == 1
+
+
+def test_model_file_names_its_own_classes(model_files, digit, tmp_path, capsys):
+    path = tmp_path / "models" / "model.keras"
+    path.parent.mkdir()
+    shutil.copy(model_files["balanced"], path)
+    # A history.json beside it, as train writes one, that belongs to another model: it is not read.
+    (path.parent / "history.json").write_text(json.dumps({"class_names": list(DIGIT_NAMES)}))
+    assert predict.main([str(digit), "--model", str(path), "--json", "--top", "47"]) == 0
+    (result,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(t["class"] for t in result["top"]) == sorted(BALANCED)
+
+
+def test_model_saved_without_names_with_10_outputs_names_digits(model_files, digit, capsys):
+    assert predict.main([str(digit), "--model", str(model_files["old_digits"]), "--json", "--top", "10"]) == 0
+    (result,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sorted(t["class"] for t in result["top"]) == list(DIGIT_NAMES)
+
+
+def test_model_saved_without_names_with_47_outputs_is_refused(model_files, digit, capsys):
+    assert predict.main([str(digit), "--model", str(model_files["old_balanced"])]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.startswith(f"{model_files['old_balanced']}: a model of 47 classes saved without their names")
+    assert out.err.count("\n") == 1

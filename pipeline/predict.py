@@ -3,9 +3,10 @@
 The model is a `.keras` file (default: models/model.keras, the one the last `dvc repro` trained) or any MLflow
 model URI (`runs:/<run id>/model`, `models:/<name>/<version>`). Images of any size, colour or grayscale, dark on
 light or light on dark, are preprocessed as MNIST was made (see pipeline/preprocess.py), then classified in one
-batch. An unreadable file gets a one-line error and the rest are still classified; the exit status is 1 when any
-file failed. A model that cannot be used (missing, not a model, saved without the names
-of its 47 classes) is one line on stderr and exit status 2; `--verbose` adds the traceback behind it.
+batch. A photo's EXIF orientation is applied first. An unreadable file gets a one-line error and the rest are still
+classified; the exit status is 1 when any file failed. A model that cannot be used (missing, not a model, or saved
+without its class names and not of 10 classes) is one line on stderr and exit status 2; `--verbose` adds the
+traceback behind it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.model_file import ModelFileError, load_with_class_names
 from pipeline.preprocess import mnist_style
@@ -39,9 +40,11 @@ def expand(paths: Sequence[str]) -> list[Path]:
 
 
 def load_image(path: Path) -> np.ndarray:
+    """The image in a file as a 28x28 MNIST-style array, upright as its EXIF orientation says."""
     try:
         with Image.open(path) as image:
             image.seek(0)  # a GIF's first frame
+            ImageOps.exif_transpose(image, in_place=True)  # phone cameras store the sensor's rows and a rotation
             return mnist_style(image)
     except FileNotFoundError:
         raise ValueError("no such file") from None

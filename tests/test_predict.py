@@ -22,7 +22,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from pipeline import idx, predict
 from pipeline.datasets import DIGIT_NAMES
@@ -199,6 +199,19 @@ def model_files(tmp_path_factory) -> dict[str, Path]:
 def digit(tmp_path) -> Path:
     Image.fromarray(glyph()).save(tmp_path / "digit.png")
     return tmp_path / "digit.png"
+
+
+def test_exif_orientation_is_applied_before_preprocessing(tmp_path):
+    upright = glyph()
+    Image.fromarray(upright).save(tmp_path / "upright.png")
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = 6  # "rotate 90° clockwise to view", as a phone held upright writes
+    sideways = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
+    sideways.save(tmp_path / "photo.png", exif=exif)
+    sideways.save(tmp_path / "untagged.png")
+    expected = predict.load_image(tmp_path / "upright.png")
+    np.testing.assert_array_equal(predict.load_image(tmp_path / "photo.png"), expected)
+    assert not np.array_equal(predict.load_image(tmp_path / "untagged.png"), expected)
 
 
 def unusable_model(kind: str, folder: Path, model_files: dict[str, Path]) -> Path:

@@ -3,10 +3,11 @@
 The model is a `.keras` file (default: models/model.keras, the one the last `dvc repro` trained) or any MLflow
 model URI (`runs:/<run id>/model`, `models:/<name>/<version>`). Images of any size, colour or grayscale, dark on
 light or light on dark, are preprocessed as MNIST was made (see pipeline/preprocess.py), then classified in one
-batch. A photo's EXIF orientation is applied first. An unreadable file gets a one-line error and the rest are still
-classified; the exit status is 1 when any file failed. A model that cannot be used (missing, not a model, or saved
-without its class names and not of 10 classes) is one line on stderr and exit status 2; `--verbose` adds the
-traceback behind it.
+batch. A photo's EXIF orientation is applied first. An unreadable file, or one over the pixel limit (checked before
+decoding: a small file can unpack into gigabytes), gets a one-line error and the rest are still classified; the
+exit status is 1 when any file failed. A model that cannot be used (missing, not a model, or saved without its
+class names and not of 10 classes) is one line on stderr and exit status 2; `--verbose` adds the traceback behind
+it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import argparse
 import json
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +29,8 @@ from pipeline.preprocess import mnist_style
 from pipeline.shutdown import skip_final_collection
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # PIL's default limit, about 89 megapixels
 
 
 def expand(paths: Sequence[str]) -> list[Path]:
@@ -39,15 +44,32 @@ def expand(paths: Sequence[str]) -> list[Path]:
     return files
 
 
-def load_image(path: Path) -> np.ndarray:
+@contextmanager
+def pixel_limit(max_pixels: int) -> Iterator[None]:
+    """PIL's decompression-bomb check against `max_pixels`, as an error (PIL only warns up to twice its limit).
+
+    PIL checks an image's size from its header, when it is opened, before decoding any pixel."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def load_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The image in a file as a 28x28 MNIST-style array, upright as its EXIF orientation says."""
     try:
-        with Image.open(path) as image:
+        with pixel_limit(max_pixels), Image.open(path) as image:
             image.seek(0)  # a GIF's first frame
             ImageOps.exif_transpose(image, in_place=True)  # phone cameras store the sensor's rows and a rotation
             return mnist_style(image)
     except FileNotFoundError:
         raise ValueError("no such file") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"over the limit of {max_pixels:,} pixels (--max-pixels); not decoded") from None
     except (UnidentifiedImageError, OSError) as err:
         raise ValueError(f"not a readable image ({type(err).__name__})") from None
 
@@ -104,6 +126,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also save, per image, a PNG of the 28x28 input beside the probabilities",
     )
     parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=MAX_PIXELS,
+        metavar="N",
+        help=f"refuse, before decoding, an image of more than N pixels (default {MAX_PIXELS:,}, PIL's limit against "
+        "decompression bombs: room for a 50-megapixel photo)",
+    )
+    parser.add_argument(
         "--verbose", action="store_true", help="when the model cannot be used, also print the traceback behind it"
     )
     args = parser.parse_args(argv)
@@ -112,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     images, ok, failed = [], [], 0
     for f in files:
         try:
-            images.append(load_image(f))
+            images.append(load_image(f, args.max_pixels))
             ok.append(f)
         except ValueError as err:
             print(f"{f}: {err}", file=sys.stderr)

@@ -214,6 +214,22 @@ def test_exif_orientation_is_applied_before_preprocessing(tmp_path):
     assert not np.array_equal(predict.load_image(tmp_path / "untagged.png"), expected)
 
 
+def test_image_over_the_pixel_limit_is_refused_and_the_rest_classified(model_files, digit, capsys):
+    bomb = digit.parent / "bomb.png"
+    Image.new("1", (20_000, 20_000)).save(bomb)  # 400 million pixels in 48 kB
+    assert predict.main([str(bomb), str(digit), "--model", str(model_files["digits"])]) == 1
+    out = capsys.readouterr()
+    assert out.err == f"{bomb}: over the limit of {predict.MAX_PIXELS:,} pixels (--max-pixels); not decoded\n"
+    assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
+    # A lower limit, which the image exceeds by less than twice (where PIL itself only warns).
+    assert predict.main([str(digit), "--max-pixels", "2000", "--model", str(model_files["digits"])]) == 1
+    assert (
+        capsys.readouterr().err.splitlines()[0]
+        == f"{digit}: over the limit of 2,000 pixels (--max-pixels); not decoded"
+    )
+    assert Image.MAX_IMAGE_PIXELS == predict.MAX_PIXELS
+
+
 def unusable_model(kind: str, folder: Path, model_files: dict[str, Path]) -> Path:
     """A file (or folder) a user might pass as --model by mistake, of the given kind."""
     path = folder / "model.keras"

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import checksums, idx
 from pipeline.archive import fetch_archive, member_names, read_member
 from pipeline.download import SourcesExhausted, fetch_verified
+from pipeline.errors import reports_user_errors
 from pipeline.mirror import mirror_root, mnist_sources
 from pipeline.raw import locate, present, read_verified, write_plain
 from pipeline.sources import Source, first_complete, missing_files, parse_datasets
@@ -130,6 +131,7 @@ def fetch_emnist(
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
     raw = Path(cfg.paths.raw)
     known = checksums.known_sums(OmegaConf.to_container(cfg.ingest.checksums))

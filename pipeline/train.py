@@ -24,6 +24,7 @@ from pipeline import tracking
 from pipeline.augment import augmented_examples
 from pipeline.batches import batches
 from pipeline.datasets import load_dataset, prepared_path
+from pipeline.errors import reports_user_errors
 from pipeline.files import atomic_path, write_json, write_npz
 from pipeline.fused import copy_weights, with_fused_batch_norm
 from pipeline.models import build_model
@@ -286,6 +287,7 @@ def default_run_name(cfg: DictConfig) -> str:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
     name = default_run_name(cfg)
     experiment = os.environ.get("DVC_EXP_NAME")

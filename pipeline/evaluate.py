@@ -23,6 +23,7 @@ from pipeline.datasets import Dataset, DatasetError, load_dataset, prepared_path
 from pipeline.errors import reports_user_errors
 from pipeline.files import read_json, write_json, write_npz
 from pipeline.fused import fused_copy
+from pipeline.schema import validate
 from pipeline.shutdown import skip_final_collection
 
 
@@ -92,6 +93,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg)
     evaluate(cfg)
 
 

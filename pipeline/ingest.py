@@ -32,6 +32,7 @@ from pipeline.datasets import (
 )
 from pipeline.errors import reports_user_errors
 from pipeline.raw import locate, present, read_verified
+from pipeline.schema import validate
 from pipeline.sources import Source, missing_files, parse_datasets
 
 NOT_FETCHED = "run the fetch stage first (`dvc repro fetch`), or put NIST's files into {folder}"
@@ -121,6 +122,7 @@ def ingest_dataset(name: str, folder: Path, sources: Sequence[Source], known: Ma
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg)
     raw = Path(cfg.paths.raw)
     known = checksums.known_sums(OmegaConf.to_container(cfg.ingest.checksums))
     write_prepared(cfg.paths.prepared, "mnist", load_mnist(raw / "mnist", known))

@@ -29,6 +29,7 @@ from pipeline.files import atomic_path, write_json, write_npz
 from pipeline.fused import copy_weights, with_fused_batch_norm
 from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
+from pipeline.schema import validate
 from pipeline.serving import log_keras_model
 from pipeline.shutdown import skip_final_collection
 
@@ -289,6 +290,7 @@ def default_run_name(cfg: DictConfig) -> str:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg)
     name = default_run_name(cfg)
     experiment = os.environ.get("DVC_EXP_NAME")
     train(cfg, f"{experiment}: {name}" if experiment else name)

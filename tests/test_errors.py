@@ -149,3 +149,29 @@ def test_a_bug_in_an_entrypoint_still_shows_its_traceback(tmp_path):
     result = entrypoint(["app.py", *HYDRA_RUN], tmp_path)
     assert result.returncode == 1
     assert "Traceback" in result.stderr and "KeyError: 'history'" in result.stderr
+
+
+@pytest.mark.slow  # a real entrypoint process
+def test_a_bad_setting_stops_training_in_one_line_before_any_work(tmp_path):
+    result = entrypoint(["-m", "pipeline.train", "train.epochs=0", *HYDRA_RUN], tmp_path)
+    assert result.returncode == 1
+    assert our_lines(result.stderr) == ["error: train.epochs=0: must be an integer ≥ 1"]
+    assert os.listdir(tmp_path) == []  # no MLflow store, no outputs
+
+
+@pytest.mark.slow  # a real entrypoint process
+def test_a_bad_setting_with_hydra_full_error_shows_the_traceback(tmp_path):
+    result = entrypoint(["-m", "pipeline.train", "train.epochs=0", *HYDRA_RUN], tmp_path, HYDRA_FULL_ERROR="1")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert "pipeline.schema.ConfigError: train.epochs=0: must be an integer ≥ 1" in result.stderr
+
+
+@pytest.mark.slow  # a real entrypoint process
+def test_an_unknown_setting_is_hydras_short_message_without_a_traceback(tmp_path):
+    """Hydra refuses it while composing, before our code runs, in a few lines that say what to do."""
+    result = entrypoint(["-m", "pipeline.fetch", "train.epochz=3", *HYDRA_RUN], tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Could not override 'train.epochz'.\nTo append to your config use +train.epochz=3")
+    assert os.listdir(tmp_path) == []

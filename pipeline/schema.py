@@ -223,8 +223,14 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+def config_problems(cfg: DictConfig) -> list[str]:
+    """`problems` of a composed config (its `hydra` node, where it has one, is Hydra's own)."""
+    ours = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+    return problems(OmegaConf.to_container(ours, resolve=True))
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise a ConfigError listing every setting out of range; for each entrypoint, before it does anything."""
-    found = problems(OmegaConf.to_container(cfg, resolve=True))
+    found = config_problems(cfg)
     if found:
         raise ConfigError(found)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
+from pipeline.errors import UserError
+
 KNOWN_SHA256: dict[str, str] = {
     # MNIST, the official files
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
@@ -35,7 +37,7 @@ KNOWN_SHA256: dict[str, str] = {
 }
 
 
-class ChecksumError(ValueError):
+class ChecksumError(UserError, ValueError):
     """Content whose SHA-256 differs from the known sum."""
 
 

@@ -11,9 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import UserError
 from pipeline.files import write_npz
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
+
+
+class DatasetError(UserError, ValueError):
+    """A mapping file or a prepared dataset that is not what the config asks of it; the message names both."""
 
 
 @dataclass(frozen=True)
@@ -103,11 +108,11 @@ def parse_mapping(text: str, name: str) -> dict[int, str]:
         if not parts:
             continue
         if len(parts) < 2 or not all(p.isdigit() for p in parts):
-            raise ValueError(f"{name}: line {lineno}: expected '<label> <ASCII code>', found {line!r}")
+            raise DatasetError(f"{name}: line {lineno}: expected '<label> <ASCII code>', found {line!r}")
         label = int(parts[0])
         if label in classes:
-            raise ValueError(f"{name}: line {lineno}: label {label} appears twice")
+            raise DatasetError(f"{name}: line {lineno}: label {label} appears twice")
         classes[label] = "".join(chr(int(code)) for code in parts[1:])
     if not classes:
-        raise ValueError(f"{name}: no classes")
+        raise DatasetError(f"{name}: no classes")
     return classes

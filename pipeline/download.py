@@ -19,13 +19,14 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
+from pipeline.errors import UserError
 from pipeline.idx import decompress, read_bytes
 
 CHUNK = 1 << 16
 T = TypeVar("T")
 
 
-class SourcesExhausted(RuntimeError):
+class SourcesExhausted(UserError, RuntimeError):
     """Every source failed for a file; the message lists them all with their reasons."""
 
 

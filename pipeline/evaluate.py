@@ -19,22 +19,28 @@ from omegaconf import DictConfig
 
 from pipeline import metrics, tracking
 from pipeline.batches import batches
-from pipeline.datasets import Dataset, load_dataset, prepared_path
+from pipeline.datasets import Dataset, DatasetError, load_dataset, prepared_path
+from pipeline.errors import reports_user_errors
 from pipeline.files import read_json, write_json, write_npz
 from pipeline.fused import fused_copy
+from pipeline.schema import validate
 from pipeline.shutdown import skip_final_collection
 
 
 def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:
     if tuple(model_classes) != ds.class_names:
-        raise ValueError(
-            f"test set {name}: classes {list(ds.class_names)} differ from the model's {list(model_classes)}"
+        raise DatasetError(
+            f"test set {name}: classes {list(ds.class_names)} differ from the model's {list(model_classes)} "
+            "— data.test_sets must name datasets with the classes of data.name"
         )
 
 
 def load_trained_model(models_dir: Path, fused_batch_norm: bool) -> tuple[keras.Model, list[str]]:
     """The trained model, and the classes it was trained on (models/history.json)."""
-    model = keras.models.load_model(models_dir / "model.keras")
+    path = models_dir / "model.keras"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained model — run the train stage first (`dvc repro`)")
+    model = keras.models.load_model(path)
     if fused_batch_norm:
         # The same weights through TensorFlow's fused inference kernel, which its graph optimiser merges with the
         # convolution before it: predictions agree with the plain model's to ~1e-6 (tests/test_fused.py).
@@ -85,7 +91,9 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg)
     evaluate(cfg)
 
 

@@ -15,8 +15,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.errors import reports_user_errors
 from pipeline.evaluate import evaluate
 from pipeline.report import report
+from pipeline.schema import validate
 from pipeline.shutdown import skip_final_collection
 from pipeline.sweep import sweep_job
 from pipeline.train import default_run_name, train
@@ -70,7 +72,9 @@ def run_experiment(cfg: DictConfig, job_dir: Path, name: str, parent: str | None
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@reports_user_errors
 def main(cfg: DictConfig) -> float:
+    validate(cfg)
     hc = HydraConfig.get()
     limit_threads(threads_per_job(hc.launcher.get("n_jobs"), os.cpu_count() or 1))
     name, parent = sweep_job(default_run_name(cfg))

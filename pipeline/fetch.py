@@ -19,8 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import checksums, idx
 from pipeline.archive import fetch_archive, member_names, read_member
 from pipeline.download import SourcesExhausted, fetch_verified
+from pipeline.errors import reports_user_errors
 from pipeline.mirror import mirror_root, mnist_sources
 from pipeline.raw import locate, present, read_verified, write_plain
+from pipeline.schema import validate
 from pipeline.sources import Source, first_complete, missing_files, parse_datasets
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -130,7 +132,9 @@ def fetch_emnist(
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg)
     raw = Path(cfg.paths.raw)
     known = checksums.known_sums(OmegaConf.to_container(cfg.ingest.checksums))
     mirror = mirror_root()

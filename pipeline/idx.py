@@ -12,12 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import UserError
+
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049
 _KIND_OF_MAGIC = {IMAGES_MAGIC: "an images file", LABELS_MAGIC: "a labels file"}
 
 
-class IdxError(ValueError):
+class IdxError(UserError, ValueError):
     """A malformed or unexpected IDX file; the message names the file and says what is wrong."""
 
 

@@ -21,6 +21,7 @@ from pipeline import checksums, idx
 from pipeline.datasets import (
     DIGIT_NAMES,
     Dataset,
+    DatasetError,
     emnist_upright,
     empty_images,
     keep_classes,
@@ -29,7 +30,9 @@ from pipeline.datasets import (
     save_dataset,
     stratified_split,
 )
+from pipeline.errors import reports_user_errors
 from pipeline.raw import locate, present, read_verified
+from pipeline.schema import validate
 from pipeline.sources import Source, missing_files, parse_datasets
 
 NOT_FETCHED = "run the fetch stage first (`dvc repro fetch`), or put NIST's files into {folder}"
@@ -62,7 +65,7 @@ def class_order(mapping: dict[int, str], digits_only: bool, name: str) -> list[i
     by_name = {n: label for label, n in mapping.items()}
     missing = [d for d in "0123456789" if d not in by_name]
     if missing:
-        raise ValueError(f"{name}: this split has no digit classes {missing}; it cannot give a digits-only set")
+        raise DatasetError(f"{name}: this split has no digit classes {missing}; it cannot give a digits-only set")
     return [by_name[d] for d in "0123456789"]
 
 
@@ -117,7 +120,9 @@ def ingest_dataset(name: str, folder: Path, sources: Sequence[Source], known: Ma
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg)
     raw = Path(cfg.paths.raw)
     known = checksums.known_sums(OmegaConf.to_container(cfg.ingest.checksums))
     write_prepared(cfg.paths.prepared, "mnist", load_mnist(raw / "mnist", known))

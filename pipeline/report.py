@@ -27,7 +27,9 @@ from omegaconf import DictConfig
 
 from pipeline import metrics, plots, tracking
 from pipeline.datasets import Dataset, load_dataset, prepared_path
+from pipeline.errors import reports_user_errors
 from pipeline.files import atomic_path, read_json
+from pipeline.schema import validate
 from pipeline.shutdown import skip_final_collection
 from pipeline.tables import classification_report, per_class_rows, to_csv
 
@@ -438,7 +440,9 @@ def pdf_writer() -> Executor:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg)
     report(cfg)
 
 

@@ -7,19 +7,23 @@ any launcher; jobs find their parent through `sweep.json` in the sweep folder.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import mlflow
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from pipeline import tracking
 from pipeline.files import read_json, write_json
+from pipeline.schema import config_problems
 from pipeline.tables import to_csv
 
 SWEEP_FILE = "sweep.json"
@@ -48,6 +52,26 @@ def child_name(job_overrides: Sequence[str], varied: Sequence[str]) -> str:
     in an override (`model.filters=[16,32]`)."""
     values = {overridden_key(o): o.get_value_element_as_str() for o in parse(job_overrides)}
     return ",".join(f"{k}={values[k]}" for k in varied if k in values) or "default"
+
+
+def variant_configs(config: DictConfig, sweep_overrides: Sequence[str]) -> Iterator[tuple[list[str], DictConfig]]:
+    """Each job's overrides and config, composed as Hydra's basic sweeper (the joblib launcher's too) will."""
+    loader = GlobalHydra.instance().config_loader()
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(list(sweep_overrides))
+    (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    for job in jobs:
+        yield job, loader.load_sweep_config(config, job)
+
+
+def sweep_problems(config: DictConfig, sweep_overrides: Sequence[str], varied: Sequence[str]) -> list[str]:
+    """Every variant's settings out of range; a problem that only some variants have names them."""
+    found: dict[str, list[str]] = {}
+    variants = 0
+    for job, job_config in variant_configs(config, sweep_overrides):
+        variants += 1
+        for problem in config_problems(job_config):
+            found.setdefault(problem, []).append(child_name(job, varied))
+    return [p if len(names) == variants else f"{p} (in {' / '.join(names)})" for p, names in found.items()]
 
 
 def comparison_rows(runs: Sequence[Mapping[str, Any]], test_sets: Sequence[str]) -> list[dict[str, Any]]:
@@ -121,6 +145,15 @@ class SweepTracking(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_overrides = list(config.hydra.overrides.task)
         varied = varied_keys(sweep_overrides)
+        # Every variant is checked before the first starts: a bad one would otherwise stop the sweep when its turn
+        # came, and leave the parent run open. (An exception here would only be a warning: Hydra catches them.)
+        try:
+            problems = sweep_problems(config, sweep_overrides, varied)
+        except HydraException as err:  # a variant that does not compose (Hydra's sweeper would refuse it next)
+            problems = [str(err)]
+        if problems:
+            print(f"error: {'; '.join(problems)}", file=sys.stderr, flush=True)
+            raise SystemExit(1)
         tracking.connect(config.tracking)
         name = "sweep " + " ".join(sweep_overrides)
         run = mlflow.MlflowClient().create_run(

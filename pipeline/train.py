@@ -24,11 +24,13 @@ from pipeline import tracking
 from pipeline.augment import augmented_examples
 from pipeline.batches import batches
 from pipeline.datasets import load_dataset, prepared_path
+from pipeline.errors import reports_user_errors
 from pipeline.files import atomic_path, write_json, write_npz
 from pipeline.fused import copy_weights, with_fused_batch_norm
 from pipeline.model_file import save_with_class_names
 from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
+from pipeline.schema import validate
 from pipeline.serving import log_keras_model
 from pipeline.shutdown import skip_final_collection
 
@@ -288,7 +290,9 @@ def default_run_name(cfg: DictConfig) -> str:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@reports_user_errors
 def main(cfg: DictConfig) -> None:
+    validate(cfg)
     name = default_run_name(cfg)
     experiment = os.environ.get("DVC_EXP_NAME")
     train(cfg, f"{experiment}: {name}" if experiment else name)

@@ -110,7 +110,7 @@ def test_a_failed_evaluation_marks_the_run_failed():
     """No model where the run reference says: the evaluation fails inside the run, and writes no metrics."""
     failing = tiny_config(["paths.models=no_model", "paths.predictions=no_predictions", "paths.metrics=no_metrics"])
     run_id = start_run_ref(Path("no_model"), failing)
-    with pytest.raises(ValueError, match="model.keras"):
+    with pytest.raises(FileNotFoundError, match="model.keras: no trained model"):
         evaluate(failing)
     assert mlflow.get_run(run_id).info.status == "FAILED"
     assert not Path("no_metrics").exists()

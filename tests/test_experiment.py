@@ -4,6 +4,8 @@ where, how the parent run, its children and the comparison come about, and a fai
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
@@ -64,11 +66,21 @@ def test_an_experiment_job_writes_only_inside_its_folder(tiny):
     assert run.data.metrics["test.mnist.accuracy"] == pytest.approx(accuracy)
 
 
+@pytest.fixture
+def in_hydra() -> Iterator[None]:
+    """Hydra started on conf/, as in the process that runs a multirun's callbacks (the callback composes each
+    variant's config with it)."""
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        yield
+
+
 def sweep_config(tmp_path: Path, sweep: list[str]) -> DictConfig:
-    """The config a multirun hands its callbacks: the sweep's overrides and folder in the hydra node."""
-    cfg = tiny_config()
+    """The config a multirun hands its callbacks (inside `in_hydra`): the sweep's overrides and folder in its hydra
+    node."""
+    cfg = compose("config", return_hydra_config=True)
     with open_dict(cfg):
-        cfg.hydra = {"overrides": {"task": sweep}, "sweep": {"dir": str(tmp_path)}}
+        cfg.hydra.overrides.task = sweep
+        cfg.hydra.sweep.dir = str(tmp_path)
     return cfg
 
 
@@ -83,7 +95,7 @@ def job_run(cfg: DictConfig, name: str, parent: str, accuracy: float | None) -> 
         mlflow.end_run(status)
 
 
-def test_the_sweep_callback_opens_a_parent_and_compares_its_children(tiny, tmp_path):
+def test_the_sweep_callback_opens_a_parent_and_compares_its_children(tiny, in_hydra, tmp_path):
     cfg = sweep_config(tmp_path / "sweep", ["experiment=fast", "model=plain1,plain3"])
     callback = SweepTracking()
     callback.on_multirun_start(cfg)
@@ -103,7 +115,7 @@ def test_the_sweep_callback_opens_a_parent_and_compares_its_children(tiny, tmp_p
     assert logged == {f"comparison/comparison.{ext}" for ext in ("md", "csv", "png")}
 
 
-def test_a_failed_variant_fails_the_sweep_but_keeps_the_comparison(tiny, tmp_path):
+def test_a_failed_variant_fails_the_sweep_but_keeps_the_comparison(tiny, in_hydra, tmp_path):
     cfg = sweep_config(tmp_path / "sweep", ["model=plain1,plain3"])
     callback = SweepTracking()
     callback.on_multirun_start(cfg)
@@ -115,6 +127,31 @@ def test_a_failed_variant_fails_the_sweep_but_keeps_the_comparison(tiny, tmp_pat
     assert exit_.value.code == 1
     assert MlflowClient().get_run(parent).info.status == "FAILED"
     assert "| model=plain3 | FAILED |" in (tmp_path / "sweep" / "comparison.md").read_text()
+
+
+@pytest.mark.usefixtures("in_hydra")
+def test_a_sweep_with_a_variant_out_of_range_is_refused_before_its_parent_run(tmp_path, monkeypatch, capsys):
+    """Every variant is checked first; a problem only some variants have names them."""
+    monkeypatch.chdir(tmp_path)
+    sweep = ["model=plain1,plain3", "train.epochs=1,2", "train.warmup_epochs=2", "evaluate.limit=0"]
+    with pytest.raises(SystemExit) as exit_:
+        SweepTracking().on_multirun_start(sweep_config(tmp_path / "sweep", sweep))
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == (
+        "error: evaluate.limit=0: must be null or an integer ≥ 1; "
+        "train.warmup_epochs=2: must be a number in [0, 1] (at most train.epochs) "
+        "(in model=plain1,train.epochs=1 / model=plain3,train.epochs=1)\n"
+    )
+    assert os.listdir(tmp_path) == []  # no MLflow store, no sweep folder
+
+
+@pytest.mark.usefixtures("in_hydra")
+def test_a_sweep_with_a_variant_that_does_not_compose_is_refused_with_hydras_message(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        SweepTracking().on_multirun_start(sweep_config(tmp_path / "sweep", ["model=plain1,nope"]))
+    assert capsys.readouterr().err.startswith("error: In 'config': Could not find 'model/nope'")
+    assert os.listdir(tmp_path) == []
 
 
 @pytest.fixture

@@ -188,8 +188,9 @@ def test_queued_dvc_experiment_grid_lands_in_dvc_and_mlflow(prepared):
 
 
 def test_a_failing_variant_is_listed_and_the_sweep_still_compares_the_rest(prepared):
-    """model.name=nope fails to build: its child run is FAILED, the parent still gets its comparison, and the
-    sweep exits non-zero."""
+    """data.test_sets=[emnist_balanced] is in range, but its 47 classes are not the MNIST model's 10: that variant
+    fails in evaluate, its child run is FAILED, the parent still gets its comparison, and the sweep exits non-zero.
+    (A variant out of range is refused before the sweep starts: tests/test_experiment.py.)"""
     path, env = prepared
     experiment = "sweep-failing"
     result = run(
@@ -203,19 +204,19 @@ def test_a_failing_variant_is_listed_and_the_sweep_still_compares_the_rest(prepa
             "data.train_limit=2000",
             f"tracking.experiment={experiment}",
             "model=plain1",
-            "model.name=plain1,nope",
+            "data.test_sets=[mnist],[emnist_balanced]",
         ],
         path,
         env,
         check=False,
     )
     assert result.returncode != 0
-    assert "1 of 2 variants failed: model.name=nope" in result.stderr + result.stdout
+    assert "1 of 2 variants failed: data.test_sets=[emnist_balanced]" in result.stderr + result.stdout
     client, runs = sweep_runs(path, experiment)
     by_name = {r.info.run_name: r for r in runs}
-    assert by_name["model.name=plain1"].info.status == "FINISHED"
-    assert by_name["model.name=nope"].info.status == "FAILED"
+    assert by_name["data.test_sets=[mnist]"].info.status == "FINISHED"
+    assert by_name["data.test_sets=[emnist_balanced]"].info.status == "FAILED"
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     assert parent.info.status == "FAILED"
     table = Path(client.download_artifacts(parent.info.run_id, "comparison/comparison.csv")).read_text()
-    assert "model.name=plain1,FINISHED" in table and "model.name=nope,FAILED" in table
+    assert "data.test_sets=[mnist],FINISHED" in table and "data.test_sets=[emnist_balanced],FAILED" in table

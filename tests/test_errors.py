@@ -1,0 +1,177 @@
+"""A user's mistake ends a stage with one line on stderr and exit status 1; a bug keeps its traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from pipeline import tracking
+from pipeline.checksums import ChecksumError
+from pipeline.datasets import DatasetError
+from pipeline.download import SourcesExhausted
+from pipeline.errors import UserError, reports_user_errors
+from pipeline.idx import IdxError
+from tests.conftest import REPO, stage_env
+
+HYDRA_RUN = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+
+
+@pytest.mark.parametrize("error", [IdxError, ChecksumError, SourcesExhausted, DatasetError])
+def test_the_errors_our_code_raises_about_data_are_user_errors(error):
+    assert issubclass(error, UserError)
+
+
+def test_they_are_still_what_the_download_loop_and_callers_catch():
+    assert issubclass(IdxError, ValueError) and issubclass(ChecksumError, ValueError)
+    assert issubclass(DatasetError, ValueError) and issubclass(SourcesExhausted, RuntimeError)
+
+
+@pytest.fixture
+def no_full_error(monkeypatch):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+
+@pytest.mark.usefixtures("no_full_error")
+@pytest.mark.parametrize(
+    "error",
+    [
+        IdxError("t10k-images-idx3-ubyte: expected magic 2051, found 2049 — is this a labels file?"),
+        FileNotFoundError("data/prepared/mnist.npz: prepared dataset not found — run `dvc repro` first"),
+    ],
+)
+def test_a_user_error_is_one_line_on_stderr_and_exit_status_1(error, capsys):
+    @reports_user_errors
+    def main(cfg):
+        raise error
+
+    with pytest.raises(SystemExit) as exit_:
+        main({})
+    assert exit_.value.code == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"error: {error}\n" and captured.out == ""
+
+
+def test_hydra_full_error_shows_the_user_errors_traceback(monkeypatch):
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+
+    @reports_user_errors
+    def main(cfg):
+        raise IdxError("bad file")
+
+    with pytest.raises(IdxError, match="bad file"):
+        main({})
+
+
+@pytest.mark.usefixtures("no_full_error")
+def test_a_bug_passes_through_unchanged():
+    @reports_user_errors
+    def main(cfg):
+        raise KeyError("history")
+
+    with pytest.raises(KeyError, match="history"):
+        main({})
+
+
+def test_a_return_value_passes_through():
+    assert reports_user_errors(lambda cfg: cfg["accuracy"])({"accuracy": 0.99}) == 0.99
+
+
+@pytest.mark.usefixtures("no_full_error")
+def test_the_run_of_a_stage_that_failed_on_a_user_error_is_failed(tiny):
+    """The message is printed outside the stage's run: the run has already ended FAILED."""
+
+    @reports_user_errors
+    def main(cfg):
+        tracking.connect(cfg.tracking)
+        with mlflow.start_run(run_name="missing data"):
+            raise FileNotFoundError("data/prepared/mnist.npz: prepared dataset not found")
+
+    with pytest.raises(SystemExit):
+        main(tiny)
+    (run,) = mlflow.search_runs(filter_string="attributes.run_name = 'missing data'", output_format="list")
+    assert run.info.status == "FAILED"
+
+
+# The real entrypoints, in processes of their own.
+
+TF_STARTUP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} )")
+
+
+def our_lines(stderr: str) -> list[str]:
+    """stderr without what TensorFlow writes at import, whatever TF_CPP_MIN_LOG_LEVEL says."""
+    return [line for line in stderr.splitlines() if not TF_STARTUP.match(line)]
+
+
+def entrypoint(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """`python <args>` as a user runs a stage by hand, from `cwd`, with this repository importable."""
+    environ = {k: v for k, v in stage_env(None).items() if k != "HYDRA_FULL_ERROR"}
+    environ.update(PYTHONPATH=str(REPO), **env)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=environ, capture_output=True, text=True, check=False)
+
+
+@pytest.mark.slow  # a real entrypoint process
+def test_a_missing_data_file_ends_the_stage_in_one_line(tmp_path):
+    result = entrypoint(["-m", "pipeline.ingest", *HYDRA_RUN], tmp_path)
+    assert result.returncode == 1
+    (line,) = our_lines(result.stderr)
+    assert line == (
+        "error: data/raw/mnist/train-images-idx3-ubyte: not found — run the fetch stage first (`dvc repro fetch`), "
+        "or put NIST's files into data/raw/mnist"
+    )
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.slow  # a real entrypoint process
+def test_with_hydra_full_error_the_traceback_is_there(tmp_path):
+    result = entrypoint(["-m", "pipeline.ingest", *HYDRA_RUN], tmp_path, HYDRA_FULL_ERROR="1")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "FileNotFoundError: data/raw/mnist/" in result.stderr
+
+
+@pytest.mark.slow  # a real entrypoint process
+def test_a_bug_in_an_entrypoint_still_shows_its_traceback(tmp_path):
+    """Hydra's own handling of an exception it does not know, through the same decorator the stages use."""
+    (tmp_path / "app.py").write_text(
+        "import hydra\n"
+        "from pipeline.errors import reports_user_errors\n\n"
+        "@hydra.main(version_base='1.3', config_path=None)\n"
+        "@reports_user_errors\n"
+        "def main(cfg):\n"
+        "    return {}['history']\n\n"
+        "main()\n"
+    )
+    result = entrypoint(["app.py", *HYDRA_RUN], tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "KeyError: 'history'" in result.stderr
+
+
+@pytest.mark.slow  # a real entrypoint process
+def test_a_bad_setting_stops_training_in_one_line_before_any_work(tmp_path):
+    result = entrypoint(["-m", "pipeline.train", "train.epochs=0", *HYDRA_RUN], tmp_path)
+    assert result.returncode == 1
+    assert our_lines(result.stderr) == ["error: train.epochs=0: must be an integer ≥ 1"]
+    assert os.listdir(tmp_path) == []  # no MLflow store, no outputs
+
+
+@pytest.mark.slow  # a real entrypoint process
+def test_a_bad_setting_with_hydra_full_error_shows_the_traceback(tmp_path):
+    result = entrypoint(["-m", "pipeline.train", "train.epochs=0", *HYDRA_RUN], tmp_path, HYDRA_FULL_ERROR="1")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr
+    assert "pipeline.schema.ConfigError: train.epochs=0: must be an integer ≥ 1" in result.stderr
+
+
+@pytest.mark.slow  # a real entrypoint process
+def test_an_unknown_setting_is_hydras_short_message_without_a_traceback(tmp_path):
+    """Hydra refuses it while composing, before our code runs, in a few lines that say what to do."""
+    result = entrypoint(["-m", "pipeline.fetch", "train.epochz=3", *HYDRA_RUN], tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("Could not override 'train.epochz'.\nTo append to your config use +train.epochz=3")
+    assert os.listdir(tmp_path) == []

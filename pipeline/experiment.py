@@ -16,6 +16,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.evaluate import evaluate
+from pipeline.interrupt import raise_on_signals, stop_on_signals
 from pipeline.report import report
 from pipeline.shutdown import skip_final_collection
 from pipeline.sweep import sweep_job
@@ -55,6 +56,7 @@ def run_experiment(cfg: DictConfig, job_dir: Path, name: str, parent: str | None
     """Train, evaluate and report one configuration with every output in `job_dir`; returns the accuracy on
     the first test set (what a sweeper optimises), NaN for a failed variant of a sweep."""
     cfg = with_job_outputs(cfg, job_dir)
+    raise_on_signals()  # also in a launcher's worker process, which does not run this module's __main__
     try:
         train(cfg, name, parent)
         results = evaluate(cfg)
@@ -79,4 +81,4 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     skip_final_collection()
-    main()
+    stop_on_signals(main, "experiment")

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import checksums, idx
 from pipeline.archive import fetch_archive, member_names, read_member
 from pipeline.download import SourcesExhausted, fetch_verified
+from pipeline.interrupt import stop_on_signals
 from pipeline.mirror import mirror_root, mnist_sources
 from pipeline.raw import locate, present, read_verified, write_plain
 from pipeline.sources import Source, first_complete, missing_files, parse_datasets
@@ -147,4 +148,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stop_on_signals(main, "fetch")

@@ -29,6 +29,7 @@ from pipeline.datasets import (
     save_dataset,
     stratified_split,
 )
+from pipeline.interrupt import stop_on_signals
 from pipeline.raw import locate, present, read_verified
 from pipeline.sources import Source, missing_files, parse_datasets
 
@@ -132,4 +133,4 @@ def write_prepared(prepared_dir: str, name: str, ds: Dataset) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stop_on_signals(main, "ingest")

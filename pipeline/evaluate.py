@@ -23,6 +23,7 @@ from pipeline.datasets import Dataset, DatasetError, load_dataset, prepared_path
 from pipeline.errors import reports_user_errors
 from pipeline.files import read_json, write_json, write_npz
 from pipeline.fused import fused_copy
+from pipeline.interrupt import stop_on_signals
 from pipeline.schema import validate
 from pipeline.shutdown import skip_final_collection
 
@@ -71,7 +72,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Score the trained model on every configured test set; log to its run and write DVC metrics."""
     models_dir = Path(cfg.paths.models)
     results = {}
-    with tracking.reopen_run(models_dir / "run.json", cfg.tracking):
+    with tracking.reopen_run(models_dir / "run.json", cfg.tracking, "evaluate"):
         # Everything that can fail happens inside the run, so that a failure marks it FAILED.
         model, class_names = load_trained_model(models_dir, cfg.evaluate.fused_batch_norm)
         for name in cfg.data.test_sets:
@@ -99,4 +100,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     skip_final_collection()
-    main()
+    stop_on_signals(main, "evaluate")

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.errors import reports_user_errors
 from pipeline.evaluate import evaluate
+from pipeline.interrupt import raise_on_signals, stop_on_signals
 from pipeline.report import report
 from pipeline.schema import validate
 from pipeline.shutdown import skip_final_collection
@@ -57,6 +58,7 @@ def run_experiment(cfg: DictConfig, job_dir: Path, name: str, parent: str | None
     """Train, evaluate and report one configuration with every output in `job_dir`; returns the accuracy on
     the first test set (what a sweeper optimises), NaN for a failed variant of a sweep."""
     cfg = with_job_outputs(cfg, job_dir)
+    raise_on_signals()  # also in a launcher's worker process, which does not run this module's __main__
     try:
         train(cfg, name, parent)
         results = evaluate(cfg)
@@ -83,4 +85,4 @@ def main(cfg: DictConfig) -> float:
 
 if __name__ == "__main__":
     skip_final_collection()
-    main()
+    stop_on_signals(main, "experiment")

@@ -20,6 +20,7 @@ from pipeline import checksums, idx
 from pipeline.archive import fetch_archive, member_names, read_member
 from pipeline.download import SourcesExhausted, fetch_verified
 from pipeline.errors import reports_user_errors
+from pipeline.interrupt import stop_on_signals
 from pipeline.mirror import mirror_root, mnist_sources
 from pipeline.raw import locate, present, read_verified, write_plain
 from pipeline.schema import validate
@@ -151,4 +152,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stop_on_signals(main, "fetch")

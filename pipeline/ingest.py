@@ -31,6 +31,7 @@ from pipeline.datasets import (
     stratified_split,
 )
 from pipeline.errors import reports_user_errors
+from pipeline.interrupt import stop_on_signals
 from pipeline.raw import locate, present, read_verified
 from pipeline.schema import validate
 from pipeline.sources import Source, missing_files, parse_datasets
@@ -137,4 +138,4 @@ def write_prepared(prepared_dir: str, name: str, ds: Dataset) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    stop_on_signals(main, "ingest")

@@ -29,6 +29,7 @@ from pipeline import metrics, plots, tracking
 from pipeline.datasets import Dataset, load_dataset, prepared_path
 from pipeline.errors import reports_user_errors
 from pipeline.files import atomic_path, read_json
+from pipeline.interrupt import stop_on_signals
 from pipeline.schema import validate
 from pipeline.shutdown import skip_final_collection
 from pipeline.tables import classification_report, per_class_rows, to_csv
@@ -39,7 +40,10 @@ DISPLAY_NAMES = {"mnist": "MNIST", "emnist_digits": "EMNIST digits", "emnist_bal
 def report(cfg: DictConfig) -> None:
     """All report files for the trained model, then the summary PDF; logged to the model's MLflow run."""
     reports = Path(cfg.paths.reports)
-    with tracking.reopen_run(Path(cfg.paths.models) / "run.json", cfg.tracking) as run, pdf_writer() as writer:
+    with (
+        tracking.reopen_run(Path(cfg.paths.models) / "run.json", cfg.tracking, "report") as run,
+        pdf_writer() as writer,
+    ):
         # Everything that can fail happens inside the run, so that a failure marks it FAILED.
         training = read_training(cfg)
         write_text(Path(cfg.paths.plots) / "history.csv", to_csv(history_rows(training.record["history"])))
@@ -448,4 +452,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     skip_final_collection()
-    main()
+    stop_on_signals(main, "report")

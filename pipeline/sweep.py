@@ -6,6 +6,7 @@ any launcher; jobs find their parent through `sweep.json` in the sweep folder.
 
 from __future__ import annotations
 
+import atexit
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pipeline import tracking
+from pipeline import interrupt, tracking
 from pipeline.files import read_json, write_json
 from pipeline.schema import config_problems
 from pipeline.tables import to_csv
@@ -139,6 +140,22 @@ def sweep_job(default_name: str) -> tuple[str, str | None]:
     return child_name(list(hc.overrides.task), sweep["varied"]), sweep["parent_run_id"]
 
 
+def close_if_unfinished(tracking_uri: str, parent_run_id: str) -> None:
+    """A parent still RUNNING when the sweep's process exits: it, and any child left RUNNING (a worker killed with
+    the sweep), end KILLED, with why in the tag `run.ended_by`."""
+    client = mlflow.MlflowClient(tracking_uri)
+    if client.get_run(parent_run_id).info.status != "RUNNING":
+        return
+    why = f"interrupted by {interrupt.received}" if interrupt.received else "stopped before its last job ended"
+    running = client.search_runs(
+        [client.get_run(parent_run_id).info.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
+    )
+    for run_id in [r.info.run_id for r in running] + [parent_run_id]:
+        client.set_tag(run_id, tracking.END_TAG, f"sweep: {why}")
+        client.set_terminated(run_id, "KILLED")
+
+
 class SweepTracking(Callback):
     """Opens the parent run before the first job and closes it, with the comparison, after the last."""
 
@@ -163,6 +180,8 @@ class SweepTracking(Callback):
         )
         sweep_dir = Path(config.hydra.sweep.dir)
         write_json(sweep_dir / SWEEP_FILE, {"parent_run_id": run.info.run_id, "varied": varied})
+        # on_multirun_end is not called when the sweep stops early (a signal, a crash): then this closes it.
+        atexit.register(close_if_unfinished, mlflow.get_tracking_uri(), run.info.run_id)
         print(f"sweep: parent MLflow run {run.info.run_id} ({name})", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import mlflow
+from filelock import FileLock
+from mlflow import ActiveRun
 
 from pipeline.files import read_json, write_json
+from pipeline.interrupt import Interrupted
 
 ENV_URI = "MLFLOW_TRACKING_URI"
 
@@ -42,16 +46,20 @@ def resolved_uri(configured: str) -> tuple[str, Path | None]:
 
 def connect(tracking_cfg: Mapping[str, Any]) -> None:
     uri, store = resolved_uri(tracking_cfg["uri"])
-    if store is not None:
-        store.parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     name = tracking_cfg["experiment"]
-    if store is not None and mlflow.get_experiment_by_name(name) is None:
-        try:
+    if store is None:
+        mlflow.set_experiment(name)
+        return
+    store.parent.mkdir(parents=True, exist_ok=True)
+    # Parallel sweep jobs and queued experiments connect at once. MLflow makes a new store's tables, and we the
+    # experiment, with no guard against another process doing the same (four at once on a new store: an
+    # alembic error in every one); so one process at a time. Once set up, writes need no lock: MLflow gives
+    # SQLite a 20 s busy timeout.
+    with FileLock(f"{store}.lock"):
+        if mlflow.get_experiment_by_name(name) is None:
             mlflow.create_experiment(name, artifact_location=(store.parent / name).as_uri())
-        except mlflow.exceptions.MlflowException:
-            pass  # a parallel sweep job created it first
-    mlflow.set_experiment(name)
+        mlflow.set_experiment(name)
 
 
 def connect_default() -> None:
@@ -105,7 +113,41 @@ def load_run_id(path: str | Path) -> str:
     return read_json(path)["run_id"]
 
 
-def reopen_run(run_ref_path: str | Path, tracking_cfg: Mapping[str, Any]):
-    """The trained model's run, reopened; an exception inside the `with` marks it FAILED."""
+@contextmanager
+def training_run(run_name: str, parent_run_id: str | None, resume_run_id: str | None) -> Iterator[ActiveRun]:
+    """A new run for a training (a child of `parent_run_id` in a sweep), or the interrupted one it resumes; it
+    ends as `ending_recorded` says."""
+    if resume_run_id is not None:
+        started = mlflow.start_run(run_id=resume_run_id)
+    else:
+        started = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=provenance_tags())
+    with started as run, ending_recorded("train"):
+        yield run
+
+
+@contextmanager
+def reopen_run(run_ref_path: str | Path, tracking_cfg: Mapping[str, Any], stage: str) -> Iterator[ActiveRun]:
+    """The trained model's run, reopened for `stage`; it ends as `ending_recorded` says."""
     connect(tracking_cfg)
-    return mlflow.start_run(run_id=load_run_id(run_ref_path))
+    with mlflow.start_run(run_id=load_run_id(run_ref_path)) as run, ending_recorded(stage):
+        yield run
+
+
+END_TAG = "run.ended_by"
+
+
+@contextmanager
+def ending_recorded(stage: str) -> Iterator[None]:
+    """Inside an active run: an interruption ends it KILLED, an error FAILED, each with what happened in the tag
+    `run.ended_by` (the run's status alone does not say which stage stopped or why)."""
+    try:
+        yield
+    except Interrupted as stop:
+        mlflow.set_tag(END_TAG, f"{stage}: {stop}")
+        mlflow.end_run("KILLED")
+        raise
+    except Exception as err:
+        first_line = (str(err).splitlines() or [""])[0]
+        mlflow.set_tag(END_TAG, f"{stage}: {type(err).__name__}: {first_line}"[:500])
+        mlflow.end_run("FAILED")
+        raise

@@ -7,7 +7,6 @@ images as augmentation presents them) and models/run.json (the MLflow run that e
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,9 +26,11 @@ from pipeline.datasets import load_dataset, prepared_path
 from pipeline.errors import reports_user_errors
 from pipeline.files import atomic_path, write_json, write_npz
 from pipeline.fused import copy_weights, with_fused_batch_norm
+from pipeline.interrupt import stop_on_signals
 from pipeline.model_file import save_with_class_names
 from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
+from pipeline.progress import Progress, fingerprint
 from pipeline.schema import validate
 from pipeline.serving import log_keras_model
 from pipeline.shutdown import skip_final_collection
@@ -40,10 +41,16 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
 
     The steps: prepare the data, build the network, fit it, export the best epoch's weights as a plain model."""
     models_dir = Path(cfg.paths.models)
+    config = OmegaConf.to_container(cfg, resolve=True)
+    progress = Progress.find(Path(cfg.paths.checkpoints), fingerprint(config))
     tracking.connect(cfg.tracking)
-    with mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=tracking.provenance_tags()) as run:
+    with tracking.training_run(run_name, parent_run_id, resume_run_id=progress.run_id) as run:
         # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
-        mlflow.log_params(tracking.flatten(OmegaConf.to_container(cfg, resolve=True)))
+        mlflow.log_params(tracking.flatten(config))  # the same values again when resuming, which MLflow allows
+        progress.start(run.info.run_id)
+        if progress.resuming:
+            mlflow.set_tag("train.resumed_after_epoch", len(progress.epochs))
+            print(f"train: resuming MLflow run {run.info.run_id} after epoch {len(progress.epochs)}", flush=True)
         data = prepare_data(
             prepared_path(cfg.paths.prepared, cfg.data.name), cfg.data.train_limit, cfg.train.validation_split, cfg.seed
         )
@@ -58,7 +65,7 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
             flush=True,
         )
 
-        fitted = fit(model, data.train, data.val, cfg.train, cfg.seed)
+        fitted = fit(model, data.train, data.val, cfg.train, cfg.seed, progress)
 
         best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
         summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision)
@@ -66,6 +73,7 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
         log_keras_model(best, data.class_names)
         write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
         tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
+    progress.clear()  # complete: the next training starts afresh
     print(
         f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
         flush=True,
@@ -178,48 +186,29 @@ def compile_for_training(model: keras.Model, train_cfg: Mapping[str, Any], n_tra
     )
 
 
-class MlflowEpochLogger(keras.callbacks.Callback):
-    """Per-epoch loss, accuracy, validation metrics and learning rate, as MLflow metrics with step = epoch.
-
-    The learning rate also goes into the epoch's logs (and so the history) when no callback put it there."""
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
-        logs = logs if logs is not None else {}
-        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
-        mlflow.log_metrics({k: float(v) for k, v in logs.items()}, step=epoch + 1)
-
-
 @dataclass(frozen=True)
 class Fit:
-    history: dict[str, list[float]]  # per epoch: loss, accuracy, val_loss, val_accuracy, learning_rate
-    seconds: float  # compiling and fitting
+    history: dict[str, list[float]]  # per epoch, every one (resumed ones too): loss, accuracy, validation, LR
+    seconds: float  # compiling and fitting, in this process
+    epochs_fitted: int  # in this process: fewer than the history's when resumed
 
 
-def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], seed: int) -> Fit:
-    """Train as configured, each epoch logged to the active MLflow run; leaves in `model` the weights of the best
-    epoch by `train.monitor`, as a checkpoint kept them."""
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = Path(tmp) / "best.weights.h5"
-        started = time.perf_counter()
-        compile_for_training(model, train_cfg, len(train[0]))
-        callbacks = [
-            *schedule_callbacks(train_cfg),
-            keras.callbacks.ModelCheckpoint(
-                checkpoint, monitor=train_cfg["monitor"], save_best_only=True, save_weights_only=True
-            ),
-            MlflowEpochLogger(),
-        ]
-        history = model.fit(
-            batches(*train, batch_size=train_cfg["batch_size"], shuffle_seed=seed),
-            validation_data=batches(*val, batch_size=train_cfg["batch_size"]),
-            epochs=train_cfg["epochs"],
-            shuffle=False,  # `batches` reshuffles every epoch itself
-            callbacks=callbacks,
-            verbose=1,
-        )
-        seconds = time.perf_counter() - started
-        model.load_weights(checkpoint)
-    return Fit({k: [float(v) for v in vs] for k, vs in history.history.items()}, seconds)
+def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], seed: int, progress: Progress) -> Fit:
+    """Train as configured, each epoch logged to the active MLflow run and backed up in `progress` (a resumed
+    training fits only the epochs left); leaves in `model` the weights of the best epoch by `train.monitor`."""
+    started = time.perf_counter()
+    compile_for_training(model, train_cfg, len(train[0]))
+    history = model.fit(
+        batches(*train, batch_size=train_cfg["batch_size"], shuffle_seed=seed),
+        validation_data=batches(*val, batch_size=train_cfg["batch_size"]),
+        epochs=train_cfg["epochs"],
+        shuffle=False,  # `batches` reshuffles every epoch itself
+        callbacks=[*schedule_callbacks(train_cfg), *progress.callbacks(train_cfg["monitor"])],
+        verbose=1,
+    )
+    seconds = time.perf_counter() - started
+    model.load_weights(progress.best_weights)
+    return Fit(progress.history(), seconds, len(history.epoch))
 
 
 def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
@@ -243,12 +232,11 @@ def plain_float32_copy(
 
 def training_summary(fitted: Fit, monitor: str, n_train: int, precision: str) -> dict[str, Any]:
     """What history.json leads with; all but the precision are also the run's train.* metrics."""
-    epochs = len(fitted.history["loss"])
     return {
-        "epochs_run": epochs,
+        "epochs_run": len(fitted.history["loss"]),
         "best_epoch": best_epoch(fitted.history, monitor),
         "train_seconds": round(fitted.seconds, 1),
-        "images_per_second": round(epochs * n_train / fitted.seconds, 1),
+        "images_per_second": round(fitted.epochs_fitted * n_train / fitted.seconds, 1),
         "precision": precision,
     }
 
@@ -300,4 +288,4 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     skip_final_collection()
-    main()
+    stop_on_signals(main, "train")

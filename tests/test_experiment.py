@@ -27,7 +27,10 @@ def test_job_outputs_go_to_the_job_folder_and_inputs_stay_shared(tmp_path):
         "raw": "data/raw",
         "downloads": "data/downloads",
         "prepared": "data/prepared",
-        **{k: str(tmp_path / "job" / k) for k in ("models", "metrics", "predictions", "reports", "plots")},
+        **{
+            k: str(tmp_path / "job" / k)
+            for k in ("models", "checkpoints", "metrics", "predictions", "reports", "plots")
+        },
     }
 
 

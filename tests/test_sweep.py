@@ -104,8 +104,8 @@ def prepared(mirror, tmp_path_factory):
     return path, env
 
 
-def sweep_runs(path: Path, experiment: str = "handwriting-lab"):
-    client = MlflowClient(tracking_uri=f"sqlite:///{path}/mlruns/mlflow.db")
+def sweep_runs(path: Path, experiment: str = "handwriting-lab", store: str = "mlflow.db"):
+    client = MlflowClient(tracking_uri=f"sqlite:///{path}/mlruns/{store}")
     exp = client.get_experiment_by_name(experiment)
     return client, client.search_runs([exp.experiment_id])
 
@@ -129,6 +129,8 @@ def test_multirun_makes_one_parent_four_named_children_and_a_comparison(prepared
         path,
         env,
     )
+    # Every job wrote inside its own folder: nothing the repository tracks (dvc.lock, metrics/, plots/) changed.
+    assert run(["git", "status", "--porcelain"], path, env).stdout == ""
     client, runs = sweep_runs(path, experiment)
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -149,6 +151,7 @@ def test_multirun_makes_one_parent_four_named_children_and_a_comparison(prepared
 
 
 def test_queued_dvc_experiment_grid_lands_in_dvc_and_mlflow(prepared):
+    """Two workers at once, on a store that does not exist yet: both experiments land in DVC and in MLflow."""
     path, env = prepared
     run(
         [
@@ -161,12 +164,15 @@ def test_queued_dvc_experiment_grid_lands_in_dvc_and_mlflow(prepared):
             "-S",
             "evaluate.limit=500",
             "-S",
+            "tracking.uri=sqlite:///mlruns/queued.db",
+            "-S",
             "model=plain1,plain3",
         ],
         path,
         env,
     )
-    run(["dvc", "queue", "start"], path, env)
+    assert not (path / "mlruns" / "queued.db").exists()
+    run(["dvc", "queue", "start", "-j", "2"], path, env)
     deadline = time.monotonic() + 600
     while "Running" in (status := run(["dvc", "queue", "status"], path, env).stdout) or "Queued" in status:
         assert time.monotonic() < deadline, status
@@ -181,7 +187,8 @@ def test_queued_dvc_experiment_grid_lands_in_dvc_and_mlflow(prepared):
         models.add(data["params"]["params.yaml"]["data"]["model"]["name"])
         assert 0 < data["metrics"]["metrics/test.json"]["data"]["mnist"]["accuracy"] <= 1
     assert models == {"plain1", "plain3"}
-    _, runs = sweep_runs(path)
+    _, runs = sweep_runs(path, store="queued.db")
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
     tagged = {r.data.tags.get("dvc.experiment") for r in runs} - {None}
     assert tagged == {rev["name"] for rev in exps}
     assert all(r.data.tags.get("git.commit") for r in runs if r.data.tags.get("dvc.experiment"))

@@ -21,6 +21,7 @@ from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.fused import FusedBatchNormalization
 from pipeline.model_file import read_class_names
 from pipeline.precision import cpu_flags, resolve_precision
+from pipeline.progress import Progress
 from pipeline.train import (
     Fit,
     TrainingData,
@@ -216,8 +217,11 @@ def test_fit_logs_every_epoch_and_leaves_the_best_epochs_weights_in_the_model(wo
     train_set, val = validation_split(ds.x_train, ds.y_train, 1 / 3, seed=0)
     model, _ = build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float32", "fused_batch_norm": True}, 10, 1)
     tracking.connect(tiny_config().tracking)
+    progress = Progress.find(workdir / "fit_progress", "a config")
     with mlflow.start_run(run_name="fit") as run:
-        fitted = fit(model, train_set, val, PLATEAU, seed=1)
+        progress.start(run.info.run_id)
+        fitted = fit(model, train_set, val, PLATEAU, seed=1, progress=progress)
+    assert fitted.epochs_fitted == 3
     assert set(fitted.history) == {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"}
     assert all(len(values) == 3 for values in fitted.history.values())
     assert fitted.history["learning_rate"] == pytest.approx([0.05] * 3)
@@ -248,7 +252,7 @@ def test_plain_float32_copy_keeps_the_trained_weights_in_plain_keras_layers():
 
 
 def test_training_summary_counts_epochs_and_images_per_second():
-    fitted = Fit({"loss": [0.9, 0.5, 0.6], "val_loss": [0.7, 0.4, 0.45], "val_accuracy": [0.8, 0.9, 0.95]}, 2.04)
+    fitted = Fit({"loss": [0.9, 0.5, 0.6], "val_loss": [0.7, 0.4, 0.45], "val_accuracy": [0.8, 0.9, 0.95]}, 2.04, 3)
     assert training_summary(fitted, "val_loss", 100, "float32") == {
         "epochs_run": 3,
         "best_epoch": 2,
@@ -257,6 +261,9 @@ def test_training_summary_counts_epochs_and_images_per_second():
         "precision": "float32",
     }
     assert training_summary(fitted, "val_accuracy", 100, "float32")["best_epoch"] == 3
+    # Resumed after the first epoch: 3 epochs in the history, 2 of them fitted in this process's 2.04 s.
+    resumed = Fit(fitted.history, 2.04, 2)
+    assert training_summary(resumed, "val_loss", 100, "float32")["images_per_second"] == 98.0
 
 
 def test_write_outputs_saves_the_model_the_history_and_augmented_examples(tmp_path):

@@ -1,0 +1,85 @@
+"""Stopping cleanly: SIGINT (Ctrl-C) and SIGTERM (`kill`, a scheduler's pre-emption) become an exception.
+
+Raised where the process is, the exception unwinds through the `with` blocks that own runs and files: the MLflow
+run is ended KILLED with the reason in a tag, temporary files are removed, a training's backup stays for the next
+run to resume from, and the entrypoint exits with 128 + the signal's number, as a shell reports a killed process.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+received: str | None = None  # the name of the signal that stopped this process, for exit handlers to report
+_held = False  # inside a set of writes that must not be cut in two (see HeldSignals)
+_pending: int | None = None
+
+
+class Interrupted(BaseException):
+    """The process received SIGINT or SIGTERM. A BaseException, like KeyboardInterrupt, so that the `except
+    Exception` that keeps a sweep going past one failed variant does not swallow it."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {self.signal_name}")
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + self.signum
+
+
+def raise_on_signals() -> None:
+    """From now on, SIGINT or SIGTERM raises Interrupted in the main thread; a second one stops the process at
+    once, as the signal would by default (for a user who does not want to wait for the cleanup)."""
+    if threading.current_thread() is not threading.main_thread():
+        return  # only the main thread may set handlers; a launcher's worker threads inherit the process's
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        global received, _pending
+        received = signal.Signals(signum).name
+        for s in SIGNALS:
+            signal.signal(s, signal.SIG_DFL)
+        if _held:
+            _pending = signum
+            return
+        raise Interrupted(signum)
+
+    for s in SIGNALS:
+        signal.signal(s, handler)
+
+
+def stop_on_signals(main: Callable[[], object], stage: str) -> None:
+    """Run an entrypoint's `main` with SIGINT and SIGTERM raising Interrupted; on one, one line on stderr and
+    exit status 128 + the signal's number. What was interrupted has already cleaned up on the way out."""
+    raise_on_signals()
+    try:
+        main()
+    except Interrupted as stop:
+        print(
+            f"{stage}: {stop}; its MLflow run is marked KILLED and nothing half-written is left. Run the same "
+            "command (or `dvc repro`) again: an interrupted training resumes after its last completed epoch.",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(stop.exit_status)
+
+
+def hold() -> None:
+    """From now until `release`, a signal waits: writes that belong together (a training's end-of-epoch backup)
+    are not cut in two."""
+    global _held
+    _held = True
+
+
+def release() -> None:
+    """Raise the signal that came while held, if one did."""
+    global _held, _pending
+    _held = False
+    if _pending is not None:
+        signum, _pending = _pending, None
+        raise Interrupted(signum)

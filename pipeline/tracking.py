@@ -128,8 +128,9 @@ def training_run(run_name: str, parent_run_id: str | None, resume_run_id: str | 
 @contextmanager
 def reopen_run(run_ref_path: str | Path, tracking_cfg: Mapping[str, Any], stage: str) -> Iterator[ActiveRun]:
     """The trained model's run, reopened for `stage`; it ends as `ending_recorded` says."""
+    run_id = load_run_id(run_ref_path)  # first: with no trained model, no store is made either
     connect(tracking_cfg)
-    with mlflow.start_run(run_id=load_run_id(run_ref_path)) as run, ending_recorded(stage):
+    with mlflow.start_run(run_id=run_id) as run, ending_recorded(stage):
         yield run
 
 

@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import idx
 from tests.conftest import run, write_idx
+from tests.test_report import TEST_SET_FILES as REPORT_FILES
 
 STAGES = ("fetch", "ingest", "train", "evaluate", "report")
 
@@ -56,18 +57,6 @@ def test_mlflow_run_holds_params_epoch_metrics_test_metrics_and_reports(repo):
     assert "byclass" in r.data.tags["dataset.test.emnist_digits"]
     for pdf in ("reports/misclassified.pdf", "reports/misclassified_EMNIST.pdf", "reports/summary.pdf"):
         assert Path(c.download_artifacts(r.info.run_id, pdf)).read_bytes()[:5] == b"%PDF-", pdf
-
-
-REPORT_FILES = [
-    "confusion.png",
-    "reliability.png",
-    "confused_pairs.png",
-    "correct.png",
-    "incorrect.png",
-    "per_class.csv",
-    "classification_report.txt",
-    "confused_pairs.csv",
-]
 
 
 def test_every_report_artefact_is_in_the_run_for_every_test_set(repo):

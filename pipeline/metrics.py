@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as sk
 
+from pipeline.stats import wilson_interval
+
 EPS = 1e-7
 
 
@@ -100,12 +102,17 @@ def most_confused_pairs(cm: np.ndarray, k: int) -> list[tuple[int, int, int]]:
 def summary_scores(
     probs: np.ndarray, y_true: np.ndarray, cm: np.ndarray | None = None, top_k: int = 5
 ) -> dict[str, float]:
-    """The headline numbers per test set, as DVC metrics and MLflow metrics (`cm`, if the caller has it)."""
+    """The headline numbers per test set, as DVC metrics and MLflow metrics (`cm`, if the caller has it); the
+    accuracy with its 95% interval, so that a difference between two runs can be set against it."""
     if cm is None:
         cm = confusion_matrix(y_true, probs.argmax(axis=1), probs.shape[1])
     scores = per_class_scores(cm)
+    correct = int(np.trace(cm))
+    low, high = wilson_interval(correct, len(y_true)) if len(y_true) else (float("nan"), float("nan"))
     result = {
         "accuracy": accuracy(probs, y_true),
+        "accuracy_ci_low": low,  # the 95% Wilson interval over the test images (pipeline/stats.py)
+        "accuracy_ci_high": high,
         "loss": cross_entropy(probs, y_true),
         "macro_precision": float(scores["precision"].mean()),
         "macro_recall": float(scores["recall"].mean()),

@@ -117,7 +117,9 @@ def test_dvc_metrics_are_the_headline_scores_per_test_set(repo):
     assert set(files) == {"metrics/test.json"}
     data = files["metrics/test.json"]["data"]
     assert set(data) == {"mnist", "emnist_digits"}
-    assert {"accuracy", "loss", "macro_f1", "ece"} <= set(data["mnist"]) and len(data["mnist"]) <= 8
+    assert {"accuracy", "loss", "macro_f1", "ece"} <= set(data["mnist"]) and len(data["mnist"]) <= 10
+    mnist = data["mnist"]
+    assert mnist["accuracy_ci_low"] < mnist["accuracy"] < mnist["accuracy_ci_high"]
     per_class = (path / "plots" / "per_class" / "emnist_digits.csv").read_text().splitlines()
     assert per_class[0] == "class,accuracy" and [r.split(",")[0] for r in per_class[1:]] == list("0123456789")
 

@@ -18,7 +18,17 @@ from pipeline.models import build_model
 from pipeline.train import write_augmented_examples
 from tests.conftest import tiny_config, tiny_workdir
 
-SCORES = {"accuracy", "loss", "macro_precision", "macro_recall", "macro_f1", "ece", "images"}
+SCORES = {
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "loss",
+    "macro_precision",
+    "macro_recall",
+    "macro_f1",
+    "ece",
+    "images",
+}
 
 
 def start_run_ref(models_dir: Path, cfg: DictConfig) -> str:

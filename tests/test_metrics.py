@@ -117,6 +117,11 @@ def test_a_class_never_predicted_or_present_still_counts_in_the_macro_averages()
     assert scores["macro_recall"] == pytest.approx(0.5)
     assert scores["macro_f1"] == pytest.approx(5 / 9)
     assert scores["accuracy"] == 0.75 and scores["images"] == 4
+    # 3 of 4 right: the 95% Wilson interval (pipeline/stats.py), worked out by hand as 0.30064 to 0.95441
+    assert (scores["accuracy_ci_low"], scores["accuracy_ci_high"]) == (
+        pytest.approx(0.30064, abs=1e-5),
+        pytest.approx(0.95441, abs=1e-5),
+    )
 
 
 def test_top_k_with_a_class_absent_from_the_labels():

@@ -42,3 +42,10 @@ def reports_user_errors(main: Callable[..., T]) -> Callable[..., T]:
             raise SystemExit(1) from None
 
     return run
+
+
+def first_line(err: BaseException, limit: int = 120) -> str:
+    """The gist of an exception's message, for a tag or a one-line error: Keras's run to several long lines."""
+    lines = str(err).strip().splitlines()
+    line = lines[0] if lines else type(err).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.datasets import DIGIT_NAMES
+from pipeline.errors import first_line
 
 if TYPE_CHECKING:
     import keras
@@ -50,13 +51,6 @@ def read_class_names(path: str | Path) -> list[str] | None:
     if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
         raise ValueError(f"{CLASS_NAMES_MEMBER} holds {names!r}, not a list of class names")
     return names
-
-
-def first_line(err: BaseException, limit: int = 120) -> str:
-    """The gist of an exception's message: Keras's run to several long lines."""
-    lines = str(err).strip().splitlines()
-    line = lines[0] if lines else type(err).__name__
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def load_with_class_names(path: Path) -> tuple[keras.Model, list[str]]:

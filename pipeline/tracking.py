@@ -13,6 +13,7 @@ import mlflow
 from filelock import FileLock
 from mlflow import ActiveRun
 
+from pipeline.errors import first_line
 from pipeline.files import read_json, write_json
 from pipeline.interrupt import Interrupted
 
@@ -148,7 +149,6 @@ def ending_recorded(stage: str) -> Iterator[None]:
         mlflow.end_run("KILLED")
         raise
     except Exception as err:
-        first_line = (str(err).splitlines() or [""])[0]
-        mlflow.set_tag(END_TAG, f"{stage}: {type(err).__name__}: {first_line}"[:500])
+        mlflow.set_tag(END_TAG, f"{stage}: {type(err).__name__}: {first_line(err, limit=480)}")
         mlflow.end_run("FAILED")
         raise

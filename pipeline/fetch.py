@@ -10,7 +10,7 @@ Files are stored decompressed: their content, and so DVC's hash, is the same fro
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
@@ -22,7 +22,7 @@ from pipeline.download import SourcesExhausted, fetch_verified
 from pipeline.errors import reports_user_errors
 from pipeline.interrupt import stop_on_signals
 from pipeline.mirror import mirror_root, mnist_sources
-from pipeline.raw import locate, present, read_verified, write_plain
+from pipeline.raw import locate, present, read_verified, verified, write_plain
 from pipeline.schema import validate
 from pipeline.sources import Source, first_complete, missing_files, parse_datasets
 
@@ -61,10 +61,14 @@ class Origins:
     raw: Path
     mirror: Path | None
     archive: Path | None = None
+    members: Mapping[str, str] = field(default_factory=dict)  # the archive's: {file name: member path}
+
+    @classmethod
+    def with_archive(cls, origins: Origins, archive: Path) -> Origins:
+        return cls(origins.raw, origins.mirror, archive, member_names(archive))
 
     def available(self) -> set[str]:
-        names = present(self.raw) | (present(self.mirror) if self.mirror else set())
-        return names | (set(member_names(self.archive)) if self.archive else set())
+        return present(self.raw) | (present(self.mirror) if self.mirror else set()) | set(self.members)
 
     def content(self, name: str) -> tuple[bytes, str]:
         """The decompressed content of a file not yet in the raw folder, and where it came from."""
@@ -72,7 +76,7 @@ class Origins:
         if path is not None:
             return idx.read_bytes(path), str(path)
         assert self.archive is not None, name  # plan() chose only files that some origin holds
-        return read_member(self.archive, member_names(self.archive)[name]), str(self.archive)
+        return read_member(self.archive, self.members[name]), str(self.archive)
 
 
 def plan(datasets: Mapping[str, Sequence[Source]], available: set[str]) -> dict[str, Source | None]:
@@ -108,7 +112,7 @@ def fetch_emnist(
     chosen = plan(datasets, origins.available())
     if None in chosen.values():
         try:
-            origins = Origins(origins.raw, origins.mirror, fetch_archive(archive_urls, archive_dest, md5, timeout))
+            origins = Origins.with_archive(origins, fetch_archive(archive_urls, archive_dest, md5, timeout))
         except SourcesExhausted as err:
             raise FileNotFoundError(
                 f"{unavailable_message(datasets, chosen, origins.available(), origins.raw)}\n{err}"
@@ -124,8 +128,7 @@ def fetch_emnist(
                 read_verified(path, file, known, "fetch")
                 continue
             content, where = origins.content(file)
-            if checksums.verify(file, content, where, known) is None:
-                print(f"fetch: note: no known checksum for {file}; sha256 {checksums.sha256(content)}", flush=True)
+            verified(content, file, where, known, "fetch")
             print(f"fetch: {write_plain(origins.raw, file, content)} <- {where}", flush=True)
     if origins.archive is not None:
         origins.archive.unlink()  # every needed member is out; the 536 MB archive is not kept

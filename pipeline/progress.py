@@ -32,6 +32,11 @@ def fingerprint(config: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def higher_is_better(monitor: str) -> bool:
+    """Accuracies are best high, losses low: how the best epoch is picked, by the checkpoint and afterwards."""
+    return "accuracy" in monitor
+
+
 @dataclass(frozen=True)
 class Progress:
     folder: Path
@@ -73,7 +78,7 @@ class Progress:
         is written (the backup's weights and its epoch number are two files: cut between them, the backup would
         be of no use)."""
         values = [e[monitor] for e in self.epochs if monitor in e]
-        best_so_far = (max if "accuracy" in monitor else min)(values) if values else None
+        best_so_far = (max if higher_is_better(monitor) else min)(values) if values else None
         return [
             HeldSignals(interrupt.hold),
             keras.callbacks.ModelCheckpoint(

@@ -34,10 +34,16 @@ def read_verified(path: Path, name: str, known: Mapping[str, str], stage: str) -
     """The decompressed content of `path` (holding `name`), checked against its known SHA-256 where one is known."""
     content = read_bytes(path)
     try:
-        digest = checksums.verify(name, content, str(path), known)
+        verified(content, name, str(path), known, stage)
     except checksums.ChecksumError as err:
         raise checksums.ChecksumError(f"{err}; delete it and run `dvc repro` to fetch it again") from err
-    if digest is None:
+    return content
+
+
+def verified(content: bytes, name: str, where: str, known: Mapping[str, str], stage: str) -> bytes:
+    """`content` once checked against the known SHA-256 of `name`; with none known, a note gives its sum, so that
+    the user can add it (`ingest.checksums`)."""
+    if checksums.verify(name, content, where, known) is None:
         print(f"{stage}: note: no known checksum for {name}; sha256 {checksums.sha256(content)}", flush=True)
     return content
 

@@ -144,11 +144,12 @@ def close_if_unfinished(tracking_uri: str, parent_run_id: str) -> None:
     """A parent still RUNNING when the sweep's process exits: it, and any child left RUNNING (a worker killed with
     the sweep), end KILLED, with why in the tag `run.ended_by`."""
     client = mlflow.MlflowClient(tracking_uri)
-    if client.get_run(parent_run_id).info.status != "RUNNING":
+    parent = client.get_run(parent_run_id).info
+    if parent.status != "RUNNING":
         return
     why = f"interrupted by {interrupt.received}" if interrupt.received else "stopped before its last job ended"
     running = client.search_runs(
-        [client.get_run(parent_run_id).info.experiment_id],
+        [parent.experiment_id],
         f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
     )
     for run_id in [r.info.run_id for r in running] + [parent_run_id]:

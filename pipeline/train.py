@@ -30,7 +30,7 @@ from pipeline.interrupt import stop_on_signals
 from pipeline.model_file import save_with_class_names
 from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
-from pipeline.progress import Progress, fingerprint
+from pipeline.progress import Progress, fingerprint, higher_is_better
 from pipeline.schema import validate
 from pipeline.serving import log_keras_model
 from pipeline.shutdown import skip_final_collection
@@ -214,7 +214,7 @@ def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], seed: int,
 def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:
     """1-based epoch whose monitored value was best (the one the checkpoint kept)."""
     values = history[monitor]
-    pick = np.argmax if "accuracy" in monitor else np.argmin
+    pick = np.argmax if higher_is_better(monitor) else np.argmin
     return int(pick(values)) + 1
 
 

@@ -1,8 +1,8 @@
 """Stage `evaluate`: the trained model on every test set the config names.
 
-Writes predictions/<test set>.npz (probabilities and true labels, for the report stage) and metrics/test.json
-(the headline scores per test set, a DVC metric), and logs the headline scores to the model's MLflow run. The
-per-class tables are the report stage's (plots/per_class/, reports/): as metrics they would be one `dvc exp show`
+Writes predictions/<test set>.npz (probabilities and true labels: for the report stage and, logged to the run, for a
+sweep's paired tests) and metrics/test.json (the headline scores per test set, a DVC metric), and logs the headline
+scores to the model's MLflow run. The per-class tables are the report stage's (plots/per_class/, reports/): as metrics they would be one `dvc exp show`
 column per class.
 """
 
@@ -80,7 +80,9 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
             x, y = ds.x_test[: cfg.evaluate.limit], ds.y_test[: cfg.evaluate.limit]
             probs = predict_probabilities(model, x, cfg.evaluate.batch_size)
             results[name] = metrics.summary_scores(probs, y)
-            write_npz(Path(cfg.paths.predictions) / f"{name}.npz", probs=probs, y_true=y)
+            predictions = Path(cfg.paths.predictions) / f"{name}.npz"
+            write_npz(predictions, probs=probs, y_true=y)
+            mlflow.log_artifact(str(predictions), "predictions")  # a sweep's paired tests read them (compare.py)
             log_scores(name, results[name], ds.source)
             print(
                 f"evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, loss {results[name]['loss']:.4f} "

@@ -21,7 +21,7 @@ from pipeline.interrupt import raise_on_signals, stop_on_signals
 from pipeline.report import report
 from pipeline.schema import validate
 from pipeline.shutdown import skip_final_collection
-from pipeline.sweep import sweep_job
+from pipeline.sweep import SweepJob, sweep_job
 from pipeline.train import default_run_name, train
 
 SHARED_INPUTS = ("raw", "downloads", "prepared")  # the data stages' folders: jobs only read them
@@ -54,13 +54,14 @@ def limit_threads(threads: int | None) -> None:
         pass  # a reused worker process: TensorFlow keeps the threads it was given for its first job
 
 
-def run_experiment(cfg: DictConfig, job_dir: Path, name: str, parent: str | None) -> float:
+def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
     """Train, evaluate and report one configuration with every output in `job_dir`; returns the accuracy on
     the first test set (what a sweeper optimises), NaN for a failed variant of a sweep."""
     cfg = with_job_outputs(cfg, job_dir)
+    name, parent = job.name, job.parent
     raise_on_signals()  # also in a launcher's worker process, which does not run this module's __main__
     try:
-        train(cfg, name, parent)
+        train(cfg, name, parent, job.tags())
         results = evaluate(cfg)
         report(cfg)
     except Exception:
@@ -79,8 +80,7 @@ def main(cfg: DictConfig) -> float:
     validate(cfg)
     hc = HydraConfig.get()
     limit_threads(threads_per_job(hc.launcher.get("n_jobs"), os.cpu_count() or 1))
-    name, parent = sweep_job(default_run_name(cfg))
-    return run_experiment(cfg, Path(hc.runtime.output_dir), name, parent)
+    return run_experiment(cfg, Path(hc.runtime.output_dir), sweep_job(default_run_name(cfg)))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import sys
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ from pipeline.schema import config_problems
 from pipeline.tables import to_csv
 
 SWEEP_FILE = "sweep.json"
+REPEAT_KEY = "seed"  # swept, it repeats every variant: `seed=1,2,3` makes three runs of each, which compare.py groups
+VARIANT_TAG = "sweep.variant"
 
 
 def parse(overrides: Sequence[str]) -> list[Override]:
@@ -130,14 +133,26 @@ def children(parent_run_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def sweep_job(default_name: str) -> tuple[str, str | None]:
-    """(run name, parent run id): in a multirun job the variant's name and the sweep's parent run, else as given."""
+@dataclass(frozen=True)
+class SweepJob:
+    name: str  # the run's: every swept value (`model=plain3,seed=2`)
+    parent: str | None  # the sweep's parent run; None outside a sweep
+    variant: str  # the swept values but the seed (`model=plain3`): what the comparison groups runs by
+
+    def tags(self) -> dict[str, str]:
+        return {VARIANT_TAG: self.variant} if self.parent else {}
+
+
+def sweep_job(default_name: str) -> SweepJob:
+    """In a multirun job, its name, variant and the sweep's parent run; else the name as given, alone."""
     hc = HydraConfig.get()
     path = Path(hc.sweep.dir) / SWEEP_FILE
     if hc.mode.name != "MULTIRUN" or not path.is_file():
-        return default_name, None
+        return SweepJob(default_name, None, default_name)
     sweep = read_json(path)
-    return child_name(list(hc.overrides.task), sweep["varied"]), sweep["parent_run_id"]
+    job = list(hc.overrides.task)
+    variant = child_name(job, [k for k in sweep["varied"] if k != REPEAT_KEY])
+    return SweepJob(child_name(job, sweep["varied"]), sweep["parent_run_id"], variant)
 
 
 def close_if_unfinished(tracking_uri: str, parent_run_id: str) -> None:

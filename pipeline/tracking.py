@@ -115,13 +115,17 @@ def load_run_id(path: str | Path) -> str:
 
 
 @contextmanager
-def training_run(run_name: str, parent_run_id: str | None, resume_run_id: str | None) -> Iterator[ActiveRun]:
-    """A new run for a training (a child of `parent_run_id` in a sweep), or the interrupted one it resumes; it
-    ends as `ending_recorded` says."""
+def training_run(
+    run_name: str, parent_run_id: str | None, resume_run_id: str | None, tags: Mapping[str, str] | None = None
+) -> Iterator[ActiveRun]:
+    """A new run for a training (a child of `parent_run_id` in a sweep, with `tags` such as its variant), or the
+    interrupted one it resumes; it ends as `ending_recorded` says."""
     if resume_run_id is not None:
         started = mlflow.start_run(run_id=resume_run_id)
     else:
-        started = mlflow.start_run(run_name=run_name, parent_run_id=parent_run_id, tags=provenance_tags())
+        started = mlflow.start_run(
+            run_name=run_name, parent_run_id=parent_run_id, tags={**provenance_tags(), **(tags or {})}
+        )
     with started as run, ending_recorded("train"):
         yield run
 

@@ -36,15 +36,18 @@ from pipeline.serving import log_keras_model
 from pipeline.shutdown import skip_final_collection
 
 
-def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> str:
-    """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep); returns its id.
+def train(
+    cfg: DictConfig, run_name: str, parent_run_id: str | None = None, tags: Mapping[str, str] | None = None
+) -> str:
+    """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep, tagged with `tags`);
+    returns its id.
 
     The steps: prepare the data, build the network, fit it, export the best epoch's weights as a plain model."""
     models_dir = Path(cfg.paths.models)
     config = OmegaConf.to_container(cfg, resolve=True)
     progress = Progress.find(Path(cfg.paths.checkpoints), fingerprint(config))
     tracking.connect(cfg.tracking)
-    with tracking.training_run(run_name, parent_run_id, resume_run_id=progress.run_id) as run:
+    with tracking.training_run(run_name, parent_run_id, progress.run_id, tags) as run:
         # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
         mlflow.log_params(tracking.flatten(config))  # the same values again when resuming, which MLflow allows
         progress.start(run.info.run_id)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pipeline import tracking
 from pipeline.experiment import run_experiment, threads_per_job, with_job_outputs
-from pipeline.sweep import SWEEP_FILE, SweepTracking, sweep_job
+from pipeline.sweep import SWEEP_FILE, SweepJob, SweepTracking, sweep_job
 from tests.conftest import REPO, tiny_config
 
 
@@ -49,7 +49,7 @@ def test_an_experiment_job_writes_only_inside_its_folder(tiny):
     # One test set, few pictures: what is checked is where the files go, not what they show.
     cfg = tiny_config(["model=plain1", "data.test_sets=[mnist]", "report.confused_pairs=1", "report.grid_size=4"])
     before = files_under(Path.cwd())
-    accuracy = run_experiment(cfg, Path("multirun/job0"), "model=plain1", None)
+    accuracy = run_experiment(cfg, Path("multirun/job0"), SweepJob("model=plain1", None, "model=plain1"))
     assert 0.0 <= accuracy <= 1.0
     new = files_under(Path.cwd()) - before
     outside = {f for f in new if not f.startswith(("multirun/job0/", "mlruns/"))}
@@ -176,12 +176,21 @@ def multirun_job(tmp_path):
 def test_a_job_finds_its_parent_and_its_name(tmp_path, multirun_job):
     (tmp_path / SWEEP_FILE).write_text('{"parent_run_id": "abc", "varied": ["model", "augment"]}')
     multirun_job(["model=plain3", "augment=none", "train.epochs=1"])
-    assert sweep_job("default name") == ("model=plain3,augment=none", "abc")
+    assert sweep_job("default name") == SweepJob("model=plain3,augment=none", "abc", "model=plain3,augment=none")
+
+
+def test_a_repeated_job_is_named_by_its_seed_and_grouped_without_it(tmp_path, multirun_job):
+    (tmp_path / SWEEP_FILE).write_text('{"parent_run_id": "abc", "varied": ["model", "seed"]}')
+    multirun_job(["model=plain3", "seed=7"])
+    job = sweep_job("default name")
+    assert job == SweepJob("model=plain3,seed=7", "abc", "model=plain3")
+    assert job.tags() == {"sweep.variant": "model=plain3"}
 
 
 def test_a_job_outside_a_sweep_keeps_its_default_name(tmp_path, multirun_job):
     multirun_job(["model=plain3"])  # no sweep.json: e.g. a multirun without the callback
-    assert sweep_job("default name") == ("default name", None)
+    assert sweep_job("default name") == SweepJob("default name", None, "default name")
+    assert sweep_job("default name").tags() == {}
 
 
 def test_a_failed_sweep_variant_returns_nan_and_is_marked_failed(tiny):
@@ -189,9 +198,9 @@ def test_a_failed_sweep_variant_returns_nan_and_is_marked_failed(tiny):
     Path("data/prepared/mnist.npz").unlink()
     cfg = tiny_config(["model=plain1"])
     with pytest.raises(FileNotFoundError, match="mnist.npz"):
-        run_experiment(cfg, Path("job_a"), "alone", None)
+        run_experiment(cfg, Path("job_a"), SweepJob("alone", None, "alone"))
     tracking.connect(cfg.tracking)
     parent = MlflowClient().create_run(mlflow.get_experiment_by_name(cfg.tracking.experiment).experiment_id)
-    assert math.isnan(run_experiment(cfg, Path("job_b"), "in a sweep", parent.info.run_id))
+    assert math.isnan(run_experiment(cfg, Path("job_b"), SweepJob("in a sweep", parent.info.run_id, "in a sweep")))
     runs = mlflow.search_runs(filter_string="attributes.run_name = 'in a sweep'", output_format="list")
     assert [r.info.status for r in runs] == ["FAILED"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -16,6 +17,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from pipeline.files import atomic_path
+
+if TYPE_CHECKING:
+    from pipeline.compare import Comparison
 
 A4_PORTRAIT = (8.27, 11.69)
 TRUE_COLOUR, WRONG_COLOUR, OTHER_COLOUR = "#2a9d3c", "#d1352b", "#9aa3ad"
@@ -125,23 +129,49 @@ def misclassified_pdf(
             plt.close(fig)
 
 
-def sweep_comparison(rows: Sequence[Mapping], test_sets: Sequence[str]) -> Figure:
-    """Accuracy per variant and test set, side by side, best at the top."""
-    key = f"{test_sets[0]}_accuracy"
-    rows = sorted(rows, key=lambda r: r.get(key) or 0)
-    y = np.arange(len(rows))
-    height = 0.8 / max(1, len(test_sets))
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.55 * len(rows) * max(1, len(test_sets)) / 1.5), layout="constrained")
-    for k, name in enumerate(test_sets):
-        values = [r.get(f"{name}_accuracy") or 0 for r in rows]
-        bars = ax.barh(y + k * height, values, height, label=name)
-        ax.bar_label(bars, labels=[f"{v:.2%}" for v in values], fontsize=8, padding=2)
-    ax.set_yticks(y + height * (len(test_sets) - 1) / 2, [r["variant"] for r in rows], fontsize=9)
-    lowest = min([r.get(f"{n}_accuracy") or 1 for r in rows for n in test_sets] + [1])
-    ax.set_xlim(max(0.0, lowest - 0.05), 1.0)
-    ax.set_xlabel("test accuracy")
-    ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncols=len(test_sets), fontsize=8, frameon=False)
-    ax.set_title("Sweep: test accuracy per variant", loc="right")
+VERDICT_COLOURS = {"best": TRUE_COLOUR, "not distinguishable": "#2b6cb0", "better": "#8e44ad"}
+
+
+def sweep_comparison(comparison: Comparison) -> Figure:
+    """One panel per test set: each variant's mean accuracy with its 95% interval over seeds (solid), or, with one
+    seed, the test images' interval (dashed); its seeds as dots; coloured by what the paired test says."""
+    test_sets = comparison.test_sets or ["(none)"]
+    order = [r.variant for r in reversed(comparison.of(test_sets[0]))]  # the best at the top
+    fig, axes = plt.subplots(
+        1,
+        len(test_sets),
+        figsize=(3 + 4 * len(test_sets), 1.4 + 0.42 * max(1, len(order))),
+        sharey=True,
+        layout="constrained",
+        squeeze=False,
+    )
+    for ax, test_set in zip(axes[0], test_sets):
+        results = {r.variant: r for r in comparison.of(test_set)}
+        for y, variant in enumerate(order):
+            r = results[variant]
+            colour = VERDICT_COLOURS.get(r.verdict, OTHER_COLOUR)
+            seeds_known = r.accuracy.low is not None
+            low, high = (r.accuracy.low, r.accuracy.high) if seeds_known else (r.test_interval or (None, None))
+            if low is not None:
+                ax.plot([100 * low, 100 * high], [y, y], color=colour, lw=2, ls="-" if seeds_known else "--")
+            values = [v for v in r.values if v is not None]
+            ax.plot([100 * v for v in values], [y] * len(values), "o", color=colour, alpha=0.45, ms=4, mew=0)
+            ax.plot(100 * r.accuracy.mean, y, "D", color=colour, ms=6)
+        ax.set_title(test_set)
+        ax.set_xlabel("test accuracy (%)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(range(len(order)), order, fontsize=9)
+    handles = [
+        plt.Line2D([], [], color=c, marker="D", lw=2, label=v)
+        for v, c in [*VERDICT_COLOURS.items(), ("worse", OTHER_COLOUR)]
+    ]
+    handles += [
+        plt.Line2D([], [], color="black", lw=2, label="95% CI over seeds"),
+        plt.Line2D([], [], color="black", lw=2, ls="--", label="95% CI of one run's test images"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
+    s = comparison.settings
+    fig.suptitle(f"Sweep: mean test accuracy per variant (best by {s.metric} on {s.test_set}; α = {s.alpha})")
     return fig
 
 

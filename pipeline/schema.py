@@ -28,6 +28,7 @@ PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # pipeline/precision.py
 SCHEDULES = ("one_cycle", "plateau")  # pipeline/train.py
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")  # what the training history records
 INTERPOLATIONS = ("nearest", "bilinear")  # Keras's RandomRotation, RandomZoom and RandomTranslation
+SCORES = ("accuracy", "loss", "macro_f1", "macro_precision", "macro_recall", "ece", "top5_accuracy")  # metrics.py
 
 
 class ConfigError(UserError):
@@ -131,6 +132,8 @@ RULES: dict[str, Allowed] = {
     "report.per_page": integer(1),
     "report.grid_size": integer(1),
     "report.confused_pairs": integer(1),  # 0 would draw "No misclassified images." whatever the mistakes
+    "compare.metric": one_of(SCORES),
+    "compare.alpha": between(0, 1, "()"),
 }
 
 # Settings of the chosen architecture or augmentation policy: checked where its config file has them.
@@ -177,6 +180,9 @@ def related_problems(cfg: Mapping[str, Any], bad: set[str]) -> list[str]:
             f"data.test_sets={shown(test_sets)}: must be a non-empty list of {', '.join(datasets)} "
             "(the prepared datasets: mnist and ingest.datasets)"
         )
+    chosen = cfg.get("compare", {}).get("test_set")
+    if chosen is not None and isinstance(test_sets, list) and chosen not in test_sets:
+        found.append(f"compare.test_set={shown(chosen)}: must be null or one of data.test_sets ({shown(test_sets)})")
     return found + dataset_problems
 
 

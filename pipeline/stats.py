@@ -39,7 +39,9 @@ def spread(values: Sequence[float], confidence: float = CONFIDENCE) -> Spread:
     v = np.asarray(values, dtype=float)
     if len(v) < 2:
         return Spread(len(v), float(v.mean()) if len(v) else float("nan"), None, None, None)
-    low, high = stats.t.interval(confidence, len(v) - 1, loc=v.mean(), scale=stats.sem(v))
+    sem = stats.sem(v)
+    # Seeds that agree exactly (a deterministic variant) have no spread: scipy's interval would be NaN.
+    low, high = stats.t.interval(confidence, len(v) - 1, loc=v.mean(), scale=sem) if sem > 0 else (v.mean(),) * 2
     return Spread(len(v), float(v.mean()), float(v.std(ddof=1)), float(low), float(high))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import atexit
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,9 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pipeline import interrupt, tracking
+from pipeline import compare, interrupt, tracking
 from pipeline.files import read_json, write_json
 from pipeline.schema import config_problems
-from pipeline.tables import to_csv
 
 SWEEP_FILE = "sweep.json"
 REPEAT_KEY = "seed"  # swept, it repeats every variant: `seed=1,2,3` makes three runs of each, which compare.py groups
@@ -76,61 +75,6 @@ def sweep_problems(config: DictConfig, sweep_overrides: Sequence[str], varied: S
         for problem in config_problems(job_config):
             found.setdefault(problem, []).append(child_name(job, varied))
     return [p if len(names) == variants else f"{p} (in {' / '.join(names)})" for p, names in found.items()]
-
-
-def comparison_rows(runs: Sequence[Mapping[str, Any]], test_sets: Sequence[str]) -> list[dict[str, Any]]:
-    """One row per child run: what it varied, its size and cost, accuracy per test set, and the
-    MNIST -> EMNIST-digits generalisation gap where both were measured."""
-    rows = []
-    for r in runs:
-        row = {
-            "variant": r["name"],
-            "status": r["status"],
-            "parameters": r["tags"].get("model.parameters", ""),
-            "epochs": _int(r["metrics"].get("train.epochs_run")),
-            "train_seconds": r["metrics"].get("train.train_seconds"),
-        }
-        for name in test_sets:
-            row[f"{name}_accuracy"] = r["metrics"].get(f"test.{name}.accuracy")
-        if "mnist" in test_sets and "emnist_digits" in test_sets:
-            m, e = row["mnist_accuracy"], row["emnist_digits_accuracy"]
-            row["generalisation_gap"] = None if m is None or e is None else m - e
-        rows.append(row)
-    return rows
-
-
-def _int(value: float | None) -> int | None:
-    return None if value is None else int(value)
-
-
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4f}" if column.endswith(("accuracy", "gap")) else f"{value:.1f}"
-    return str(value)
-
-
-def to_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    if not rows:
-        return "(no variants)\n"
-    cols = list(rows[0])
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(c, r[c]) for c in cols) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def children(parent_run_id: str) -> list[dict[str, Any]]:
-    found = mlflow.search_runs(
-        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
-        output_format="list",
-        order_by=["attributes.start_time ASC"],
-        search_all_experiments=True,
-    )
-    return [
-        {"name": r.info.run_name, "status": r.info.status, "tags": r.data.tags, "metrics": r.data.metrics}
-        for r in found
-    ]
 
 
 @dataclass(frozen=True)
@@ -201,24 +145,16 @@ class SweepTracking(Callback):
         print(f"sweep: parent MLflow run {run.info.run_id} ({name})", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from pipeline import plots
-
         sweep_dir = Path(config.hydra.sweep.dir)
         parent = read_json(sweep_dir / SWEEP_FILE)["parent_run_id"]
         tracking.connect(config.tracking)
-        runs = children(parent)
-        rows = comparison_rows(runs, list(config.data.test_sets))
         client = mlflow.MlflowClient()
-        (sweep_dir / "comparison.md").write_text(to_markdown(rows), encoding="utf-8")
-        (sweep_dir / "comparison.csv").write_text(to_csv(rows), encoding="utf-8")
-        plots.save_figure(plots.sweep_comparison(rows, list(config.data.test_sets)), sweep_dir / "comparison.png")
-        for name in ("comparison.md", "comparison.csv", "comparison.png"):
-            client.log_artifact(parent, str(sweep_dir / name), "comparison")
-        failed = [r["variant"] for r in rows if r["status"] != "FINISHED"]
-        client.set_terminated(parent, "FAILED" if failed or not rows else "FINISHED")
-        print(f"sweep: {len(rows)} variants compared in {sweep_dir / 'comparison.md'}", flush=True)
-        print(to_markdown(rows), flush=True)
+        comparison = compare.write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir)
+        failed = sorted({r.name for r in comparison.runs if r.status != "FINISHED"})
+        client.set_terminated(parent, "FAILED" if failed or not comparison.runs else "FINISHED")
+        print(f"sweep: {len(comparison.runs)} runs compared in {sweep_dir / 'comparison.md'}", flush=True)
+        print(compare.to_markdown(comparison), flush=True)
         if failed:
             # Hydra turns a callback's exception into a warning; a sweep with failures must still exit non-zero.
-            print(f"sweep: {len(failed)} of {len(rows)} variants failed: {', '.join(failed)}", file=sys.stderr)
+            print(f"sweep: {len(failed)} of {len(comparison.runs)} runs failed: {', '.join(failed)}", file=sys.stderr)
             raise SystemExit(1)

@@ -9,14 +9,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from pipeline import tracking
+from pipeline import compare, tracking
 from pipeline.experiment import run_experiment, threads_per_job, with_job_outputs
+from pipeline.files import write_npz
 from pipeline.sweep import SWEEP_FILE, SweepJob, SweepTracking, sweep_job
 from tests.conftest import REPO, tiny_config
 
@@ -87,14 +89,24 @@ def sweep_config(tmp_path: Path, sweep: list[str]) -> DictConfig:
     return cfg
 
 
-def job_run(cfg: DictConfig, name: str, parent: str, accuracy: float | None) -> None:
+def job_run(
+    cfg: DictConfig, name: str, parent: str, accuracy: float | None, seed: int = 42, wrong: int | None = None
+) -> None:
     """A variant's run as a job leaves it (the job itself is the test above): FINISHED with its metrics, or
-    FAILED without them."""
+    FAILED without them; with `wrong`, its MNIST predictions wrong on the first `wrong` of 100 images."""
     tracking.connect(cfg.tracking)
     status = "FINISHED" if accuracy is not None else "FAILED"
-    with mlflow.start_run(run_name=name, parent_run_id=parent):
+    variant = name.split(",seed=")[0]
+    with mlflow.start_run(run_name=name, parent_run_id=parent, tags={"sweep.variant": variant}):
+        mlflow.log_param("seed", seed)
         if accuracy is not None:
             mlflow.log_metrics({"test.mnist.accuracy": accuracy, "test.emnist_digits.accuracy": accuracy - 0.1})
+        if wrong is not None:
+            y = np.zeros(100, dtype=np.uint8)
+            probs = np.eye(10, dtype=np.float32)[np.where(np.arange(100) < wrong, 1, 0)]
+            path = Path(f"predictions-{name}/mnist.npz")
+            write_npz(path, probs=probs, y_true=y)
+            mlflow.log_artifact(str(path), "predictions")
         mlflow.end_run(status)
 
 
@@ -115,7 +127,42 @@ def test_the_sweep_callback_opens_a_parent_and_compares_its_children(tiny, in_hy
     table = (tmp_path / "sweep" / "comparison.md").read_text()
     assert "| model=plain1 | FINISHED |" in table and "| 0.9500 | 0.8500 | 0.1000 |" in table
     logged = {a.path for a in MlflowClient().list_artifacts(sweep.parent_run_id, "comparison")}
-    assert logged == {f"comparison/comparison.{ext}" for ext in ("md", "csv", "png")}
+    assert logged == {
+        f"comparison/{name}" for name in ("comparison.md", "comparison.csv", "runs.csv", "comparison.png")
+    }
+
+
+def test_a_sweep_over_seeds_compares_variants_with_intervals_and_paired_tests(tiny, in_hydra, tmp_path, capsys):
+    cfg = sweep_config(tmp_path / "sweep", ["model=plain1,plain3", "seed=1,2"])
+    callback = SweepTracking()
+    callback.on_multirun_start(cfg)
+    parent = OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id
+    # plain3 gets the first 20 (seed 1) and 16 (seed 2) of 100 images wrong that plain1 gets right: p = 2 * 0.5**16
+    for seed, plain3_wrong in ((1, 20), (2, 16)):
+        job_run(cfg, f"model=plain1,seed={seed}", parent, 0.99, seed, wrong=0)
+        job_run(cfg, f"model=plain3,seed={seed}", parent, 1 - plain3_wrong / 100, seed, wrong=plain3_wrong)
+    callback.on_multirun_end(cfg)
+
+    table = (tmp_path / "sweep" / "comparison.md").read_text()
+    assert "**model=plain1**" in table
+    # t(0.975, 1) * 0.02828 / sqrt(2) = 0.2541 either side, the top cut at 100%
+    assert "| model=plain3 | 2 | 82.00% ± 2.83 | [56.59, 100.00] |" in table
+    assert "| -17.00 | < 0.0001 | worse |" in table
+    parent_run = MlflowClient().get_run(parent)
+    assert parent_run.data.tags["compare.best"] == "model=plain1"
+    assert parent_run.data.metrics["compare.mnist.model_plain3.p_vs_best"] == pytest.approx(2 * 0.5**16)
+    assert parent_run.data.metrics["compare.mnist.model_plain3.seeds"] == 2
+
+    # Compared again by hand at a stricter level, p = 3.05e-5 is no longer a difference.
+    assert compare.main([parent, "--alpha", "0.00001", "--out", str(tmp_path / "again")]) == 0
+    assert "| -17.00 | < 0.0001 | not distinguishable |" in (tmp_path / "again" / "comparison.md").read_text()
+    assert "**model=plain1**" in capsys.readouterr().out
+
+
+def test_comparing_a_run_that_is_not_a_sweep_is_one_line(tiny, capsys):
+    assert compare.main(["0123456789abcdef"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: run 0123456789abcdef: ") and err.count("\n") == 1
 
 
 def test_a_failed_variant_fails_the_sweep_but_keeps_the_comparison(tiny, in_hydra, tmp_path):
@@ -129,7 +176,7 @@ def test_a_failed_variant_fails_the_sweep_but_keeps_the_comparison(tiny, in_hydr
         callback.on_multirun_end(cfg)
     assert exit_.value.code == 1
     assert MlflowClient().get_run(parent).info.status == "FAILED"
-    assert "| model=plain3 | FAILED |" in (tmp_path / "sweep" / "comparison.md").read_text()
+    assert "| model=plain3 | FAILED |" in (tmp_path / "sweep" / "comparison.md").read_text()  # the runs' table
 
 
 @pytest.mark.usefixtures("in_hydra")

@@ -78,6 +78,8 @@ RANGES = {
     "report.per_page": ([1, 12], [0], "an integer ≥ 1"),
     "report.grid_size": ([1, 40], [0], "an integer ≥ 1"),
     "report.confused_pairs": ([1, 6], [0], "an integer ≥ 1"),
+    "compare.metric": (["accuracy", "loss", "top5_accuracy"], ["acc", None], f"one of {', '.join(schema.SCORES)}"),
+    "compare.alpha": ([0.001, 0.5], [0, 1, -0.05], "a number in (0, 1)"),
 }
 
 
@@ -143,6 +145,13 @@ def test_the_test_sets_are_a_non_empty_list_of_prepared_datasets(test_sets):
         f"data.test_sets={shown(test_sets)}: must be a non-empty list of mnist, emnist_digits, emnist_balanced "
         "(the prepared datasets: mnist and ingest.datasets)"
     )
+
+
+def test_the_comparisons_test_set_is_one_of_the_test_sets():
+    assert problems(with_value("compare.test_set", "emnist_digits")) == []
+    assert problems(with_value("compare.test_set", "emnist_balanced")) == [
+        "compare.test_set=emnist_balanced: must be null or one of data.test_sets ([mnist, emnist_digits])"
+    ]
 
 
 def test_a_dataset_added_to_ingest_can_be_trained_on_and_tested_on():

@@ -26,6 +26,11 @@ def test_spread_of_three_seeds():
     assert (s.low, s.high) == (pytest.approx(0.870317, abs=1e-6), pytest.approx(0.969683, abs=1e-6))
 
 
+def test_seeds_that_agree_exactly_have_an_interval_of_one_point():
+    s = spread([0.93, 0.93])
+    assert (s.sd, s.low, s.high) == (0.0, pytest.approx(0.93), pytest.approx(0.93))
+
+
 def test_one_seed_has_no_spread_rather_than_a_made_up_one():
     s = spread([0.93])
     assert (s.n, s.mean, s.sd, s.low, s.high) == (1, 0.93, None, None, None)

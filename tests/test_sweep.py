@@ -3,6 +3,8 @@ landing in MLflow; and the pure pieces that name variants and compare them."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import time
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.sweep import child_name, comparison_rows, parse, to_csv, to_markdown, varied_keys
+from pipeline.sweep import child_name, parse, varied_keys
 from tests.conftest import copy_repo, run, stage_env
 
 GRID = ["model=plain1,plain3", "augment=none,standard"]
@@ -72,26 +74,6 @@ def test_each_job_of_a_sweep_over_lists_is_named_by_its_list():
     assert [child_name([job], ["model.filters"]) for job in jobs] == ["model.filters=[16,32]", "model.filters=[8]"]
 
 
-def test_comparison_rows_with_generalisation_gap():
-    runs = [
-        {
-            "name": "model=a",
-            "status": "FINISHED",
-            "tags": {"model.parameters": "10"},
-            "metrics": {
-                "train.epochs_run": 3.0,
-                "train.train_seconds": 12.5,
-                "test.mnist.accuracy": 0.99,
-                "test.emnist_digits.accuracy": 0.9,
-            },
-        }
-    ]
-    rows = comparison_rows(runs, ["mnist", "emnist_digits"])
-    assert rows[0]["epochs"] == 3 and rows[0]["generalisation_gap"] == pytest.approx(0.09)
-    assert "| model=a | FINISHED | 10 | 3 | 12.5 | 0.9900 | 0.9000 | 0.0900 |" in to_markdown(rows)
-    assert to_csv(rows).splitlines()[0].startswith("variant,status,parameters,epochs")
-
-
 @pytest.fixture(scope="module")
 def prepared(mirror, tmp_path_factory):
     """A new repository whose data stages have run, committed so DVC experiments can start from it."""
@@ -145,9 +127,16 @@ def test_multirun_makes_one_parent_four_named_children_and_a_comparison(prepared
         assert c.info.status == "FINISHED"
         assert {"test.mnist.accuracy", "test.emnist_digits.accuracy", "train.epochs_run"} <= set(c.data.metrics)
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
-    assert artifacts == {"comparison/comparison.md", "comparison/comparison.csv", "comparison/comparison.png"}
-    table = Path(client.download_artifacts(parent.info.run_id, "comparison/comparison.csv")).read_text()
+    assert artifacts == {f"comparison/{f}" for f in ("comparison.md", "comparison.csv", "runs.csv", "comparison.png")}
+    table = Path(client.download_artifacts(parent.info.run_id, "comparison/runs.csv")).read_text()
     assert len(table.strip().splitlines()) == 5 and "generalisation_gap" in table.splitlines()[0]
+    # Each variant on each test set, against the best, paired on the predictions each child logged.
+    variants = Path(client.download_artifacts(parent.info.run_id, "comparison/comparison.csv")).read_text()
+    rows = list(csv.DictReader(io.StringIO(variants)))
+    assert [r["test_set"] for r in rows] == ["mnist"] * 4 + ["emnist_digits"] * 4
+    assert sum(r["verdict"] == "best" for r in rows) == 2 and all(r["seeds"] == "1" for r in rows)
+    assert all(r["p_vs_best"] for r in rows if r["verdict"] != "best")
+    assert parent.data.tags["compare.best"] == rows[0]["variant"]
 
 
 def test_queued_dvc_experiment_grid_lands_in_dvc_and_mlflow(prepared):
@@ -218,12 +207,14 @@ def test_a_failing_variant_is_listed_and_the_sweep_still_compares_the_rest(prepa
         check=False,
     )
     assert result.returncode != 0
-    assert "1 of 2 variants failed: data.test_sets=[emnist_balanced]" in result.stderr + result.stdout
+    assert "1 of 2 runs failed: data.test_sets=[emnist_balanced]" in result.stderr + result.stdout
     client, runs = sweep_runs(path, experiment)
     by_name = {r.info.run_name: r for r in runs}
     assert by_name["data.test_sets=[mnist]"].info.status == "FINISHED"
     assert by_name["data.test_sets=[emnist_balanced]"].info.status == "FAILED"
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     assert parent.info.status == "FAILED"
-    table = Path(client.download_artifacts(parent.info.run_id, "comparison/comparison.csv")).read_text()
+    table = Path(client.download_artifacts(parent.info.run_id, "comparison/runs.csv")).read_text()
     assert "data.test_sets=[mnist],FINISHED" in table and "data.test_sets=[emnist_balanced],FAILED" in table
+    variants = Path(client.download_artifacts(parent.info.run_id, "comparison/comparison.md")).read_text()
+    assert "| data.test_sets=[emnist_balanced] | 0 (1 failed) | – |" in variants

@@ -1,7 +1,8 @@
 """Stage `train`: fit the configured network on the prepared training set, tracked as a new MLflow run.
 
 Writes models/model.keras (the best epoch's weights), models/history.json, models/augmented.npz (a few training
-images as augmentation presents them) and models/run.json (the MLflow run that evaluate and report add to).
+images as augmentation presents them) and models/run.json (the MLflow run that evaluate and report add to). The
+run records the training and validation parts as its datasets.
 """
 
 from __future__ import annotations
@@ -51,9 +52,10 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
         if progress.resuming:
             mlflow.set_tag("train.resumed_after_epoch", len(progress.epochs))
             print(f"train: resuming MLflow run {run.info.run_id} after epoch {len(progress.epochs)}", flush=True)
-        data = prepare_data(
-            prepared_path(cfg.paths.prepared, cfg.data.name), cfg.data.train_limit, cfg.train.validation_split, cfg.seed
-        )
+        source = prepared_path(cfg.paths.prepared, cfg.data.name)
+        data = prepare_data(source, cfg.data.train_limit, cfg.train.validation_split, cfg.seed)
+        tracking.log_dataset(cfg.data.name, source, *data.train, "training")
+        tracking.log_dataset(cfg.data.name, source, *data.val, "validation")
         model, precision = build_training_model(cfg.model, cfg.augment, cfg.train, data.num_classes, cfg.seed)
         mlflow.set_tags(
             {"dataset.train": data.source, "model.parameters": model.count_params(), "train.precision_used": precision}

@@ -20,7 +20,7 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import tracking
+from pipeline import registry, tracking
 from pipeline.augment import augmented_examples
 from pipeline.batches import batches
 from pipeline.datasets import load_dataset, prepared_path
@@ -72,12 +72,13 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
         best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
         summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision)
         mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
-        log_keras_model(best, data.class_names)
+        registered = register_model(best, data.class_names, cfg.data.name)
         write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
         tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
     progress.clear()  # complete: the next training starts afresh
     print(
-        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
+        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}; "
+        f"registered as {registered}",
         flush=True,
     )
     return run.info.run_id
@@ -241,6 +242,15 @@ def training_summary(fitted: Fit, monitor: str, n_train: int, precision: str) ->
         "images_per_second": round(fitted.epochs_fitted * n_train / fitted.seconds, 1),
         "precision": precision,
     }
+
+
+def register_model(model: keras.Model, class_names: tuple[str, ...], dataset_name: str) -> str:
+    """Log the model to the active run and register it as a new version of the dataset's model; the run's tag
+    `model.registered` and the result say which (`handwriting-mnist/3`)."""
+    name = registry.model_name(dataset_name)
+    registered = registry.version_label(name, log_keras_model(model, class_names, name))
+    mlflow.set_tag(registry.REGISTERED_TAG, registered)
+    return registered
 
 
 def write_augmented_examples(

@@ -364,6 +364,14 @@ def test_the_datasets_logged_again_in_the_same_run_are_not_added_twice(trained):
     assert len(trained.client.get_run(trained.run_id).inputs.dataset_inputs) == 2
 
 
+def test_train_registers_the_model_as_a_version_of_the_datasets_model(trained):
+    (version,) = trained.client.search_model_versions(f"run_id = '{trained.run_id}'")
+    assert version.name == "handwriting-mnist" and version.run_id == trained.run_id
+    run = trained.client.get_run(trained.run_id)
+    assert version.source == f"models:/{run.outputs.model_outputs[0].model_id}"  # the model this run logged
+    assert run.data.tags["model.registered"] == f"handwriting-mnist/{version.version}"
+
+
 def test_train_writes_the_model_its_history_augmented_examples_and_the_run(trained):
     models = trained.folder / "models"
     assert sorted(os.listdir(models)) == ["augmented.npz", "history.json", "model.keras", "run.json"]

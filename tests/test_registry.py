@@ -1,0 +1,91 @@
+"""The Model Registry on a real embedded store: every training registers a version of its dataset's model, and
+`promote` gives a run's version an alias.
+
+One tiny project for the module: a training on the `tiny` data that is evaluated, a second one with another seed
+(other weights) that is not, and a run without a model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from pipeline.evaluate import evaluate
+from pipeline.registry import RegistryError, model_name, promote
+from pipeline.train import train
+from tests.conftest import tiny_config, tiny_workdir
+
+
+@dataclass(frozen=True)
+class Project:
+    folder: Path
+    first: str  # a training, evaluated: version 1
+    second: str  # the next training, seed 7: version 2
+    no_model: str  # a run that logged no model
+    client: MlflowClient
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, empty_store) -> Project:
+    folder = tmp_path_factory.mktemp("registry")
+    with pytest.MonkeyPatch.context() as mp, tiny_workdir(folder, mp, empty_store) as cfg:
+        first = train(cfg, "first")
+        evaluate(cfg)
+        second = train(tiny_config(["seed=7"]), "second")
+        with mlflow.start_run(run_name="no model") as bare:
+            pass
+        yield Project(folder, first, second, bare.info.run_id, MlflowClient(f"sqlite:///{folder}/mlruns/mlflow.db"))
+
+
+def champion_run(project: Project, alias: str = "champion") -> str:
+    return project.client.get_model_version_by_alias("handwriting-mnist", alias).run_id
+
+
+def test_model_name_is_the_projects_and_the_datasets_in_hyphens():
+    assert model_name("mnist") == "handwriting-mnist"
+    assert model_name("emnist_balanced") == "handwriting-emnist-balanced"
+    assert model_name("emnist_digits") == "handwriting-emnist-digits"
+
+
+def test_each_training_registers_the_next_version_of_its_datasets_model(project):
+    versions = project.client.search_model_versions("name = 'handwriting-mnist'")
+    assert sorted((int(v.version), v.run_id) for v in versions) == [(1, project.first), (2, project.second)]
+    for number, run_id in ((1, project.first), (2, project.second)):
+        tags = project.client.get_run(run_id).data.tags
+        assert tags["model.registered"] == f"handwriting-mnist/{number}"
+
+
+def test_promote_gives_the_alias_to_the_runs_version_and_takes_it_from_any_other(project):
+    first = promote(project.first, client=project.client)
+    assert (first.name, first.version, first.run_id) == ("handwriting-mnist", 1, project.first)
+    assert first.aliases == ["champion"]
+    assert champion_run(project) == project.first
+    second = promote(project.second, client=project.client)
+    assert second.version == 2 and second.aliases == ["champion"]
+    assert champion_run(project) == project.second
+    assert project.client.get_model_version("handwriting-mnist", "1").aliases == []
+
+
+def test_another_alias_leaves_the_champion_where_it_is(project):
+    promote(project.second, client=project.client)
+    assert promote(project.first, "candidate", project.client).aliases == ["candidate"]
+    assert (champion_run(project), champion_run(project, "candidate")) == (project.second, project.first)
+
+
+def test_promote_uses_the_current_tracking_uri_without_a_client(project):
+    mlflow.set_tracking_uri(f"sqlite:///{project.folder}/mlruns/mlflow.db")
+    promote(project.first)
+    assert champion_run(project) == project.first
+
+
+def test_promote_refuses_an_unknown_run_a_run_without_a_model_and_a_reserved_alias(project):
+    store = f"sqlite:///{project.folder}/mlruns/mlflow.db"
+    with pytest.raises(RegistryError, match=rf"^run nope: no such run in {store} — give a run id from `mlflow ui`"):
+        promote("nope", client=project.client)
+    with pytest.raises(RegistryError, match=rf"^run {project.no_model} \(no model\) has no registered model: "):
+        promote(project.no_model, client=project.client)
+    with pytest.raises(RegistryError, match=r"^alias 'latest': .*reserved"):
+        promote(project.first, "latest", project.client)

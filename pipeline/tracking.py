@@ -17,7 +17,7 @@ from filelock import FileLock
 from mlflow import ActiveRun
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 
-from pipeline.errors import first_line
+from pipeline.errors import UserError, first_line
 from pipeline.files import read_json, write_json
 from pipeline.interrupt import Interrupted
 
@@ -68,11 +68,20 @@ def connect(tracking_cfg: Mapping[str, Any]) -> None:
 
 
 def connect_default() -> None:
-    """For tools outside the pipeline (predict): the project's configured store, as the stages use it."""
+    """For tools outside the pipeline (predict, promote): the project's configured store, as the stages use it.
+
+    An embedded store that is not there is an error naming it: run from another folder, the tool would otherwise
+    look in a new, empty store (or fail on the folder it lacks) and report the run or model as unknown."""
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "tracking" / "local.yaml")
-    mlflow.set_tracking_uri(resolved_uri(cfg.uri)[0])
+    uri, store = resolved_uri(cfg.uri)
+    if store is not None and not store.is_file():
+        raise UserError(
+            f"{store}: no MLflow store — run this in the project's folder, where `dvc repro` made it, or set "
+            f"{ENV_URI} to the store to use"
+        )
+    mlflow.set_tracking_uri(uri)
 
 
 def provenance_tags(environ: Mapping[str, str] = os.environ) -> dict[str, str]:

@@ -1,11 +1,13 @@
 """The Model Registry on a real embedded store: every training registers a version of its dataset's model, and
-`promote` gives a run's version an alias.
+`promote` and its command give a run's version an alias.
 
 One tiny project for the module: a training on the `tiny` data that is evaluated, a second one with another seed
 (other weights) that is not, and a run without a model."""
 
 from __future__ import annotations
 
+import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +16,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.evaluate import evaluate
+from pipeline.promote import main as promote_main
 from pipeline.registry import RegistryError, model_name, promote
 from pipeline.train import train
-from tests.conftest import tiny_config, tiny_workdir
+from tests.conftest import REPO, run, stage_env, tiny_config, tiny_workdir
 
 
 @dataclass(frozen=True)
@@ -89,3 +92,61 @@ def test_promote_refuses_an_unknown_run_a_run_without_a_model_and_a_reserved_ali
         promote(project.no_model, client=project.client)
     with pytest.raises(RegistryError, match=r"^alias 'latest': .*reserved"):
         promote(project.first, "latest", project.client)
+
+
+# The command
+
+
+def test_the_command_promotes_and_prints_the_version_and_the_runs_test_accuracy(project, capsys):
+    assert promote_main([project.first]) == 0
+    accuracy = project.client.get_run(project.first).data.metrics["test.mnist.accuracy"]
+    assert capsys.readouterr().out == (
+        f"champion: handwriting-mnist version 1 (run {project.first}, test.mnist.accuracy {accuracy:.4f})\n"
+    )
+    assert promote_main([project.second, "--alias", "candidate"]) == 0
+    assert capsys.readouterr().out == (
+        f"candidate: handwriting-mnist version 2 (run {project.second}, not evaluated)\n"
+    )
+    assert (champion_run(project), champion_run(project, "candidate")) == (project.first, project.second)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope"], "error: run nope: no such run in sqlite:///"),
+        (["{no_model}"], "error: run {no_model} (no model) has no registered model"),
+        (["{first}", "--alias", "v2"], "error: alias 'v2': "),
+    ],
+)
+def test_the_commands_mistakes_are_one_line_and_exit_status_1(project, capsys, args, message):
+    ids = {"no_model": project.no_model, "first": project.first}
+    assert promote_main([a.format(**ids) for a in args]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.startswith(message.format(**ids)) and out.err.count("\n") == 1, out.err
+
+
+def test_the_command_reads_mlflow_tracking_uri(project, empty_store, tmp_path, monkeypatch, capsys):
+    other = shutil.copy(empty_store, tmp_path / "other.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{other}")
+    assert promote_main([project.first]) == 1  # the run is in the project's store, not in this one
+    assert capsys.readouterr().err.startswith(f"error: run {project.first}: no such run in sqlite:///{other} ")
+
+
+def test_the_command_outside_a_project_names_the_store_it_did_not_find(project, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # which mlflow.set_tracking_uri sets, here in the test process
+    assert promote_main([project.first]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {tmp_path}/mlruns/mlflow.db: no MLflow store — run this in the project's folder, where "
+        "`dvc repro` made it, or set MLFLOW_TRACKING_URI to the store to use\n"
+    )
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.slow  # starts a Python process
+def test_the_command_from_the_shell_prints_no_traceback(project):
+    env = {**stage_env(None), "PYTHONPATH": str(REPO)}
+    result = run([sys.executable, "-m", "pipeline.promote", "nope"], project.folder, env, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: run nope: no such run in sqlite:///") and result.stderr.count("\n") == 1

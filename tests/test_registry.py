@@ -1,25 +1,29 @@
-"""The Model Registry on a real embedded store: every training registers a version of its dataset's model, and
-`promote` and its command give a run's version an alias.
+"""The Model Registry on a real embedded store: every training registers a version of its dataset's model,
+`promote` and its command give a run's version an alias, and `predict` loads a model by that alias.
 
 One tiny project for the module: a training on the `tiny` data that is evaluated, a second one with another seed
 (other weights) that is not, and a run without a model."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+from PIL import Image
 
+from pipeline import predict
 from pipeline.evaluate import evaluate
 from pipeline.promote import main as promote_main
 from pipeline.registry import RegistryError, model_name, promote
 from pipeline.train import train
-from tests.conftest import REPO, run, stage_env, tiny_config, tiny_workdir
+from tests.conftest import REPO, run, stage_env, synthetic_dataset, tiny_config, tiny_workdir
 
 
 @dataclass(frozen=True)
@@ -150,3 +154,38 @@ def test_the_command_from_the_shell_prints_no_traceback(project):
     result = run([sys.executable, "-m", "pipeline.promote", "nope"], project.folder, env, check=False)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("error: run nope: no such run in sqlite:///") and result.stderr.count("\n") == 1
+
+
+# Predicting with the model an alias names
+
+
+@pytest.fixture
+def image(tmp_path) -> Path:
+    path = tmp_path / "image.png"
+    Image.fromarray(synthetic_dataset(10, 0, 1, seed=3).x_test[0]).save(path)
+    return path
+
+
+def test_predict_loads_the_version_the_alias_names(project, image, capsys):
+    promote(project.first, client=project.client)
+    assert predict.main([str(image), "--model", "models:/handwriting-mnist@champion", "--json", "--top", "10"]) == 0
+    (result,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    predicted = [p for _, p in sorted((int(t["class"]), t["probability"]) for t in result["top"])]
+    x = predict.load_image(image)[None].astype(np.float32)
+    first, second = (
+        mlflow.tensorflow.load_model(f"runs:/{run_id}/model").predict(x, verbose=0)[0]
+        for run_id in (project.first, project.second)
+    )
+    assert np.abs(first - second).max() > 1e-3, "the two versions must differ for this test to tell them apart"
+    np.testing.assert_allclose(predicted, first, atol=1e-6)
+
+
+def test_predict_with_an_alias_no_version_has_is_one_line_and_exit_status_2(project, image, capsys):
+    assert predict.main([str(image), "--model", "models:/handwriting-mnist@nothere"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1, out.err
+    assert out.err.startswith(
+        f"models:/handwriting-mnist@nothere: Registered model alias nothere not found "
+        f"(store sqlite:///{project.folder}/mlruns/mlflow.db)"
+    )
+    assert "python -m pipeline.promote RUN_ID" in out.err

@@ -2,8 +2,8 @@
 
 Writes predictions/<test set>.npz (probabilities and true labels: for the report stage and, logged to the run, for a
 sweep's paired tests) and metrics/test.json (the headline scores per test set, a DVC metric), and logs the headline
-scores to the model's MLflow run. The per-class tables are the report stage's (plots/per_class/, reports/): as metrics they would be one `dvc exp show`
-column per class.
+scores, and each test set as a dataset (context `test`), to the model's MLflow run. The per-class tables are the
+report stage's (plots/per_class/, reports/): as metrics they would be one `dvc exp show` column per class.
 """
 
 from __future__ import annotations
@@ -78,6 +78,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
         for name in cfg.data.test_sets:
             ds = load_test_set(cfg.paths.prepared, name, class_names)
             x, y = ds.x_test[: cfg.evaluate.limit], ds.y_test[: cfg.evaluate.limit]
+            tracking.log_dataset(name, prepared_path(cfg.paths.prepared, name), x, y, "test")
             probs = predict_probabilities(model, x, cfg.evaluate.batch_size)
             results[name] = metrics.summary_scores(probs, y)
             predictions = Path(cfg.paths.predictions) / f"{name}.npz"

@@ -1,13 +1,13 @@
 """Classify image files with a trained model: `python -m pipeline.predict IMAGE_OR_FOLDER... [options]`.
 
 The model is a `.keras` file (default: models/model.keras, the one the last `dvc repro` trained) or any MLflow
-model URI (`runs:/<run id>/model`, `models:/<name>/<version>`). Images of any size, colour or grayscale, dark on
-light or light on dark, are preprocessed as MNIST was made (see pipeline/preprocess.py), then classified in one
-batch. A photo's EXIF orientation is applied first. An unreadable file, or one over the pixel limit (checked before
-decoding: a small file can unpack into gigabytes), gets a one-line error and the rest are still classified; the
-exit status is 1 when any file failed. A model that cannot be used (missing, not a model, or saved without its
-class names and not of 10 classes) is one line on stderr and exit status 2; `--verbose` adds the traceback behind
-it.
+model URI (`runs:/<run id>/model`, `models:/<name>/<version>`, `models:/handwriting-mnist@champion`). Images of
+any size, colour or grayscale, dark on light or light on dark, are preprocessed as MNIST was made (see
+pipeline/preprocess.py), then classified in one batch. A photo's EXIF orientation is applied first. An unreadable
+file, or one over the pixel limit (checked before decoding: a small file can unpack into gigabytes), gets a
+one-line error and the rest are still classified; the exit status is 1 when any file failed. A model that cannot
+be used (missing, not a model, not in the MLflow store, or saved without its class names and not of 10 classes) is
+one line on stderr and exit status 2; `--verbose` adds the traceback behind it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline.errors import UserError, first_line
 from pipeline.model_file import ModelFileError, load_with_class_names
 from pipeline.preprocess import mnist_style
 from pipeline.shutdown import skip_final_collection
@@ -74,21 +75,40 @@ def load_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ValueError(f"not a readable image ({type(err).__name__})") from None
 
 
+def load_tracked_model(uri: str):
+    """The Keras model and class names of an MLflow model URI (`runs:/<id>/model`, `models:/<name>/<version>`,
+    `models:/<name>@<alias>`); one the store does not have is a ModelFileError naming the URI and the store."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    from pipeline.tracking import connect_default
+
+    try:
+        connect_default()
+        info = mlflow.models.get_model_info(uri)
+    except UserError as err:
+        raise ModelFileError(f"{uri}: {err}") from err
+    except MlflowException as err:
+        hint = (
+            "`python -m pipeline.promote RUN_ID` gives a run's model an alias; `mlflow ui` lists the models"
+            if uri.startswith("models:")
+            else "`mlflow ui` or models/run.json gives a run's id"
+        )
+        raise ModelFileError(
+            f"{uri}: {first_line(err).rstrip('.')} (store {mlflow.get_tracking_uri()}) — {hint}"
+        ) from err
+    # The Keras model itself, rather than the pyfunc: batched, and quiet on stdout.
+    return mlflow.tensorflow.load_model(uri), list(info.metadata["class_names"])
+
+
 class Classifier:
     """A model and its class names, from a .keras file (see pipeline/model_file.py) or an MLflow model URI."""
 
     def __init__(self, source: str):
         if "://" in source or source.startswith(("runs:", "models:")):
-            import mlflow
-
-            from pipeline.tracking import connect_default
-
-            connect_default()
-            self.class_names = list(mlflow.models.get_model_info(source).metadata["class_names"])
-            model = mlflow.tensorflow.load_model(source)  # the Keras model itself: batched, and quiet on stdout
+            self.model, self.class_names = load_tracked_model(source)
         else:
-            model, self.class_names = load_with_class_names(Path(source))
-        self.model = model
+            self.model, self.class_names = load_with_class_names(Path(source))
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return self.model.predict(images.astype(np.float32), verbose=0)
@@ -115,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         default="models/model.keras",
-        help="a .keras file or an MLflow model URI (runs:/<id>/model, models:/<name>/<version>)",
+        help="a .keras file or an MLflow model URI (runs:/<id>/model, models:/<name>/<version>, "
+        "models:/handwriting-mnist@champion)",
     )
     parser.add_argument("--top", type=int, default=3, help="how many classes to show per image (default 3)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")

@@ -19,15 +19,18 @@ def signature(num_classes: int) -> ModelSignature:
     )
 
 
-def log_keras_model(model: keras.Model, class_names: Sequence[str]) -> None:
-    """Log under the name `model`, so `runs:/<run id>/model` loads it with mlflow.pyfunc."""
-    mlflow.tensorflow.log_model(
+def log_keras_model(model: keras.Model, class_names: Sequence[str], registered_name: str) -> str:
+    """Log under the name `model`, so `runs:/<run id>/model` loads it with mlflow.pyfunc, and register it as a new
+    version of `registered_name` (whose run is the active one); returns the version's number."""
+    info = mlflow.tensorflow.log_model(
         model,
         name="model",
         signature=signature(len(class_names)),
         metadata={"class_names": list(class_names)},
         pip_requirements=requirements(),
+        registered_model_name=registered_name,
     )
+    return str(info.registered_model_version)
 
 
 SERVING_PACKAGES = ("tensorflow", "keras", "numpy", "cloudpickle", "mlflow")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 from collections.abc import Iterator, Mapping
@@ -10,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 from filelock import FileLock
 from mlflow import ActiveRun
+from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 
-from pipeline.errors import first_line
+from pipeline.errors import UserError, first_line
 from pipeline.files import read_json, write_json
 from pipeline.interrupt import Interrupted
 
@@ -64,11 +68,20 @@ def connect(tracking_cfg: Mapping[str, Any]) -> None:
 
 
 def connect_default() -> None:
-    """For tools outside the pipeline (predict): the project's configured store, as the stages use it."""
+    """For tools outside the pipeline (predict, promote): the project's configured store, as the stages use it.
+
+    An embedded store that is not there is an error naming it: run from another folder, the tool would otherwise
+    look in a new, empty store (or fail on the folder it lacks) and report the run or model as unknown."""
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "tracking" / "local.yaml")
-    mlflow.set_tracking_uri(resolved_uri(cfg.uri)[0])
+    uri, store = resolved_uri(cfg.uri)
+    if store is not None and not store.is_file():
+        raise UserError(
+            f"{store}: no MLflow store — run this in the project's folder, where `dvc repro` made it, or set "
+            f"{ENV_URI} to the store to use"
+        )
+    mlflow.set_tracking_uri(uri)
 
 
 def provenance_tags(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -112,6 +125,31 @@ def load_run_id(path: str | Path) -> str:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no MLflow run reference — run the train stage first (`dvc repro`)")
     return read_json(path)["run_id"]
+
+
+def content_digest(x: np.ndarray, y: np.ndarray) -> str:
+    """The images and labels a run used, as 12 hex digits of their SHA-256 (60,000 MNIST images: ~40 ms).
+
+    MLflow knows a dataset by its name and digest, and links it to a run once: so the digest is of the part
+    used (the training part, the validation part, the test images evaluated), not of the file they came from,
+    which would make the three one dataset. MLflow's own digest hashes only the first 10,000 pixel values."""
+    digest = hashlib.sha256()
+    for array in (x, y):
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(np.ascontiguousarray(array))
+    return digest.hexdigest()[:12]
+
+
+def log_dataset(name: str, source: Path, x: np.ndarray, y: np.ndarray, context: str) -> None:
+    """To the active run, as an MLflow dataset input (the UI's Dataset column and filters): `name` (`mnist`), the
+    prepared file it was read from, its digest, and `context` (training, validation or test) saying the split.
+
+    Logged again in the same run (a resumed training), it is not added a second time: MLflow links a dataset,
+    by name and digest, to a run once."""
+    # A local file: resolving the bare path instead warns that two registered kinds of source could take it.
+    where = get_dataset_source_from_json(json.dumps({"uri": str(source)}), source_type="local")
+    dataset = mlflow.data.from_numpy(x, source=where, targets=y, name=name, digest=content_digest(x, y))
+    mlflow.log_input(dataset, context=context)
 
 
 @contextmanager

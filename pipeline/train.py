@@ -1,7 +1,8 @@
 """Stage `train`: fit the configured network on the prepared training set, tracked as a new MLflow run.
 
 Writes models/model.keras (the best epoch's weights), models/history.json, models/augmented.npz (a few training
-images as augmentation presents them) and models/run.json (the MLflow run that evaluate and report add to).
+images as augmentation presents them) and models/run.json (the MLflow run that evaluate and report add to). The
+run records the training and validation parts as its datasets.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import tracking
+from pipeline import registry, tracking
 from pipeline.augment import augmented_examples
 from pipeline.batches import batches
 from pipeline.datasets import load_dataset, prepared_path
@@ -54,9 +55,10 @@ def train(
         if progress.resuming:
             mlflow.set_tag("train.resumed_after_epoch", len(progress.epochs))
             print(f"train: resuming MLflow run {run.info.run_id} after epoch {len(progress.epochs)}", flush=True)
-        data = prepare_data(
-            prepared_path(cfg.paths.prepared, cfg.data.name), cfg.data.train_limit, cfg.train.validation_split, cfg.seed
-        )
+        source = prepared_path(cfg.paths.prepared, cfg.data.name)
+        data = prepare_data(source, cfg.data.train_limit, cfg.train.validation_split, cfg.seed)
+        tracking.log_dataset(cfg.data.name, source, *data.train, "training")
+        tracking.log_dataset(cfg.data.name, source, *data.val, "validation")
         model, precision = build_training_model(cfg.model, cfg.augment, cfg.train, data.num_classes, cfg.seed)
         mlflow.set_tags(
             {"dataset.train": data.source, "model.parameters": model.count_params(), "train.precision_used": precision}
@@ -73,12 +75,13 @@ def train(
         best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
         summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision)
         mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
-        log_keras_model(best, data.class_names)
+        registered = register_model(best, data.class_names, cfg.data.name)
         write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
         tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
     progress.clear()  # complete: the next training starts afresh
     print(
-        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
+        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}; "
+        f"registered as {registered}",
         flush=True,
     )
     return run.info.run_id
@@ -242,6 +245,15 @@ def training_summary(fitted: Fit, monitor: str, n_train: int, precision: str) ->
         "images_per_second": round(fitted.epochs_fitted * n_train / fitted.seconds, 1),
         "precision": precision,
     }
+
+
+def register_model(model: keras.Model, class_names: tuple[str, ...], dataset_name: str) -> str:
+    """Log the model to the active run and register it as a new version of the dataset's model; the run's tag
+    `model.registered` and the result say which (`handwriting-mnist/3`)."""
+    name = registry.model_name(dataset_name)
+    registered = registry.version_label(name, log_keras_model(model, class_names, name))
+    mlflow.set_tag(registry.REGISTERED_TAG, registered)
+    return registered
 
 
 def write_augmented_examples(

@@ -59,6 +59,26 @@ def test_mlflow_run_holds_params_epoch_metrics_test_metrics_and_reports(repo):
         assert Path(c.download_artifacts(r.info.run_id, pdf)).read_bytes()[:5] == b"%PDF-", pdf
 
 
+def test_mlflow_run_records_its_datasets_and_registers_its_model(repo):
+    path, _, _ = repo
+    r = the_run(path)
+    inputs = {
+        (i.dataset.name, {t.key: t.value for t in i.tags}["mlflow.data.context"]): i.dataset
+        for i in r.inputs.dataset_inputs
+    }
+    images = {("mnist", "training"): 9000, ("mnist", "validation"): 1000, ("mnist", "test"): 2000}
+    images[("emnist_digits", "test")] = 2000  # evaluate.limit
+    assert {key: json.loads(d.profile)["features_shape"][0] for key, d in inputs.items()} == images
+    assert {json.loads(d.source)["uri"] for d in inputs.values()} == {
+        "data/prepared/mnist.npz",
+        "data/prepared/emnist_digits.npz",
+    }
+    assert len({d.digest for d in inputs.values()}) == 4
+    (version,) = client(path).search_model_versions(f"run_id = '{r.info.run_id}'")
+    assert version.name == "handwriting-mnist"
+    assert r.data.tags["model.registered"] == f"handwriting-mnist/{version.version}"
+
+
 def test_every_report_artefact_is_in_the_run_for_every_test_set(repo):
     path, _, _ = repo
     r = the_run(path)

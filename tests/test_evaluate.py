@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
@@ -15,6 +16,7 @@ from pipeline.datasets import DIGIT_NAMES, load_dataset, prepared_path
 from pipeline.evaluate import evaluate, load_test_set, load_trained_model, log_scores, predict_probabilities
 from pipeline.files import read_json, write_json
 from pipeline.models import build_model
+from pipeline.tracking import content_digest
 from pipeline.train import write_augmented_examples
 from tests.conftest import tiny_config, tiny_workdir
 
@@ -113,6 +115,13 @@ def test_evaluate_writes_predictions_and_metrics_and_logs_them_to_the_run(traine
         f"test.{name}.{score}": results[name][score] for name in results for score in SCORES - {"images"}
     }
     assert run.data.tags["dataset.test.emnist_digits"] == "synthetic, 10 classes"
+    inputs = {i.dataset.name: i for i in run.inputs.dataset_inputs}
+    assert set(inputs) == {"mnist", "emnist_digits"}
+    for name, logged in inputs.items():
+        test_set = load_dataset(f"data/prepared/{name}.npz")
+        assert [(t.key, t.value) for t in logged.tags] == [("mlflow.data.context", "test")]
+        assert logged.dataset.digest == content_digest(test_set.x_test, test_set.y_test), name
+        assert json.loads(logged.dataset.source) == {"uri": f"data/prepared/{name}.npz"}
 
 
 @pytest.mark.usefixtures("trained")

@@ -101,6 +101,9 @@ def test_sigterm_ends_the_run_killed_and_the_next_run_resumes_it(tmp_path, empty
     (after,) = all_runs(store(folder))  # the same run, not a second one
     assert after.info.run_id == run.info.run_id and after.info.status == "FINISHED"
     assert after.data.tags["train.resumed_after_epoch"] == "1"
+    contexts = sorted({t.key: t.value for t in i.tags}["mlflow.data.context"] for i in after.inputs.dataset_inputs)
+    assert contexts == ["training", "validation"]  # logged again by the resumed training, recorded once
+    assert after.data.tags["model.registered"] == "handwriting-mnist/1"
     client = store(folder)
     for metric in ("loss", "val_loss", "learning_rate"):
         assert [m.step for m in client.get_metric_history(run.info.run_id, metric)] == [1, 2, 3], metric

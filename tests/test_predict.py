@@ -1,5 +1,5 @@
 """Predicting from image files, round-tripping real MNIST test images through PNG/JPEG in several styles, and
-serving the logged model with `mlflow models serve`.
+serving the logged model with `mlflow models serve`, by its run and by the registry's alias.
 
 Stability: the model is the fast setting's (1 epoch on 10,000 images, about 90% accurate), so the round-trip
 tests use only test images it classifies correctly with confidence >= 0.95 as 28x28 arrays. The question they ask
@@ -22,12 +22,14 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from mlflow.tracking import MlflowClient
 from PIL import ExifTags, Image
 
 from pipeline import idx, predict
 from pipeline.datasets import DIGIT_NAMES
 from pipeline.model_file import save_with_class_names
 from pipeline.models import build_model
+from pipeline.registry import promote
 from tests.conftest import REPO, conf, run, stage_env
 from tests.test_model_file import BALANCED
 
@@ -102,11 +104,20 @@ def test_table_output_and_saved_pictures(confident, fast_repo, tmp_path, capsys)
     assert (tmp_path / "out" / "digit.prediction.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_mlflow_run_uri_as_model(confident, fast_repo, tmp_path, capsys, monkeypatch):
+@pytest.fixture(scope="module")
+def model_uris(fast_repo) -> dict[str, str]:
+    """The pipeline's model by its run, and by the alias `champion`, given here to the version that run
+    registered."""
+    promote(fast_repo.run_id, client=MlflowClient(f"sqlite:///{fast_repo.path}/mlruns/mlflow.db"))
+    return {"run": f"runs:/{fast_repo.run_id}/model", "champion": "models:/handwriting-mnist@champion"}
+
+
+@pytest.mark.parametrize("uri", ["run", "champion"])
+def test_mlflow_model_uri_as_model(uri, model_uris, confident, fast_repo, tmp_path, capsys, monkeypatch):
     x, y = confident
     Image.fromarray(x[1]).save(tmp_path / "a.png")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{fast_repo.path}/mlruns/mlflow.db")
-    assert predict.main([str(tmp_path / "a.png"), "--model", f"runs:/{fast_repo.run_id}/model"]) == 0
+    assert predict.main([str(tmp_path / "a.png"), "--model", model_uris[uri]]) == 0
     assert capsys.readouterr().out.split()[1] == str(y[1])
 
 
@@ -122,7 +133,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_served_model_answers_rest_invocations(confident, fast_repo):
+@pytest.mark.parametrize("uri", ["run", "champion"])
+def test_served_model_answers_rest_invocations(uri, model_uris, confident, fast_repo):
     x, y = confident
     port = free_port()
     env = {**fast_repo.env, "MLFLOW_TRACKING_URI": f"sqlite:///{fast_repo.path}/mlruns/mlflow.db"}
@@ -132,7 +144,7 @@ def test_served_model_answers_rest_invocations(confident, fast_repo):
             "models",
             "serve",
             "-m",
-            f"runs:/{fast_repo.run_id}/model",
+            model_uris[uri],
             "--env-manager",
             "local",
             "-h",

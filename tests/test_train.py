@@ -333,6 +333,45 @@ def test_train_logs_the_model_with_its_class_names(trained):
     assert "class_names" in mlmodel and "'9'" in mlmodel
 
 
+def dataset_inputs(run) -> dict[str, mlflow.entities.Dataset]:
+    """A run's datasets by the context (split) they were logged in; every context once."""
+    contexts = [{t.key: t.value for t in i.tags}["mlflow.data.context"] for i in run.inputs.dataset_inputs]
+    assert len(contexts) == len(set(contexts)), contexts
+    return dict(zip(contexts, (i.dataset for i in run.inputs.dataset_inputs)))
+
+
+def test_train_logs_the_training_and_validation_parts_as_the_runs_datasets(trained):
+    cfg = tiny_config()
+    data = prepare_data(trained.folder / "data/prepared/mnist.npz", None, cfg.train.validation_split, cfg.seed)
+    inputs = dataset_inputs(trained.client.get_run(trained.run_id))
+    assert set(inputs) == {"training", "validation"}
+    for context, (x, y) in (("training", data.train), ("validation", data.val)):
+        dataset = inputs[context]
+        assert dataset.name == "mnist" and dataset.digest == tracking.content_digest(x, y), context
+        assert dataset.source_type == "local" and json.loads(dataset.source) == {"uri": "data/prepared/mnist.npz"}
+        assert json.loads(dataset.profile)["features_shape"] == [len(x), 28, 28]
+    assert inputs["training"].digest != inputs["validation"].digest
+
+
+def test_the_datasets_logged_again_in_the_same_run_are_not_added_twice(trained):
+    """As when an interrupted training resumes in its run: MLflow links a dataset (name, digest) to a run once."""
+    cfg = tiny_config()
+    data = prepare_data(trained.folder / "data/prepared/mnist.npz", None, cfg.train.validation_split, cfg.seed)
+    tracking.connect(cfg.tracking)
+    with mlflow.start_run(run_id=trained.run_id):
+        tracking.log_dataset("mnist", Path("data/prepared/mnist.npz"), *data.train, "training")
+        tracking.log_dataset("mnist", Path("data/prepared/mnist.npz"), *data.val, "validation")
+    assert len(trained.client.get_run(trained.run_id).inputs.dataset_inputs) == 2
+
+
+def test_train_registers_the_model_as_a_version_of_the_datasets_model(trained):
+    (version,) = trained.client.search_model_versions(f"run_id = '{trained.run_id}'")
+    assert version.name == "handwriting-mnist" and version.run_id == trained.run_id
+    run = trained.client.get_run(trained.run_id)
+    assert version.source == f"models:/{run.outputs.model_outputs[0].model_id}"  # the model this run logged
+    assert run.data.tags["model.registered"] == f"handwriting-mnist/{version.version}"
+
+
 def test_train_writes_the_model_its_history_augmented_examples_and_the_run(trained):
     models = trained.folder / "models"
     assert sorted(os.listdir(models)) == ["augmented.npz", "history.json", "model.keras", "run.json"]

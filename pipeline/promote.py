@@ -1,0 +1,52 @@
+"""Give a training run's registered model an alias: `python -m pipeline.promote RUN_ID [--alias champion]`.
+
+Predict with and serve it as `models:/handwriting-mnist@champion` (pipeline/registry.py); the alias leaves the
+version that had it. The store is the project's (mlruns/mlflow.db) unless MLFLOW_TRACKING_URI names another, as
+for every stage. A run the store does not have, one without a registered model, or an alias MLflow refuses is one
+line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
+
+from pipeline.errors import UserError
+from pipeline.registry import CHAMPION, promote
+from pipeline.shutdown import skip_final_collection
+from pipeline.tracking import connect_default
+
+
+def promotion_line(version: ModelVersion, alias: str, run: Run) -> str:
+    """`champion: handwriting-mnist version 3 (run <id>, test.mnist.accuracy 0.9960)`: the run's accuracy on the
+    test set of the dataset it trained on, which says whether this is the version one meant."""
+    metric = f"test.{run.data.params.get('data.name')}.accuracy"
+    score = run.data.metrics.get(metric)
+    scored = f"{metric} {score:.4f}" if score is not None else "not evaluated"
+    return f"{alias}: {version.name} version {version.version} (run {run.info.run_id}, {scored})"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.promote", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_id", metavar="RUN_ID", help="the training run (its id in `mlflow ui`, or models/run.json)")
+    parser.add_argument("--alias", default=CHAMPION, help=f"the alias to give its model version (default {CHAMPION})")
+    args = parser.parse_args(argv)
+    try:
+        connect_default()
+        client = MlflowClient()
+        version = promote(args.run_id, args.alias, client)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(promotion_line(version, args.alias, client.get_run(args.run_id)))
+    return 0
+
+
+if __name__ == "__main__":
+    skip_final_collection()
+    sys.exit(main())

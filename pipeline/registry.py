@@ -1,0 +1,68 @@
+"""The MLflow Model Registry: a registered model per dataset, a version of it per training, and an alias (by
+default `champion`) on the version to use, so that `models:/handwriting-mnist@champion` names the model to
+predict with or serve whichever run trained it.
+"""
+
+from __future__ import annotations
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.tracking import MlflowClient
+
+from pipeline.errors import UserError, first_line
+
+CHAMPION = "champion"
+REGISTERED_TAG = "model.registered"  # on the training run: `handwriting-mnist/3`
+
+
+class RegistryError(UserError):
+    """A run or alias that the registry cannot promote; the message names it and says what to do."""
+
+
+def model_name(dataset_name: str) -> str:
+    """`handwriting-mnist`, `handwriting-emnist-balanced`: the project's name and the dataset's, in hyphens (as in
+    the project's name and MLflow's own examples; a URI `models:/handwriting-emnist-balanced@champion` reads as
+    one word). Models of different datasets, whose classes differ, are never versions of one model."""
+    return f"handwriting-{dataset_name.replace('_', '-')}"
+
+
+def version_label(name: str, version: int | str) -> str:
+    """`handwriting-mnist/3`: the training run's tag REGISTERED_TAG."""
+    return f"{name}/{version}"
+
+
+def registered_version(run_id: str, client: MlflowClient) -> ModelVersion:
+    """The registered version whose training run is `run_id` (the newest, should it have been registered twice)."""
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as err:
+        if err.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise
+        raise RegistryError(
+            f"run {run_id}: no such run in {client.tracking_uri} — give a run id from `mlflow ui` or models/run.json"
+            " (MLFLOW_TRACKING_URI chooses another store)"
+        ) from None
+    versions = client.search_model_versions(f"run_id = '{run_id}'")
+    if not versions:
+        raise RegistryError(
+            f"run {run_id} ({run.info.run_name}) has no registered model: only a completed training since models "
+            f"are registered has one — promote a run with the tag {REGISTERED_TAG}, or train again"
+        )
+    return max(versions, key=lambda v: int(v.version))
+
+
+def promote(run_id: str, alias: str = CHAMPION, client: MlflowClient | None = None) -> ModelVersion:
+    """Give `alias` to the registered version that run `run_id` trained, taking it from any other version of that
+    model (an alias names one version); returns the version, its aliases updated. `client` defaults to the
+    current tracking URI's."""
+    client = client or MlflowClient()
+    version = registered_version(run_id, client)
+    try:
+        client.set_registered_model_alias(version.name, alias, version.version)
+    except MlflowException as err:
+        if err.error_code != ErrorCode.Name(INVALID_PARAMETER_VALUE):
+            raise
+        # A name MLflow refuses: `latest`, `v3`, one with spaces…
+        raise RegistryError(f"alias {alias!r}: {first_line(err, limit=200)}") from None
+    return client.get_model_version(version.name, version.version)

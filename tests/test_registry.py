@@ -1,0 +1,191 @@
+"""The Model Registry on a real embedded store: every training registers a version of its dataset's model,
+`promote` and its command give a run's version an alias, and `predict` loads a model by that alias.
+
+One tiny project for the module: a training on the `tiny` data that is evaluated, a second one with another seed
+(other weights) that is not, and a run without a model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from pipeline import predict
+from pipeline.evaluate import evaluate
+from pipeline.promote import main as promote_main
+from pipeline.registry import RegistryError, model_name, promote
+from pipeline.train import train
+from tests.conftest import REPO, run, stage_env, synthetic_dataset, tiny_config, tiny_workdir
+
+
+@dataclass(frozen=True)
+class Project:
+    folder: Path
+    first: str  # a training, evaluated: version 1
+    second: str  # the next training, seed 7: version 2
+    no_model: str  # a run that logged no model
+    client: MlflowClient
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, empty_store) -> Project:
+    folder = tmp_path_factory.mktemp("registry")
+    with pytest.MonkeyPatch.context() as mp, tiny_workdir(folder, mp, empty_store) as cfg:
+        first = train(cfg, "first")
+        evaluate(cfg)
+        second = train(tiny_config(["seed=7"]), "second")
+        with mlflow.start_run(run_name="no model") as bare:
+            pass
+        yield Project(folder, first, second, bare.info.run_id, MlflowClient(f"sqlite:///{folder}/mlruns/mlflow.db"))
+
+
+def champion_run(project: Project, alias: str = "champion") -> str:
+    return project.client.get_model_version_by_alias("handwriting-mnist", alias).run_id
+
+
+def test_model_name_is_the_projects_and_the_datasets_in_hyphens():
+    assert model_name("mnist") == "handwriting-mnist"
+    assert model_name("emnist_balanced") == "handwriting-emnist-balanced"
+    assert model_name("emnist_digits") == "handwriting-emnist-digits"
+
+
+def test_each_training_registers_the_next_version_of_its_datasets_model(project):
+    versions = project.client.search_model_versions("name = 'handwriting-mnist'")
+    assert sorted((int(v.version), v.run_id) for v in versions) == [(1, project.first), (2, project.second)]
+    for number, run_id in ((1, project.first), (2, project.second)):
+        tags = project.client.get_run(run_id).data.tags
+        assert tags["model.registered"] == f"handwriting-mnist/{number}"
+
+
+def test_promote_gives_the_alias_to_the_runs_version_and_takes_it_from_any_other(project):
+    first = promote(project.first, client=project.client)
+    assert (first.name, first.version, first.run_id) == ("handwriting-mnist", 1, project.first)
+    assert first.aliases == ["champion"]
+    assert champion_run(project) == project.first
+    second = promote(project.second, client=project.client)
+    assert second.version == 2 and second.aliases == ["champion"]
+    assert champion_run(project) == project.second
+    assert project.client.get_model_version("handwriting-mnist", "1").aliases == []
+
+
+def test_another_alias_leaves_the_champion_where_it_is(project):
+    promote(project.second, client=project.client)
+    assert promote(project.first, "candidate", project.client).aliases == ["candidate"]
+    assert (champion_run(project), champion_run(project, "candidate")) == (project.second, project.first)
+
+
+def test_promote_uses_the_current_tracking_uri_without_a_client(project):
+    mlflow.set_tracking_uri(f"sqlite:///{project.folder}/mlruns/mlflow.db")
+    promote(project.first)
+    assert champion_run(project) == project.first
+
+
+def test_promote_refuses_an_unknown_run_a_run_without_a_model_and_a_reserved_alias(project):
+    store = f"sqlite:///{project.folder}/mlruns/mlflow.db"
+    with pytest.raises(RegistryError, match=rf"^run nope: no such run in {store} — give a run id from `mlflow ui`"):
+        promote("nope", client=project.client)
+    with pytest.raises(RegistryError, match=rf"^run {project.no_model} \(no model\) has no registered model: "):
+        promote(project.no_model, client=project.client)
+    with pytest.raises(RegistryError, match=r"^alias 'latest': .*reserved"):
+        promote(project.first, "latest", project.client)
+
+
+# The command
+
+
+def test_the_command_promotes_and_prints_the_version_and_the_runs_test_accuracy(project, capsys):
+    assert promote_main([project.first]) == 0
+    accuracy = project.client.get_run(project.first).data.metrics["test.mnist.accuracy"]
+    assert capsys.readouterr().out == (
+        f"champion: handwriting-mnist version 1 (run {project.first}, test.mnist.accuracy {accuracy:.4f})\n"
+    )
+    assert promote_main([project.second, "--alias", "candidate"]) == 0
+    assert capsys.readouterr().out == (
+        f"candidate: handwriting-mnist version 2 (run {project.second}, not evaluated)\n"
+    )
+    assert (champion_run(project), champion_run(project, "candidate")) == (project.first, project.second)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope"], "error: run nope: no such run in sqlite:///"),
+        (["{no_model}"], "error: run {no_model} (no model) has no registered model"),
+        (["{first}", "--alias", "v2"], "error: alias 'v2': "),
+    ],
+)
+def test_the_commands_mistakes_are_one_line_and_exit_status_1(project, capsys, args, message):
+    ids = {"no_model": project.no_model, "first": project.first}
+    assert promote_main([a.format(**ids) for a in args]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.startswith(message.format(**ids)) and out.err.count("\n") == 1, out.err
+
+
+def test_the_command_reads_mlflow_tracking_uri(project, empty_store, tmp_path, monkeypatch, capsys):
+    other = shutil.copy(empty_store, tmp_path / "other.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{other}")
+    assert promote_main([project.first]) == 1  # the run is in the project's store, not in this one
+    assert capsys.readouterr().err.startswith(f"error: run {project.first}: no such run in sqlite:///{other} ")
+
+
+def test_the_command_outside_a_project_names_the_store_it_did_not_find(project, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")  # which mlflow.set_tracking_uri sets, here in the test process
+    assert promote_main([project.first]) == 1
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {tmp_path}/mlruns/mlflow.db: no MLflow store — run this in the project's folder, where "
+        "`dvc repro` made it, or set MLFLOW_TRACKING_URI to the store to use\n"
+    )
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.slow  # starts a Python process
+def test_the_command_from_the_shell_prints_no_traceback(project):
+    env = {**stage_env(None), "PYTHONPATH": str(REPO)}
+    result = run([sys.executable, "-m", "pipeline.promote", "nope"], project.folder, env, check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: run nope: no such run in sqlite:///") and result.stderr.count("\n") == 1
+
+
+# Predicting with the model an alias names
+
+
+@pytest.fixture
+def image(tmp_path) -> Path:
+    path = tmp_path / "image.png"
+    Image.fromarray(synthetic_dataset(10, 0, 1, seed=3).x_test[0]).save(path)
+    return path
+
+
+def test_predict_loads_the_version_the_alias_names(project, image, capsys):
+    promote(project.first, client=project.client)
+    assert predict.main([str(image), "--model", "models:/handwriting-mnist@champion", "--json", "--top", "10"]) == 0
+    (result,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    predicted = [p for _, p in sorted((int(t["class"]), t["probability"]) for t in result["top"])]
+    x = predict.load_image(image)[None].astype(np.float32)
+    first, second = (
+        mlflow.tensorflow.load_model(f"runs:/{run_id}/model").predict(x, verbose=0)[0]
+        for run_id in (project.first, project.second)
+    )
+    assert np.abs(first - second).max() > 1e-3, "the two versions must differ for this test to tell them apart"
+    np.testing.assert_allclose(predicted, first, atol=1e-6)
+
+
+def test_predict_with_an_alias_no_version_has_is_one_line_and_exit_status_2(project, image, capsys):
+    assert predict.main([str(image), "--model", "models:/handwriting-mnist@nothere"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and out.err.count("\n") == 1, out.err
+    assert out.err.startswith(
+        f"models:/handwriting-mnist@nothere: Registered model alias nothere not found "
+        f"(store sqlite:///{project.folder}/mlruns/mlflow.db)"
+    )
+    assert "python -m pipeline.promote RUN_ID" in out.err

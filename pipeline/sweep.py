@@ -116,6 +116,22 @@ def close_if_unfinished(tracking_uri: str, parent_run_id: str) -> None:
         client.set_terminated(run_id, "KILLED")
 
 
+def crown(client: mlflow.MlflowClient, parent_run_id: str, run_id: str) -> None:
+    """The best variant's best run: its registered model gets the alias `champion`, named in the parent's tag
+    `compare.champion`. A run without a registered model (trained before models were registered) is said so; the
+    sweep's result stands."""
+    from pipeline.promote import promotion_line
+    from pipeline.registry import CHAMPION, RegistryError, promote, version_label
+
+    try:
+        version = promote(run_id, CHAMPION, client)
+    except RegistryError as err:
+        print(f"sweep: no champion: {err}", file=sys.stderr, flush=True)
+        return
+    client.set_tag(parent_run_id, "compare.champion", version_label(version.name, version.version))
+    print(f"sweep: {promotion_line(version, CHAMPION, client.get_run(run_id))}", flush=True)
+
+
 class SweepTracking(Callback):
     """Opens the parent run before the first job and closes it, with the comparison, after the last."""
 
@@ -150,6 +166,8 @@ class SweepTracking(Callback):
         tracking.connect(config.tracking)
         client = mlflow.MlflowClient()
         comparison = compare.write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir)
+        if comparison.champion is not None:
+            crown(client, parent, comparison.champion)
         failed = sorted({r.name for r in comparison.runs if r.status != "FINISHED"})
         client.set_terminated(parent, "FAILED" if failed or not comparison.runs else "FINISHED")
         print(f"sweep: {len(comparison.runs)} runs compared in {sweep_dir / 'comparison.md'}", flush=True)

@@ -159,6 +159,43 @@ def test_a_sweep_over_seeds_compares_variants_with_intervals_and_paired_tests(ti
     assert "**model=plain1**" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # two real trainings with reports: in the full suite, not the fast subset
+def test_a_sweep_crowns_the_best_variants_best_run_champion(tiny, tmp_path, capsys):
+    """Real jobs, trained and evaluated on tiny data: the best variant's best seed is `models:/…@champion`."""
+    job_cfg = tiny_config(["model=plain1", "data.test_sets=[mnist]", "report.confused_pairs=1", "report.grid_size=4"])
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = sweep_config(tmp_path / "sweep", ["model=plain1", "seed=1,2"])
+        callback = SweepTracking()
+        callback.on_multirun_start(cfg)
+    parent = OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id
+    accuracies = {}
+    for seed in (1, 2):
+        job = SweepJob(f"model=plain1,seed={seed}", parent, "model=plain1")
+        accuracies[seed] = run_experiment(OmegaConf.merge(job_cfg, {"seed": seed}), Path(f"job{seed}"), job)
+    callback.on_multirun_end(cfg)
+
+    client = MlflowClient()
+    champion = client.get_model_version_by_alias("handwriting-mnist", "champion")
+    best_seed = max(accuracies, key=lambda s: (accuracies[s], -s))  # the first of equals
+    assert client.get_run(champion.run_id).data.params["seed"] == str(best_seed)
+    assert client.get_run(parent).data.tags["compare.champion"] == f"handwriting-mnist/{champion.version}"
+    assert (
+        f"sweep: champion: handwriting-mnist version {champion.version} (run {champion.run_id}"
+        in capsys.readouterr().out
+    )
+
+
+def test_a_sweep_of_runs_without_registered_models_has_no_champion(tiny, in_hydra, tmp_path, capsys):
+    cfg = sweep_config(tmp_path / "sweep", ["model=plain1,plain3"])
+    callback = SweepTracking()
+    callback.on_multirun_start(cfg)
+    parent = OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id
+    job_run(cfg, "model=plain1", parent, 0.9)
+    callback.on_multirun_end(cfg)
+    assert "sweep: no champion: run " in capsys.readouterr().err
+    assert "compare.champion" not in MlflowClient().get_run(parent).data.tags
+
+
 def test_comparing_a_run_that_is_not_a_sweep_is_one_line(tiny, capsys):
     assert compare.main(["0123456789abcdef"]) == 2
     err = capsys.readouterr().err

@@ -11,14 +11,24 @@ import yaml
 from tests.conftest import REPO
 
 
+def run_time_nodes(tree: ast.AST):
+    """Every node of `tree` but those under `if TYPE_CHECKING:`, imports for type hints that never run."""
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            continue
+        yield node
+        yield from run_time_nodes(node)
+
+
 def pipeline_imports(module: str, seen: set[str] | None = None) -> set[str]:
-    """`module` and every pipeline module it imports, directly or not (read from the source, not executed)."""
+    """`module` and every pipeline module it imports when it runs, directly or not (read from the source, not
+    executed)."""
     seen = set() if seen is None else seen
     if module in seen:
         return seen
     seen.add(module)
     tree = ast.parse((REPO / "pipeline" / f"{module}.py").read_text())
-    for node in ast.walk(tree):
+    for node in run_time_nodes(tree):
         names = []
         if isinstance(node, ast.ImportFrom) and node.module:
             if node.module == "pipeline":
@@ -31,6 +41,12 @@ def pipeline_imports(module: str, seen: set[str] | None = None) -> set[str]:
             if (REPO / "pipeline" / f"{name}.py").is_file():
                 pipeline_imports(name, seen)
     return seen
+
+
+def test_imports_for_type_hints_only_are_not_dependencies():
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import os\nimport sys\n")
+    names = [a.name for node in run_time_nodes(tree) if isinstance(node, ast.Import) for a in node.names]
+    assert names == ["sys"]
 
 
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]

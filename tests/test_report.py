@@ -313,7 +313,8 @@ def test_report_writes_every_file_and_logs_them_to_the_run(evaluated, reported):
     assert {"test.mnist.accuracy", "test.emnist_digits.macro_f1"} <= set(run.data.metrics)
     written = {f"reports/{p.relative_to(reports).as_posix()}" for p in reports.rglob("*") if p.is_file()}
     tables = {f"tables/per_class_{test_set}.json" for test_set in cfg.data.test_sets}
-    assert artifact_files(mlflow.MlflowClient(), run_id) == written | tables
+    predictions = {f"predictions/{test_set}.npz" for test_set in cfg.data.test_sets}  # evaluate's, before report
+    assert artifact_files(mlflow.MlflowClient(), run_id) == written | tables | predictions
     assert len(written) == 1 + 2 + len(RUN_FIGURES) + len(TEST_SET_FILES) * 2
 
 

@@ -18,11 +18,13 @@ the same by itself).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -407,8 +409,26 @@ def compare_sweep(client: Any, parent_run_id: str, cfg: Mapping[str, Any], prefe
     runs = sweep_runs(client, parent_run_id)
     test_sets = test_sets_of(runs, preferred)
     settings = settings_from(cfg, test_sets or preferred)
-    with tempfile.TemporaryDirectory() as folder:
+    with tempfile.TemporaryDirectory() as folder, without_download_bars():
         return compare(runs, test_sets, settings, logged_correctness(client, Path(folder)))
+
+
+@contextmanager
+def without_download_bars() -> Iterator[None]:
+    """MLflow draws a progress bar for every file it downloads: a line per run and test set, here of files read in
+    milliseconds."""
+    saved = os.environ.get(PROGRESS_BAR)
+    os.environ[PROGRESS_BAR] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[PROGRESS_BAR]
+        else:
+            os.environ[PROGRESS_BAR] = saved
+
+
+PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def write_comparison(

@@ -171,7 +171,7 @@ def sweep_comparison(comparison: Comparison) -> Figure:
     ]
     fig.legend(handles=handles, loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     s = comparison.settings
-    fig.suptitle(f"Sweep: mean test accuracy per variant (best by {s.metric} on {s.test_set}; α = {s.alpha})")
+    fig.suptitle(f"Mean test accuracy per variant\n(best by {s.metric} on {s.test_set}; α = {s.alpha})", fontsize=11)
     return fig
 
 

@@ -36,6 +36,8 @@ from pipeline.files import atomic_path
 from pipeline.stats import Spread, mcnemar_exact, spread, wilson_interval
 from pipeline.tables import to_csv
 
+REPEAT_KEY = "seed"  # swept, it repeats every variant: `seed=1,2,3` makes three runs of each
+VARIANT_TAG = "sweep.variant"  # on each child run: its swept values but the seed, what runs are grouped by
 LOWER_IS_BETTER = ("loss", "ece")  # every other score (accuracy, macro_f1, top5_accuracy…) is better higher
 
 BEST, NOT_DISTINGUISHABLE, WORSE, BETTER = "best", "not distinguishable", "worse", "better"
@@ -352,7 +354,7 @@ def from_mlflow(found: Any) -> Run:
     return Run(
         run_id=found.info.run_id,
         name=found.info.run_name,
-        variant=found.data.tags.get("sweep.variant", found.info.run_name),
+        variant=found.data.tags.get(VARIANT_TAG, found.info.run_name),
         seed=None if seed is None else int(seed),
         status=found.info.status,
         metrics=found.data.metrics,

@@ -28,8 +28,6 @@ from pipeline.files import read_json, write_json
 from pipeline.schema import config_problems
 
 SWEEP_FILE = "sweep.json"
-REPEAT_KEY = "seed"  # swept, it repeats every variant: `seed=1,2,3` makes three runs of each, which compare.py groups
-VARIANT_TAG = "sweep.variant"
 
 
 def parse(overrides: Sequence[str]) -> list[Override]:
@@ -84,7 +82,7 @@ class SweepJob:
     variant: str  # the swept values but the seed (`model=plain3`): what the comparison groups runs by
 
     def tags(self) -> dict[str, str]:
-        return {VARIANT_TAG: self.variant} if self.parent else {}
+        return {compare.VARIANT_TAG: self.variant} if self.parent else {}
 
 
 def sweep_job(default_name: str) -> SweepJob:
@@ -95,7 +93,7 @@ def sweep_job(default_name: str) -> SweepJob:
         return SweepJob(default_name, None, default_name)
     sweep = read_json(path)
     job = list(hc.overrides.task)
-    variant = child_name(job, [k for k in sweep["varied"] if k != REPEAT_KEY])
+    variant = child_name(job, [k for k in sweep["varied"] if k != compare.REPEAT_KEY])
     return SweepJob(child_name(job, sweep["varied"]), sweep["parent_run_id"], variant)
 
 

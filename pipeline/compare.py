@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -240,15 +241,13 @@ def to_markdown(comparison: Comparison) -> str:
     s = comparison.settings
     if comparison.best is None:
         return "(no finished variants to compare)\n"
-    lines = [
-        (
-            f"Best variant by mean test.{s.test_set}.{s.metric}: **{comparison.best}**. Intervals are 95%: over seeds "
-            "(Student t; n/a with one seed) and over the test images (Wilson, at the mean). p: McNemar's exact test "
-            "against the best on the same images, seed against seed, the largest over the seeds; a variant is worse "
-            f"or better only when p < {s.alpha} in every seed."
-        ),
-        "",
-    ]
+    explained = (
+        f"Best variant by mean test.{s.test_set}.{s.metric}: **{comparison.best}**. Intervals are 95%: over seeds "
+        "(Student t; n/a with one seed) and over the test images (Wilson, at the mean). p: McNemar's exact test "
+        "against the best on the same images, seed against seed, the largest over the seeds; a variant is worse "
+        f"or better only when p < {s.alpha} in every seed."
+    )
+    lines = [*textwrap.wrap(explained, 110), ""]  # one paragraph in markdown, lines that fit a terminal
     for test_set in comparison.test_sets:
         lines += [
             f"**{test_set}**",

@@ -1,12 +1,13 @@
 # The two commands a user needs: `make repro` (the whole pipeline) and `make test` (the test suite).
 # Both create the environment in .venv first if it is missing or older than requirements.lock.
+# Beyond one machine (README, Scaling out): `make server` (a team's MLflow tracking server).
 PYTHON ?= python3.11
 VENV := .venv
-BIN := $(CURDIR)/$(VENV)/bin
+BIN := $(abspath $(VENV))/bin
 # Stage commands in dvc.yaml call `python`: the environment's, whichever shell runs make.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: env repro test test-fast lint lock
+.PHONY: env repro test test-fast lint lock server
 
 env: $(VENV)/.installed
 
@@ -18,6 +19,22 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 repro: env
 	$(BIN)/dvc repro
+
+# An MLflow tracking server for a team: its runs in the SQLite file $(SERVER_DIR)/mlflow.db, artifacts uploaded by the
+# clients over HTTP into $(SERVER_DIR)/artifacts (--artifacts-destination; an s3://… or gs://… URL works too).
+# Clients set MLFLOW_TRACKING_URI=http://<this machine>:$(PORT) and nothing else. HOST=0.0.0.0 listens on every
+# interface (MLflow then accepts private-network addresses; name others with SERVER_OPTS="--allowed-hosts …").
+# MLflow's job runner (GenAI evaluation jobs, seven more processes) is off: nothing here uses it.
+HOST ?= 127.0.0.1
+PORT ?= 5000
+SERVER_DIR ?= mlflow-server
+WORKERS ?= 2
+server: env
+	mkdir -p $(SERVER_DIR)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
+	  --backend-store-uri sqlite:///$(abspath $(SERVER_DIR))/mlflow.db \
+	  --artifacts-destination $(abspath $(SERVER_DIR))/artifacts \
+	  --host $(HOST) --port $(PORT) --workers $(WORKERS) $(SERVER_OPTS)
 
 # Everything: lint, format check, every test with line coverage of pipeline/.
 test: env lint

@@ -5,9 +5,9 @@ model URI (`runs:/<run id>/model`, `models:/<name>/<version>`). Images of any si
 light or light on dark, are preprocessed as MNIST was made (see pipeline/preprocess.py), then classified in one
 batch. A photo's EXIF orientation is applied first. An unreadable file, or one over the pixel limit (checked before
 decoding: a small file can unpack into gigabytes), gets a one-line error and the rest are still classified; the
-exit status is 1 when any file failed. A model that cannot be used (missing, not a model, or saved without its
-class names and not of 10 classes) is one line on stderr and exit status 2; `--verbose` adds the traceback behind
-it.
+exit status is 1 when any file failed. A model that cannot be used (missing, not a model, saved without its class
+names and not of 10 classes, or on a tracking server that does not answer) is one line on stderr and exit status 2;
+`--verbose` adds the traceback behind it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from pipeline.errors import UserError
 from pipeline.model_file import ModelFileError, load_with_class_names
 from pipeline.preprocess import mnist_style
 from pipeline.shutdown import skip_final_collection
@@ -152,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         classifier = Classifier(args.model)
-    except ModelFileError as err:
+    except (ModelFileError, UserError) as err:  # UserError: the tracking server named by the URI does not answer
         if args.verbose:
             traceback.print_exception(err)
         print(str(err), file=sys.stderr)

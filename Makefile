@@ -1,13 +1,14 @@
 # The two commands a user needs: `make repro` (the whole pipeline) and `make test` (the test suite).
 # Both create the environment in .venv first if it is missing or older than requirements.lock.
-# Beyond one machine (README, Scaling out): `make server` (a team's MLflow tracking server).
+# Beyond one machine (README, Scaling out): `make server` (a team's MLflow tracking server), `make push` and
+# `make pull` (the DVC remote).
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 # Stage commands in dvc.yaml call `python`: the environment's, whichever shell runs make.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: env repro test test-fast lint lock server
+.PHONY: env repro test test-fast lint lock server push pull
 
 env: $(VENV)/.installed
 
@@ -35,6 +36,18 @@ server: env
 	  --backend-store-uri sqlite:///$(abspath $(SERVER_DIR))/mlflow.db \
 	  --artifacts-destination $(abspath $(SERVER_DIR))/artifacts \
 	  --host $(HOST) --port $(PORT) --workers $(WORKERS) $(SERVER_OPTS)
+
+# The DVC remote (.dvc/config; your own with `dvc remote modify --local storage url …`) is asked first, so a
+# missing one fails in seconds and nothing is trained that could not be stored; then `dvc repro` (nothing to do
+# after a run) and `dvc push`. On another machine, `make pull` gets data, model and reports without training.
+push: env
+	$(BIN)/python -m pipeline.reach
+	$(BIN)/dvc repro
+	$(BIN)/dvc push
+
+pull: env
+	$(BIN)/python -m pipeline.reach
+	$(BIN)/dvc pull
 
 # Everything: lint, format check, every test with line coverage of pipeline/.
 test: env lint

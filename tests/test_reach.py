@@ -1,16 +1,19 @@
-"""When the far end is missing: a tracking server that does not answer is one line naming it and what to check,
-within seconds and before any training; one that answers at all passes."""
+"""When the far end is missing: a tracking server or DVC remote that does not answer is one line naming it and what
+to check, within seconds and before any training; one that answers at all passes."""
 
 from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from dvc.repo import Repo
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 from PIL import Image
@@ -19,7 +22,7 @@ from pipeline import predict, reach, tracking
 from pipeline.errors import UserError
 from pipeline.sweep import SweepTracking
 from pipeline.train import train
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, copy_repo, free_port, run, stage_env
 from tests.http_source import FileServer
 from tests.test_errors import entrypoint, our_lines
 
@@ -52,6 +55,12 @@ def test_a_server_that_never_answers_is_given_up_on_in_time(silent):
 def test_any_http_answer_counts_even_an_error_status(tmp_path):
     with FileServer(tmp_path) as server:  # 404 for every path here
         assert reach.http_problem(server.url("health")) is None
+
+
+def test_a_question_that_fails_or_hangs_is_the_problem():
+    assert reach.answered_within(lambda: None) is None
+    assert reach.answered_within(lambda: 1 / 0) == "ZeroDivisionError: division by zero"
+    assert reach.answered_within(lambda: time.sleep(5), timeout=0.2) == "no answer within 0.2 s"
 
 
 # The tracking server, in every entrypoint that talks to MLflow, before any work.
@@ -125,3 +134,71 @@ def test_a_sweep_with_an_absent_server_exits_in_one_line_before_any_job(refused,
     assert result.returncode == 1
     assert our_lines(result.stderr) == [f"error: {expected_line(refused)}"]
     assert os.listdir(tmp_path) == []  # no sweep folder, no job, no store
+
+
+# The DVC remote: `python -m pipeline.reach`, which `make push` and `make pull` run first.
+
+
+def dvc_repo(folder: Path, remote_url: str | None) -> Path:
+    """A new DVC project (no git) with `remote_url` as its default remote, written as `dvc remote add -d` does."""
+    Repo.init(str(folder), no_scm=True).close()
+    if remote_url is not None:
+        remote = f"    remote = storage\n['remote \"storage\"']\n    url = {remote_url}\n"
+        (folder / ".dvc" / "config").write_text("[core]\n    no_scm = True\n" + remote)
+    return folder
+
+
+def test_a_local_remote_is_there_when_it_or_its_parent_folder_is(tmp_path):
+    (tmp_path / "share").mkdir()
+    assert reach.remote_problem(dvc_repo(tmp_path / "a", str(tmp_path / "share" / "remote"))) is None
+    # As .dvc/config has it: relative to .dvc/, a folder beside the repository, made by the first push.
+    assert reach.remote_problem(dvc_repo(tmp_path / "b", "../../beside")) is None
+
+
+def test_a_local_remote_on_a_missing_drive_is_refused(tmp_path):
+    remote = tmp_path / "unmounted" / "dvc-remote"
+    assert reach.remote_problem(dvc_repo(tmp_path / "a", str(remote))) == (
+        f"DVC remote 'storage' ({remote}): neither it nor its parent folder exists — is the drive or share mounted? "
+        "Or point it elsewhere with `dvc remote modify --local storage url <url>`"
+    )
+
+
+def test_an_http_remote_that_refuses_is_refused_in_time(tmp_path, refused):
+    start = time.monotonic()
+    problem = reach.remote_problem(dvc_repo(tmp_path, f"{refused}/dvc"), timeout=1)
+    assert problem.startswith(f"DVC remote 'storage' ({refused}/dvc) not reachable: Connection refused — check the")
+    assert time.monotonic() - start < 5
+
+
+def test_a_remote_whose_dvc_plugin_is_missing_says_which_to_install(tmp_path):
+    problem = reach.remote_problem(dvc_repo(tmp_path, "s3://bucket/dvc"))
+    assert problem == "DVC remote 'storage' (s3://bucket/dvc): s3 is supported, but requires 'dvc-s3' to be installed"
+
+
+def test_no_remote_at_all_says_how_to_add_one(tmp_path):
+    assert reach.remote_problem(dvc_repo(tmp_path, None)).startswith("no default DVC remote: add one with")
+
+
+@pytest.mark.slow  # make and DVC in processes of their own
+@pytest.mark.parametrize("remote", ["local", "http"])
+def test_make_push_to_a_missing_remote_fails_in_seconds_before_any_training(remote, tmp_path, refused):
+    """A repository with nothing trained yet: `make push` would train first, so the remote is asked before."""
+    path = copy_repo(tmp_path / "repo")
+    env = stage_env(None)
+    run(["git", "init", "-q"], path, env)
+    url = str(tmp_path / "unmounted" / "dvc-remote") if remote == "local" else f"{refused}/dvc"
+    run(["dvc", "remote", "modify", "--local", "storage", "url", url], path, env)
+    venv = Path(sys.prefix)
+    start = time.monotonic()
+    result = subprocess.run(
+        ["make", "-s", f"VENV={venv}", "-o", f"{venv}/.installed", "push"],
+        cwd=path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0 and time.monotonic() - start < 30
+    assert result.stderr.splitlines()[0].startswith(f"error: DVC remote 'storage' ({url})")
+    assert "Running stage" not in result.stdout
+    assert not (path / "data").exists() and not (path / "models").exists()

@@ -1,12 +1,14 @@
 # The two commands a user needs: `make repro` (the whole pipeline) and `make test` (the test suite).
 # Both create the environment in .venv first if it is missing or older than requirements.lock.
+# Beyond one machine (README, Scaling out): `make server` (a team's MLflow tracking server), `make push` and
+# `make pull` (the DVC remote).
 PYTHON ?= python3.11
 VENV := .venv
-BIN := $(CURDIR)/$(VENV)/bin
+BIN := $(abspath $(VENV))/bin
 # Stage commands in dvc.yaml call `python`: the environment's, whichever shell runs make.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: env repro test test-fast lint lock
+.PHONY: env repro test test-fast lint lock server push pull
 
 env: $(VENV)/.installed
 
@@ -18,6 +20,34 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 
 repro: env
 	$(BIN)/dvc repro
+
+# An MLflow tracking server for a team: its runs in the SQLite file $(SERVER_DIR)/mlflow.db, artifacts uploaded by the
+# clients over HTTP into $(SERVER_DIR)/artifacts (--artifacts-destination; an s3://… or gs://… URL works too).
+# Clients set MLFLOW_TRACKING_URI=http://<this machine>:$(PORT) and nothing else. HOST=0.0.0.0 listens on every
+# interface (MLflow then accepts private-network addresses; name others with SERVER_OPTS="--allowed-hosts …").
+# MLflow's job runner (GenAI evaluation jobs, seven more processes) is off: nothing here uses it.
+HOST ?= 127.0.0.1
+PORT ?= 5000
+SERVER_DIR ?= mlflow-server
+WORKERS ?= 2
+server: env
+	mkdir -p $(SERVER_DIR)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
+	  --backend-store-uri sqlite:///$(abspath $(SERVER_DIR))/mlflow.db \
+	  --artifacts-destination $(abspath $(SERVER_DIR))/artifacts \
+	  --host $(HOST) --port $(PORT) --workers $(WORKERS) $(SERVER_OPTS)
+
+# The DVC remote (.dvc/config; your own with `dvc remote modify --local storage url …`) is asked first, so a
+# missing one fails in seconds and nothing is trained that could not be stored; then `dvc repro` (nothing to do
+# after a run) and `dvc push`. On another machine, `make pull` gets data, model and reports without training.
+push: env
+	$(BIN)/python -m pipeline.reach
+	$(BIN)/dvc repro
+	$(BIN)/dvc push
+
+pull: env
+	$(BIN)/python -m pipeline.reach
+	$(BIN)/dvc pull
 
 # Everything: lint, format check, every test with line coverage of pipeline/.
 test: env lint

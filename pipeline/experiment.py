@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -40,6 +42,14 @@ def with_job_outputs(cfg: DictConfig, job_dir: Path) -> DictConfig:
 def threads_per_job(n_jobs: int | None, cores: int) -> int | None:
     """Cores shared out among parallel jobs; None (TensorFlow's default, all cores) for one job at a time."""
     return max(1, cores // n_jobs) if n_jobs and n_jobs > 1 else None
+
+
+def launcher_threads(launcher: Mapping[str, Any], cores: int) -> int | None:
+    """The threads a job's launcher gives it: a cluster launcher's reservation (submitit's `cpus_per_task`: on a
+    shared node TensorFlow would otherwise take every core it sees), else the joblib launcher's share."""
+    if launcher.get("cpus_per_task"):
+        return int(launcher["cpus_per_task"])
+    return threads_per_job(launcher.get("n_jobs"), cores)
 
 
 def limit_threads(threads: int | None) -> None:
@@ -79,7 +89,7 @@ def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
 def main(cfg: DictConfig) -> float:
     validate(cfg)
     hc = HydraConfig.get()
-    limit_threads(threads_per_job(hc.launcher.get("n_jobs"), os.cpu_count() or 1))
+    limit_threads(launcher_threads(hc.launcher, os.cpu_count() or 1))
     return run_experiment(cfg, Path(hc.runtime.output_dir), sweep_job(default_run_name(cfg)))
 
 

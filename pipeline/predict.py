@@ -6,8 +6,9 @@ any size, colour or grayscale, dark on light or light on dark, are preprocessed 
 pipeline/preprocess.py), then classified in one batch. A photo's EXIF orientation is applied first. An unreadable
 file, or one over the pixel limit (checked before decoding: a small file can unpack into gigabytes), gets a
 one-line error and the rest are still classified; the exit status is 1 when any file failed. A model that cannot
-be used (missing, not a model, not in the MLflow store, or saved without its class names and not of 10 classes) is
-one line on stderr and exit status 2; `--verbose` adds the traceback behind it.
+be used (missing, not a model, not in the MLflow store, on a tracking server that does not answer, or saved without
+its class names and not of 10 classes) is one line on stderr and exit status 2; `--verbose` adds the traceback
+behind it.
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         classifier = Classifier(args.model)
-    except ModelFileError as err:
+    except (ModelFileError, UserError) as err:  # UserError: the tracking server named by the URI does not answer
         if args.verbose:
             traceback.print_exception(err)
         print(str(err), file=sys.stderr)

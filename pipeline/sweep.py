@@ -142,6 +142,7 @@ class SweepTracking(Callback):
             problems = sweep_problems(config, sweep_overrides, varied)
         except HydraException as err:  # a variant that does not compose (Hydra's sweeper would refuse it next)
             problems = [str(err)]
+        problems += tracking.server_problems(config.tracking)  # an absent tracking server, before any job starts
         if problems:
             print(f"error: {'; '.join(problems)}", file=sys.stderr, flush=True)
             raise SystemExit(1)

@@ -17,6 +17,7 @@ from filelock import FileLock
 from mlflow import ActiveRun
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 
+from pipeline import reach
 from pipeline.errors import UserError, first_line
 from pipeline.files import read_json, write_json
 from pipeline.interrupt import Interrupted
@@ -49,7 +50,31 @@ def resolved_uri(configured: str) -> tuple[str, Path | None]:
     return (f"sqlite:///{store}", store) if store is not None else (uri, None)
 
 
+def server_problems(tracking_cfg: Mapping[str, Any], timeout: float = reach.TIMEOUT) -> list[str]:
+    """Why the configured tracking server cannot be used, asked within seconds: [] when it answers, or when the
+    store is not a server. MLflow's client would retry for minutes, and a training could end with nowhere to go.
+    (Once a run is under way, MLflow's retries stay: a server restarting mid-training must not fail it.)"""
+    uri = resolved_uri(tracking_cfg["uri"])[0]
+    if not uri.startswith(("http://", "https://")):
+        return []
+    problem = reach.http_problem(f"{uri.rstrip('/')}/health", timeout)
+    if problem is None:
+        return []
+    source = ENV_URI if os.environ.get(ENV_URI) else "tracking.uri"
+    fix = "is it running (`make server` starts one) and are the address and port right?"
+    return [f"MLflow tracking server {uri} ({source}) not reachable: {problem} — {fix}"]
+
+
+def check_server(tracking_cfg: Mapping[str, Any]) -> None:
+    if problems := server_problems(tracking_cfg):
+        raise UserError(problems[0])
+
+
 def connect(tracking_cfg: Mapping[str, Any]) -> None:
+    """Point MLflow at the configured store and experiment; a tracking server that does not answer is a
+    UserError before anything else happens. A server decides where artifacts go (its proxied store); the
+    embedded store keeps them in a folder beside its file."""
+    check_server(tracking_cfg)
     uri, store = resolved_uri(tracking_cfg["uri"])
     mlflow.set_tracking_uri(uri)
     name = tracking_cfg["experiment"]
@@ -75,6 +100,7 @@ def connect_default() -> None:
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "tracking" / "local.yaml")
+    check_server(cfg)
     uri, store = resolved_uri(cfg.uri)
     if store is not None and not store.is_file():
         raise UserError(

@@ -7,8 +7,12 @@ import gzip
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -154,6 +158,82 @@ def fast_repo(official_site, tmp_path_factory) -> FastRepo:
     shutil.copytree(path / "models", models, dirs_exist_ok=True)
     run_id = json.loads((path / "models" / "run.json").read_text())["run_id"]
     return FastRepo(path, env, compose, first.stdout, run_id, models)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, what: str, seconds: float = 180) -> None:
+    """Until `url` answers; fails with `what`'s output if the process ends first or the time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not start") from None
+            time.sleep(0.5)
+
+
+@dataclass(frozen=True)
+class TrackingServer:
+    url: str
+    folder: Path  # its SQLite store and the artifacts clients uploaded
+
+
+@pytest.fixture(scope="session")
+def tracking_server(tmp_path_factory) -> Iterator[TrackingServer]:
+    """`make server` as documented, on a free loopback port, its store in a temporary folder; once per session."""
+    folder = tmp_path_factory.mktemp("tracking_server")
+    port = free_port()
+    venv = Path(sys.prefix)  # the environment running the tests; `-o` keeps make from rebuilding it
+    log = open(folder / "server.log", "w")  # noqa: SIM115 (open while the server runs)
+    server = subprocess.Popen(
+        ["make", "-s", "-C", str(REPO), f"VENV={venv}", "-o", f"{venv}/.installed", "server"]
+        + ["HOST=127.0.0.1", f"PORT={port}", f"SERVER_DIR={folder}"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # make, the mlflow CLI and its uvicorn workers: one group to stop at the end
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_http(f"{url}/health", server, f"mlflow server ({folder / 'server.log'})")
+        yield TrackingServer(url, folder)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+
+
+@dataclass(frozen=True)
+class ServedRepo:
+    path: Path  # a new repository after `dvc repro` with the fast setting against the tracking server, committed
+    env: dict[str, str]  # with MLFLOW_TRACKING_URI the server's URL
+    server: TrackingServer
+    run_id: str
+
+
+@pytest.fixture(scope="session")
+def served_repo(tracking_server, mirror, tmp_path_factory) -> ServedRepo:
+    """The fast pipeline once against the tracking server, with MLFLOW_TRACKING_URI the only MLflow setting: a fresh
+    copy of the repository, the data from the mirror, `dvc repro`, and a commit of what it wrote."""
+    path = copy_repo(tmp_path_factory.mktemp("served"))
+    env = {**stage_env(mirror), "MLFLOW_TRACKING_URI": tracking_server.url}
+    run(["git", "init", "-q"], path, env)
+    run(["python", "-m", "pipeline.compose", "experiment=fast"], path, env)
+    run(["dvc", "repro"], path, env)
+    run(["git", "add", "-A"], path, env)
+    run(["git", "commit", "-q", "-m", "fast run, tracked on the server"], path, env)
+    run_id = json.loads((path / "models" / "run.json").read_text())["run_id"]
+    return ServedRepo(path, env, tracking_server, run_id)
 
 
 # Tiny synthetic data for in-process tests of the stages: no mirror, seconds per test.

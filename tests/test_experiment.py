@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pipeline import compare, tracking
-from pipeline.experiment import run_experiment, threads_per_job, with_job_outputs
+from pipeline.experiment import launcher_threads, run_experiment, threads_per_job, with_job_outputs
 from pipeline.files import write_npz
 from pipeline.sweep import SWEEP_FILE, SweepJob, SweepTracking, sweep_job
 from tests.conftest import REPO, tiny_config
@@ -39,6 +39,22 @@ def test_job_outputs_go_to_the_job_folder_and_inputs_stay_shared(tmp_path):
 def test_threads_per_job_share_the_cores():
     assert threads_per_job(None, 2) is None and threads_per_job(1, 8) is None
     assert threads_per_job(2, 2) == 1 and threads_per_job(4, 16) == 4 and threads_per_job(8, 2) == 1
+
+
+@pytest.mark.parametrize(("launcher", "threads"), [("basic", None), ("parallel", 1), ("local", 1), ("slurm", 4)])
+def test_each_launcher_gives_its_jobs_their_threads(launcher, threads):
+    """joblib's workers share the cores; a submitit job (SLURM or local) gets what it reserved (cpus_per_task),
+    not every core of a node it shares."""
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert launcher_threads(cfg.hydra.launcher, cores=2) == threads
+
+
+def test_the_slurm_launcher_is_submitits():
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert cfg.hydra.launcher.timeout_min > 0 and cfg.hydra.launcher.mem_gb > 0
 
 
 def files_under(folder: Path) -> set[str]:

@@ -19,15 +19,16 @@ def signature(num_classes: int) -> ModelSignature:
     )
 
 
-def log_keras_model(model: keras.Model, class_names: Sequence[str]) -> None:
-    """Log under the name `model`, so `runs:/<run id>/model` loads it with mlflow.pyfunc."""
-    mlflow.tensorflow.log_model(
+def log_keras_model(model: keras.Model, class_names: Sequence[str]) -> str:
+    """Log under the name `model`, so `runs:/<run id>/model` loads it with mlflow.pyfunc; returns the logged model's
+    own URI, `models:/<model id>` (what `mlflow models serve -m` takes, from any machine that reaches the store)."""
+    return mlflow.tensorflow.log_model(
         model,
         name="model",
         signature=signature(len(class_names)),
         metadata={"class_names": list(class_names)},
         pip_requirements=requirements(),
-    )
+    ).model_uri
 
 
 SERVING_PACKAGES = ("tensorflow", "keras", "numpy", "cloudpickle", "mlflow")

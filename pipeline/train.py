@@ -70,12 +70,13 @@ def train(cfg: DictConfig, run_name: str, parent_run_id: str | None = None) -> s
         best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
         summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision)
         mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
-        log_keras_model(best, data.class_names)
+        model_uri = log_keras_model(best, data.class_names)
         write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
-        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
+        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id, model_uri)
     progress.clear()  # complete: the next training starts afresh
     print(
-        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}",
+        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}; "
+        f"logged as {model_uri}",
         flush=True,
     )
     return run.info.run_id

@@ -70,6 +70,16 @@ def group_cpu_seconds(group: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def embedded_store(folder: Path) -> str:
+    """A SQLite store in `folder` whose experiment keeps its artifacts there too: given an absolute sqlite URI,
+    MLflow would otherwise put a new experiment's artifacts under ./mlruns of the repository."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment("handwriting-lab", artifact_location=(folder / "artifacts").as_uri())
+    return uri
+
+
 def run_sweep(uri: str, sweep_dir: Path, size: list[str]) -> float:
     """Wall seconds of one multirun tracked at `uri`; fails loudly if any job failed."""
     cmd = [sys.executable, "-m", "pipeline.experiment", "-m", "hydra/launcher=parallel", *SWEEP, *size]
@@ -98,7 +108,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="hwlab-bench-") as tmp:
         tmp = Path(tmp)
         server, url = start_server(tmp / "server")
-        uris = {"sqlite": f"sqlite:///{tmp / 'mlflow.db'}", "server": url}
+        uris = {"sqlite": embedded_store(tmp), "server": url}
         try:
             for r in range(args.rounds):
                 for store in ("sqlite", "server") if r % 2 == 0 else ("server", "sqlite"):

@@ -22,19 +22,20 @@ repro: env
 	$(BIN)/dvc repro
 
 # An MLflow tracking server for a team: its runs in the SQLite file $(SERVER_DIR)/mlflow.db, artifacts uploaded by the
-# clients over HTTP into $(SERVER_DIR)/artifacts (--artifacts-destination; an s3://… or gs://… URL works too).
+# clients over HTTP into ARTIFACTS (--artifacts-destination: a folder, or s3://… with boto3 installed).
 # Clients set MLFLOW_TRACKING_URI=http://<this machine>:$(PORT) and nothing else. HOST=0.0.0.0 listens on every
 # interface (MLflow then accepts private-network addresses; name others with SERVER_OPTS="--allowed-hosts …").
 # MLflow's job runner (GenAI evaluation jobs, seven more processes) is off: nothing here uses it.
 HOST ?= 127.0.0.1
 PORT ?= 5000
 SERVER_DIR ?= mlflow-server
+ARTIFACTS ?= $(abspath $(SERVER_DIR))/artifacts
 WORKERS ?= 2
 server: env
 	mkdir -p $(SERVER_DIR)
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
 	  --backend-store-uri sqlite:///$(abspath $(SERVER_DIR))/mlflow.db \
-	  --artifacts-destination $(abspath $(SERVER_DIR))/artifacts \
+	  --artifacts-destination $(ARTIFACTS) \
 	  --host $(HOST) --port $(PORT) --workers $(WORKERS) $(SERVER_OPTS)
 
 # The DVC remote (.dvc/config; your own with `dvc remote modify --local storage url …`) is asked first, so a

@@ -8,7 +8,7 @@ from importlib.metadata import version
 import keras
 import mlflow
 import numpy as np
-from mlflow.models import ModelSignature
+from mlflow.models import ModelInfo, ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 
@@ -19,10 +19,12 @@ def signature(num_classes: int) -> ModelSignature:
     )
 
 
-def log_keras_model(model: keras.Model, class_names: Sequence[str], registered_name: str) -> str:
+def log_keras_model(model: keras.Model, class_names: Sequence[str], registered_name: str) -> ModelInfo:
     """Log under the name `model`, so `runs:/<run id>/model` loads it with mlflow.pyfunc, and register it as a new
-    version of `registered_name` (whose run is the active one); returns the version's number."""
-    info = mlflow.tensorflow.log_model(
+    version of `registered_name` (whose run is the active one); returns MLflow's record of it: its own URI,
+    `models:/<model id>` (what `mlflow models serve -m` takes, from any machine that reaches the store), and the
+    version's number."""
+    return mlflow.tensorflow.log_model(
         model,
         name="model",
         signature=signature(len(class_names)),
@@ -30,7 +32,6 @@ def log_keras_model(model: keras.Model, class_names: Sequence[str], registered_n
         pip_requirements=requirements(),
         registered_model_name=registered_name,
     )
-    return str(info.registered_model_version)
 
 
 SERVING_PACKAGES = ("tensorflow", "keras", "numpy", "cloudpickle", "mlflow")

@@ -142,8 +142,9 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def save_run_ref(path: str | Path, run_id: str, experiment_id: str) -> None:
-    write_json(path, {"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": mlflow.get_tracking_uri()})
+def save_run_ref(path: str | Path, run_id: str, experiment_id: str, model_uri: str | None = None) -> None:
+    ref = {"run_id": run_id, "experiment_id": experiment_id, "tracking_uri": mlflow.get_tracking_uri()}
+    write_json(path, ref if model_uri is None else {**ref, "model_uri": model_uri})
 
 
 def load_run_id(path: str | Path) -> str:

@@ -75,13 +75,13 @@ def train(
         best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
         summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision)
         mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
-        registered = register_model(best, data.class_names, cfg.data.name)
+        registered, model_uri = register_model(best, data.class_names, cfg.data.name)
         write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
-        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
+        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id, model_uri)
     progress.clear()  # complete: the next training starts afresh
     print(
         f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}; "
-        f"registered as {registered}",
+        f"registered as {registered}, logged as {model_uri}",
         flush=True,
     )
     return run.info.run_id
@@ -247,13 +247,14 @@ def training_summary(fitted: Fit, monitor: str, n_train: int, precision: str) ->
     }
 
 
-def register_model(model: keras.Model, class_names: tuple[str, ...], dataset_name: str) -> str:
-    """Log the model to the active run and register it as a new version of the dataset's model; the run's tag
-    `model.registered` and the result say which (`handwriting-mnist/3`)."""
+def register_model(model: keras.Model, class_names: tuple[str, ...], dataset_name: str) -> tuple[str, str]:
+    """Log the model to the active run and register it as a new version of the dataset's model; returns which
+    (`handwriting-mnist/3`, also the run's tag `model.registered`) and the logged model's URI (`models:/<model id>`)."""
     name = registry.model_name(dataset_name)
-    registered = registry.version_label(name, log_keras_model(model, class_names, name))
+    info = log_keras_model(model, class_names, name)
+    registered = registry.version_label(name, info.registered_model_version)
     mlflow.set_tag(registry.REGISTERED_TAG, registered)
-    return registered
+    return registered, info.model_uri
 
 
 def write_augmented_examples(

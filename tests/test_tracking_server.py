@@ -79,10 +79,11 @@ def test_the_pipeline_logs_run_metrics_reports_and_model_to_the_server(served_re
     found = api(s.server, "logged-models/search", {"experiment_ids": [r["info"]["experiment_id"]]})["models"]
     (model,) = [m for m in found if m["info"].get("source_run_id") == s.run_id]
     assert model["info"]["name"] == "model" and model["info"]["artifact_uri"].startswith("mlflow-artifacts:")
+    ref = json.loads((s.path / "models" / "run.json").read_text())
+    assert ref["tracking_uri"] == s.server.url and ref["model_uri"] == f"models:/{model['info']['model_id']}"
     # The files went over HTTP into the server's artifact store, none into the repository.
     assert any((s.server.folder / "artifacts").rglob("summary.pdf"))
     assert_nothing_local(s)
-    assert json.loads((s.path / "models" / "run.json").read_text())["tracking_uri"] == s.server.url
 
 
 @pytest.mark.parametrize("launcher", ["parallel", "local"])  # joblib; submitit_local, the path SLURM takes
@@ -149,11 +150,9 @@ def test_predict_takes_the_model_from_the_server(served_repo, digits, monkeypatc
 
 def test_mlflow_models_serve_takes_the_model_from_the_server(served_repo, digits, tmp_path):
     s = served_repo
-    r = api(s.server, "runs/get", run_id=s.run_id)["run"]
-    found = api(s.server, "logged-models/search", {"experiment_ids": [r["info"]["experiment_id"]]})["models"]
-    (model_id,) = [m["info"]["model_id"] for m in found if m["info"].get("source_run_id") == s.run_id]
+    model_uri = json.loads((s.path / "models" / "run.json").read_text())["model_uri"]  # models:/<model id>
     port = free_port()
-    serve = ["mlflow", "models", "serve", "-m", f"models:/{model_id}", "--env-manager", "local"]
+    serve = ["mlflow", "models", "serve", "-m", model_uri, "--env-manager", "local"]
     server = subprocess.Popen(
         [*serve, "-h", "127.0.0.1", "-p", str(port)],
         cwd=tmp_path,

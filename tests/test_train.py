@@ -387,6 +387,7 @@ def test_train_writes_the_model_its_history_augmented_examples_and_the_run(train
     ref = json.loads((models / "run.json").read_text())
     assert ref["run_id"] == trained.run_id
     assert ref["experiment_id"] == trained.client.get_run(trained.run_id).info.experiment_id
+    assert ref["model_uri"] == f"models:/{trained.client.get_run(trained.run_id).outputs.model_outputs[0].model_id}"
 
 
 def test_a_failure_inside_train_leaves_a_failed_run(workdir):

@@ -8,7 +8,8 @@ from importlib.metadata import version
 import keras
 import mlflow
 import numpy as np
-from mlflow.models import ModelInfo, ModelSignature
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
 from mlflow.types import Schema, TensorSpec
 
 

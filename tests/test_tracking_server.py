@@ -4,6 +4,8 @@ setting, the fast `dvc repro`, sweeps through the joblib and the submitit launch
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -107,9 +109,18 @@ def test_a_two_job_sweep_makes_its_parent_children_and_comparison_on_the_server(
     assert {c["info"]["run_name"] for c in children} == {"model=plain1", "model=plain3"}
     assert all(c["info"]["status"] == "FINISHED" and "test.mnist.accuracy" in metrics(c) for c in children)
     listed = api(s.server, "artifacts/list", run_id=parent["info"]["run_id"], path="comparison")["files"]
-    assert {f["path"] for f in listed} == {f"comparison/comparison.{ext}" for ext in ("md", "csv", "png")}
-    table = artifact(s.server, parent["info"], "comparison/comparison.csv").decode()
+    names = ("comparison.md", "comparison.csv", "runs.csv", "comparison.png")
+    assert {f["path"] for f in listed} == {f"comparison/{name}" for name in names}
+    table = artifact(s.server, parent["info"], "comparison/runs.csv").decode()
     assert "model=plain1,FINISHED" in table and "model=plain3,FINISHED" in table
+    # The paired test read both children's predictions back through the server; the winner is its champion.
+    variants = list(
+        csv.DictReader(io.StringIO(artifact(s.server, parent["info"], "comparison/comparison.csv").decode()))
+    )
+    assert [v["verdict"] == "best" for v in variants if v["test_set"] == "mnist"] == [True, False]
+    assert all(v["p_vs_best"] for v in variants if v["verdict"] != "best")
+    assert tags(parent)["compare.best"] == variants[0]["variant"]
+    assert tags(parent)["compare.champion"].startswith("handwriting-mnist/")
     if launcher == "local":  # really submitit: one job folder, with its logs, per variant
         assert len(list((sweep_dir / ".submitit").glob("*/*_log.out"))) == 2
     assert_nothing_local(s)

@@ -22,12 +22,13 @@ from pipeline.sources import parse_source
 
 # The registries' names, written out so that checking a config needs neither Keras nor the modules that build the
 # network (each stage would then depend on them); tests/test_schema.py keeps them equal to the registries.
-ARCHITECTURES = ("cnn2_bn", "cnn3_bn", "plain1", "plain3")  # pipeline/models.py
+ARCHITECTURES = ("cnn2_bn", "cnn3_bn", "compact", "plain1", "plain3")  # pipeline/models.py
 AUGMENT_POLICIES = ("none", "standard", "strong")  # pipeline/augment.py
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # pipeline/precision.py
 SCHEDULES = ("one_cycle", "plateau")  # pipeline/train.py
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")  # what the training history records
 INTERPOLATIONS = ("nearest", "bilinear")  # Keras's RandomRotation, RandomZoom and RandomTranslation
+HEADS = ("flatten", "average")  # pipeline/models.py's compact: what follows the last convolution
 SCORES = ("accuracy", "loss", "macro_f1", "macro_precision", "macro_recall", "ece", "top5_accuracy")  # metrics.py
 
 
@@ -91,6 +92,15 @@ def integers(low: int, non_empty: bool) -> Allowed:
     return Allowed(test, f"a {'non-empty ' if non_empty else ''}list of integers ≥ {low}")
 
 
+def stages(low: int, most: int) -> Allowed:
+    """Lists of filter counts, one list per stage; each stage but the last halves a 28x28 image's side."""
+
+    def test(v: Any) -> bool:
+        return isinstance(v, list) and 0 < len(v) <= most and all(integers(low, non_empty=True).test(s) for s in v)
+
+    return Allowed(test, f"1 to {most} non-empty lists of integers ≥ {low}, one per stage, e.g. [[32], [64]]")
+
+
 BOOLEAN = Allowed(lambda v: isinstance(v, bool), "true or false")
 FRACTION = between(0, 1, "[]")
 DROPOUT = between(0, 1, "[)")
@@ -103,6 +113,9 @@ RULES: dict[str, Allowed] = {
     "model.dense_units": integers(1, non_empty=False),  # none: the softmax straight after the convolutions
     "model.conv_dropout": DROPOUT,
     "model.dense_dropout": DROPOUT,
+    "model.stages": stages(1, most=4),  # compact: filters stage by stage; 28 -> 14 -> 7 -> 3, a fifth has no pixels
+    "model.head": one_of(HEADS),
+    "model.dropout": DROPOUT,
     "augment.name": one_of(AUGMENT_POLICIES),
     "augment.rotation_degrees": at_least(0),
     "augment.zoom": between(0, 1, "[)"),  # Keras zooms by a factor in (-1, 1]: ±zoom

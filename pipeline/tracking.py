@@ -184,12 +184,18 @@ def training_run(
     run_name: str, parent_run_id: str | None, resume_run_id: str | None, tags: Mapping[str, str] | None = None
 ) -> Iterator[ActiveRun]:
     """A new run for a training (a child of `parent_run_id` in a sweep, with `tags` such as its variant), or the
-    interrupted one it resumes; it ends as `ending_recorded` says."""
+    interrupted one it resumes; it ends as `ending_recorded` says.
+
+    MLflow samples the machine's CPU, memory and disk into it (`system/*` metrics) while it trains, so that a slow
+    run can be told from a busy machine."""
     if resume_run_id is not None:
-        started = mlflow.start_run(run_id=resume_run_id)
+        started = mlflow.start_run(run_id=resume_run_id, log_system_metrics=True)
     else:
         started = mlflow.start_run(
-            run_name=run_name, parent_run_id=parent_run_id, tags={**provenance_tags(), **(tags or {})}
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+            tags={**provenance_tags(), **(tags or {})},
+            log_system_metrics=True,
         )
     with started as run, ending_recorded("train"):
         yield run

@@ -26,6 +26,7 @@ from pipeline.batches import batches
 from pipeline.datasets import load_dataset, prepared_path
 from pipeline.errors import reports_user_errors
 from pipeline.files import atomic_path, write_json, write_npz
+from pipeline.flops import forward_flops, training_flops
 from pipeline.fused import copy_weights, with_fused_batch_norm
 from pipeline.interrupt import stop_on_signals
 from pipeline.model_file import save_with_class_names
@@ -60,20 +61,23 @@ def train(
         tracking.log_dataset(cfg.data.name, source, *data.train, "training")
         tracking.log_dataset(cfg.data.name, source, *data.val, "validation")
         model, precision = build_training_model(cfg.model, cfg.augment, cfg.train, data.num_classes, cfg.seed)
+        flops = forward_flops(model)
         mlflow.set_tags(
             {"dataset.train": data.source, "model.parameters": model.count_params(), "train.precision_used": precision}
         )
+        mlflow.log_metric("model.forward_flops", flops)
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         print(
             f"train: {run_name}: {len(data.train[0])} training, {len(data.val[0])} validation images, "
-            f"{model.count_params():,} parameters, {precision}; MLflow run {run.info.run_id}",
+            f"{model.count_params():,} parameters, {flops / 1e6:.1f} MFLOP per image, {precision}; "
+            f"MLflow run {run.info.run_id}",
             flush=True,
         )
 
         fitted = fit(model, data.train, data.val, cfg.train, cfg.seed, progress)
 
         best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
-        summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision)
+        summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision, flops)
         mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
         registered, model_uri = register_model(best, data.class_names, cfg.data.name)
         write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
@@ -236,10 +240,13 @@ def plain_float32_copy(
         return copy_weights(model, build_model(model_cfg, augment_cfg, num_classes))
 
 
-def training_summary(fitted: Fit, monitor: str, n_train: int, precision: str) -> dict[str, Any]:
-    """What history.json leads with; all but the precision are also the run's train.* metrics."""
+def training_summary(fitted: Fit, monitor: str, n_train: int, precision: str, flops: int) -> dict[str, Any]:
+    """What history.json leads with; all but the precision are also the run's train.* metrics. `flops`: the
+    network's forward FLOPs per image; the run's total counts every epoch, resumed ones too."""
+    epochs = len(fitted.history["loss"])
     return {
-        "epochs_run": len(fitted.history["loss"]),
+        "epochs_run": epochs,
+        "flops": training_flops(flops, n_train, epochs),
         "best_epoch": best_epoch(fitted.history, monitor),
         "train_seconds": round(fitted.seconds, 1),
         "images_per_second": round(fitted.epochs_fitted * n_train / fitted.seconds, 1),

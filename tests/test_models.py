@@ -39,11 +39,23 @@ def test_augmentation_only_in_training():
 
 def test_unknown_names_are_errors_that_list_the_choices():
     with pytest.raises(
-        ValueError, match=r"unknown architecture 'nope'; known: \['cnn2_bn', 'cnn3_bn', 'plain1', 'plain3'\]"
+        ValueError, match=r"unknown architecture 'nope'; known: \['cnn2_bn', 'cnn3_bn', 'compact', 'plain1', 'plain3'\]"
     ):
         build_model({"name": "nope"}, STANDARD, 10)
     with pytest.raises(ValueError, match="unknown policy 'wild'"):
         build_model(CNN3, {"name": "wild"}, 10)
+
+
+def test_compact_pools_after_every_stage_but_the_last_and_ends_in_the_configured_head():
+    options = {"name": "compact", "stages": [[8], [16, 16], [32]], "head": "average", "dense_units": [24]}
+    model = build_model({**options, "dropout": 0.1}, conf("augment", "none"), 10)
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.output.shape[1], c.filters) for c in convs] == [(28, 8), (14, 16), (14, 16), (7, 32)]
+    assert sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers) == 2
+    assert any(isinstance(layer, keras.layers.GlobalAveragePooling2D) for layer in model.layers)
+    assert [d.units for d in model.layers if isinstance(d, keras.layers.Dense)] == [24, 10]
+    flat = build_model({**options, "head": "flatten", "dense_units": [], "dropout": 0.1}, conf("augment", "none"), 10)
+    assert [d.input.shape[-1] for d in flat.layers if isinstance(d, keras.layers.Dense)] == [7 * 7 * 32]
 
 
 def test_seed_003_network_has_exactly_246319_parameters_for_47_classes():
@@ -52,7 +64,7 @@ def test_seed_003_network_has_exactly_246319_parameters_for_47_classes():
 
 # 47 classes in the fast subset; 10 (the in-process stage tests train at 10 already) only in the full run.
 @pytest.mark.parametrize("classes", [pytest.param(10, marks=pytest.mark.slow), 47])
-@pytest.mark.parametrize("model_name", ["cnn3_bn", "cnn2_bn", "plain3", "plain1"])
+@pytest.mark.parametrize("model_name", ["compact", "cnn3_bn", "cnn2_bn", "plain3", "plain1"])
 def test_every_architecture_trains_a_step_on_each_dataset_shape(model_name, classes):
     model = build_model(conf("model", model_name), conf("augment", "strong"), classes)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")

@@ -18,8 +18,10 @@ from mlflow.tracking import MlflowClient
 from pipeline import tracking
 from pipeline.batches import batches
 from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
+from pipeline.flops import forward_flops
 from pipeline.fused import FusedBatchNormalization
 from pipeline.model_file import read_class_names
+from pipeline.models import build_model
 from pipeline.precision import cpu_flags, resolve_precision
 from pipeline.progress import Progress
 from pipeline.train import (
@@ -253,17 +255,19 @@ def test_plain_float32_copy_keeps_the_trained_weights_in_plain_keras_layers():
 
 def test_training_summary_counts_epochs_and_images_per_second():
     fitted = Fit({"loss": [0.9, 0.5, 0.6], "val_loss": [0.7, 0.4, 0.45], "val_accuracy": [0.8, 0.9, 0.95]}, 2.04, 3)
-    assert training_summary(fitted, "val_loss", 100, "float32") == {
+    assert training_summary(fitted, "val_loss", 100, "float32", flops=1000) == {
         "epochs_run": 3,
+        "flops": 900_000,  # 3 passes x 1,000 FLOPs x 100 images x 3 epochs
         "best_epoch": 2,
         "train_seconds": 2.0,
         "images_per_second": 147.1,  # 3 epochs of 100 images in 2.04 s
         "precision": "float32",
     }
-    assert training_summary(fitted, "val_accuracy", 100, "float32")["best_epoch"] == 3
+    assert training_summary(fitted, "val_accuracy", 100, "float32", flops=1000)["best_epoch"] == 3
     # Resumed after the first epoch: 3 epochs in the history, 2 of them fitted in this process's 2.04 s.
     resumed = Fit(fitted.history, 2.04, 2)
-    assert training_summary(resumed, "val_loss", 100, "float32")["images_per_second"] == 98.0
+    assert training_summary(resumed, "val_loss", 100, "float32", flops=1000)["images_per_second"] == 98.0
+    assert training_summary(resumed, "val_loss", 100, "float32", flops=1000)["flops"] == 900_000  # every epoch
 
 
 def test_write_outputs_saves_the_model_the_history_and_augmented_examples(tmp_path):
@@ -298,7 +302,9 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def trained(workdir) -> Trained:
-    return Trained(workdir, train(tiny_config(), "tiny run"), store(workdir))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # MLflow's 10 s outlasts a tiny training
+        return Trained(workdir, train(tiny_config(), "tiny run"), store(workdir))
 
 
 def test_train_finishes_a_run_with_the_config_as_params_and_the_training_as_tags(trained):
@@ -320,6 +326,19 @@ def test_train_logs_every_epoch_at_its_step_and_a_summary_of_the_training(traine
         assert [m.step for m in trained.client.get_metric_history(trained.run_id, metric)] == [1], metric
     assert run.data.metrics["train.epochs_run"] == 1 and run.data.metrics["train.best_epoch"] == 1
     assert run.data.metrics["train.train_seconds"] >= 0 and run.data.metrics["train.images_per_second"] > 0
+    n_train = 270  # tiny_workdir's 300 training images less the validation tenth
+    cfg = tiny_config()
+    flops = forward_flops(build_model(cfg.model, cfg.augment, 10))
+    assert run.data.metrics["model.forward_flops"] == flops > 0
+    assert run.data.metrics["train.flops"] == 3 * flops * n_train * 1
+
+
+def test_train_records_what_the_machine_did_while_it_trained(trained):
+    """MLflow's system metrics: a slow run on a busy machine can be told from a slow network."""
+    metrics = trained.client.get_run(trained.run_id).data.metrics
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(metrics)
+    history = trained.client.get_metric_history(trained.run_id, "system/cpu_utilization_percentage")
+    assert len(history) >= 2 and all(0 <= m.value <= 100 for m in history)
 
 
 def test_train_logs_the_model_with_its_class_names(trained):

@@ -81,6 +81,8 @@ class VariantResult:
     difference: float | None  # mean accuracy minus the best variant's
     p_value: float | None  # McNemar against the best: the largest over the paired seeds
     verdict: str
+    train_flops: float | None = None  # what it cost, the mean over its finished runs (None where none logged it)
+    train_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,15 @@ def variant_result(
         difference=None if is_best or not done else accuracy.mean - best_mean,
         p_value=None if paired is None else paired[0],
         verdict=BEST if is_best else (verdict(paired, settings.alpha) if done else FAILED),
+        train_flops=mean_metric(done, "train.flops"),
+        train_seconds=mean_metric(done, "train.train_seconds"),
     )
+
+
+def mean_metric(runs: Sequence[Run], key: str) -> float | None:
+    """The mean of a metric over the runs that logged it (runs from before it was logged have none)."""
+    values = [r.metrics[key] for r in runs if key in r.metrics]
+    return float(np.mean(values)) if values else None
 
 
 def compare(runs: Sequence[Run], test_sets: Sequence[str], settings: Settings, correct: Correctness) -> Comparison:
@@ -230,6 +240,10 @@ def seeds_text(r: VariantResult) -> str:
     return f"{text} ({r.failed} failed)" if r.failed else text
 
 
+def cost_text(value: float | None, scale: float, digits: int) -> str:
+    return "–" if value is None else f"{value / scale:,.{digits}f}"
+
+
 def p_text(p: float | None) -> str:
     if p is None:
         return "–"
@@ -245,15 +259,19 @@ def to_markdown(comparison: Comparison) -> str:
         f"Best variant by mean test.{s.test_set}.{s.metric}: **{comparison.best}**. Intervals are 95%: over seeds "
         "(Student t; n/a with one seed) and over the test images (Wilson, at the mean). p: McNemar's exact test "
         "against the best on the same images, seed against seed, the largest over the seeds; a variant is worse "
-        f"or better only when p < {s.alpha} in every seed."
+        f"or better only when p < {s.alpha} in every seed. Cost: a training's FLOPs (3 x forward x images x "
+        "epochs) and seconds, means over the seeds."
     )
     lines = [*textwrap.wrap(explained, 110), ""]  # one paragraph in markdown, lines that fit a terminal
     for test_set in comparison.test_sets:
         lines += [
             f"**{test_set}**",
             "",
-            "| variant | seeds | accuracy, mean ± sd | 95% CI, seeds | 95% CI, test images | vs best | p | verdict |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
+            (
+                "| variant | seeds | accuracy, mean ± sd | 95% CI, seeds | 95% CI, test images | vs best | p | verdict "
+                "| TFLOP | train s |"
+            ),
+            "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
         ]
         for r in comparison.of(test_set):
             sd = "" if r.accuracy.sd is None else f" ± {100 * r.accuracy.sd:.2f}"
@@ -261,7 +279,8 @@ def to_markdown(comparison: Comparison) -> str:
             lines.append(
                 f"| {r.variant} | {seeds_text(r)} | {percent(r.accuracy.mean)}{sd} | "
                 f"{interval((r.accuracy.low, r.accuracy.high))} | {interval(r.test_interval)} | {diff} | "
-                f"{p_text(r.p_value)} | {r.verdict} |"
+                f"{p_text(r.p_value)} | {r.verdict} | {cost_text(r.train_flops, 1e12, 1)} | "
+                f"{cost_text(r.train_seconds, 1, 0)} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -284,6 +303,8 @@ def to_rows(comparison: Comparison) -> list[dict[str, Any]]:
             "difference_to_best": r.difference,
             "p_vs_best": r.p_value,
             "verdict": r.verdict,
+            "train_flops": r.train_flops,
+            "train_seconds": r.train_seconds,
         }
         for r in comparison.results
     ]
@@ -299,7 +320,11 @@ def run_rows(runs: Sequence[Run], test_sets: Sequence[str]) -> list[dict[str, An
             "run": r.name,
             "status": r.status,
             "parameters": r.tags.get("model.parameters", ""),
+            "mflop_per_image": None
+            if "model.forward_flops" not in r.metrics
+            else r.metrics["model.forward_flops"] / 1e6,
             "epochs": None if epochs is None else int(epochs),
+            "train_tflop": None if "train.flops" not in r.metrics else r.metrics["train.flops"] / 1e12,
             "train_seconds": r.metrics.get("train.train_seconds"),
         }
         for name in test_sets:
@@ -338,7 +363,8 @@ def parent_metrics(comparison: Comparison) -> dict[str, float]:
     out: dict[str, float] = {}
     for row in to_rows(comparison):
         prefix = f"compare.{row['test_set']}.{metric_name(row['variant'])}"
-        for stat in ("seeds", "accuracy_mean", "accuracy_sd", "accuracy_ci_low", "accuracy_ci_high", "p_vs_best"):
+        stats = ("seeds", "accuracy_mean", "accuracy_sd", "accuracy_ci_low", "accuracy_ci_high", "p_vs_best")
+        for stat in (*stats, "train_flops", "train_seconds"):
             if row[stat] is not None:
                 out[f"{prefix}.{stat}"] = float(row[stat])
     return out

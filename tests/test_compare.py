@@ -105,8 +105,23 @@ def test_one_seed_has_no_seed_interval_but_keeps_the_test_images_interval():
     assert a.test_interval == (pytest.approx(0.929988, abs=1e-5), pytest.approx(0.994498, abs=1e-5))
     assert (b.p_value, b.verdict) == (1.0, NOT_DISTINGUISHABLE)  # one discordant image: p = 1
     table = to_markdown(comparison)
-    assert "| a | 1 | 98.00% | n/a | [93.00, 99.45] | – | – | best |" in table
-    assert "| b | 1 | 97.00% | n/a | [91.55, 98.97] | -1.00 | 1.000 | not distinguishable |" in table
+    assert "| a | 1 | 98.00% | n/a | [93.00, 99.45] | – | – | best | – | – |" in table
+    assert "| b | 1 | 97.00% | n/a | [91.55, 98.97] | -1.00 | 1.000 | not distinguishable | – | – |" in table
+
+
+def test_each_variant_shows_what_its_training_cost_beside_its_accuracy():
+    cost = {"train.flops": 2.0e13, "train.train_seconds": 100.0}
+    comparison = sweep(
+        make_run("a", 1, [0], cost),
+        make_run("a", 2, [0, 1], {"train.flops": 2.0e13, "train.train_seconds": 110.0}),
+        make_run("b", 1, [0, 1, 2]),  # logged before FLOPs were: no cost, not a zero
+    )
+    a, b = comparison.of("mnist")
+    assert (a.train_flops, a.train_seconds) == (2.0e13, 105.0)
+    assert (b.train_flops, b.train_seconds) == (None, None)
+    table = to_markdown(comparison)
+    assert "| best | 20.0 | 105 |" in table and "| not distinguishable | – | – |" in table
+    assert to_rows(comparison)[0]["train_flops"] == 2.0e13
 
 
 def test_a_variant_that_failed_in_a_seed_is_compared_on_the_seeds_it_has():
@@ -161,8 +176,15 @@ def test_every_run_has_a_row_with_its_generalisation_gap():
         "model=a",
         1,
         "FINISHED",
-        {"train.epochs_run": 3.0, "test.mnist.accuracy": 0.99, "test.emnist_digits.accuracy": 0.9},
+        {
+            "train.epochs_run": 3.0,
+            "test.mnist.accuracy": 0.99,
+            "test.emnist_digits.accuracy": 0.9,
+            "model.forward_flops": 8.5e6,
+            "train.flops": 4.1e12,
+        },
         {"model.parameters": "10"},
     )
     (row,) = run_rows([run], ["mnist", "emnist_digits"])
     assert row["epochs"] == 3 and row["generalisation_gap"] == pytest.approx(0.09)
+    assert (row["mflop_per_image"], row["train_tflop"]) == (8.5, 4.1)

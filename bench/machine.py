@@ -22,19 +22,27 @@ def describe() -> str:
     shown = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
     import tensorflow as tf
 
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
     return (
-        f"{cpu}, {os.cpu_count()} cores ({' '.join(shown) or 'no AVX'}); Python {platform.python_version()}, "
+        f"{cpu}, {os.cpu_count()} cores ({' '.join(shown) or 'no AVX'}"
+        f"{f'; ONEDNN_MAX_CPU_ISA={cap}' if cap else ''}); Python {platform.python_version()}, "
         f"TensorFlow {tf.__version__}"
     )
 
 
 def peak_gflops(n: int = 4096, repeats: int = 3) -> dict[str, float]:
-    """Best of `repeats` n x n matmuls in TensorFlow (oneDNN), float32 and bfloat16: a practical peak."""
+    """Best of `repeats` n x n matmuls in TensorFlow (oneDNN), float32, and bfloat16 where the CPU computes it
+    (under ONEDNN_MAX_CPU_ISA=AVX2 a bfloat16 matmul crashes TensorFlow 2.21): a practical peak."""
     import tensorflow as tf
 
+    from pipeline.precision import cpu_flags, resolve_precision
+
     a = tf.random.stateless_normal((n, n), seed=(0, 0))
+    kinds = [("fp32", a)]
+    if resolve_precision("auto", cpu_flags()) == "mixed_bfloat16":
+        kinds.append(("bf16", tf.cast(a, tf.bfloat16)))
     best = {}
-    for label, t in (("fp32", a), ("bf16", tf.cast(a, tf.bfloat16))):
+    for label, t in kinds:
         tf.linalg.matmul(t, t).numpy()
         times = []
         for _ in range(repeats):

@@ -3,24 +3,35 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import keras
 
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})  # x86 instructions that compute bfloat16 natively
 POLICIES = ("float32", "mixed_bfloat16")
+ISA_CAP = "ONEDNN_MAX_CPU_ISA"  # oneDNN uses no instructions beyond the one it names
+# The caps that still allow oneDNN's bfloat16 instructions (its ISA names, from AVX512_CORE_BF16 up).
+BF16_CAPS = frozenset(
+    {"ALL", "DEFAULT", "AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16"}
+    | {"AVX10_1_512", "AVX10_1_512_AMX", "AVX10_1_512_AMX_FP16", "AVX10_2_512", "AVX10_2_512_AMX_2"}
+)
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The CPU's feature flags (Linux); empty where /proc/cpuinfo is not there."""
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo"), environ: Mapping[str, str] = os.environ) -> frozenset[str]:
+    """The CPU's feature flags (Linux) as TensorFlow may use them: without the bfloat16 ones where
+    ONEDNN_MAX_CPU_ISA forbids them (`ONEDNN_MAX_CPU_ISA=AVX2` makes a CPU with AVX-512 stand in for an AVX2-only
+    one, and bfloat16 work then runs emulated, or not at all); empty where /proc/cpuinfo is not there."""
     try:
         text = cpuinfo.read_text()
     except OSError:
         return frozenset()
-    return frozenset(
+    flags = frozenset(
         word for line in text.splitlines() if line.startswith("flags") for word in line.split(":", 1)[1].split()
     )
+    cap = environ.get(ISA_CAP, "").strip().upper()
+    return flags - BF16_FLAGS if cap and cap not in BF16_CAPS else flags
 
 
 def resolve_precision(setting: str, flags: frozenset[str]) -> str:

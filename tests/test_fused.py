@@ -9,7 +9,7 @@ from keras import layers
 
 from pipeline.fused import FusedBatchNormalization, copy_weights, fused_copy, with_fused_batch_norm
 from pipeline.models import build_model
-from pipeline.precision import dtype_policy, resolve_precision
+from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
 from tests.conftest import conf
 
 CNN3 = {"name": "cnn3_bn", "filters": [8, 8, 8], "conv_dropout": 0.0, "dense_units": [16], "dense_dropout": 0.0}
@@ -89,3 +89,15 @@ def test_fused_copy_predicts_what_the_plain_model_predicts():
     expected = plain.predict(x, verbose=0)
     assert expected.std() > 0.01  # not a flat output that any model would match
     np.testing.assert_allclose(fused.predict(x, verbose=0), expected, atol=1e-5)
+
+
+def test_an_isa_cap_below_bfloat16_takes_the_bfloat16_flags_away(tmp_path):
+    """`ONEDNN_MAX_CPU_ISA=AVX2` on a CPU with AVX512_BF16 stands in for an AVX2-only CPU: `auto` is float32."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_flags(cpuinfo, {}) == {"fpu", "avx2", "avx512f", "avx512_bf16"}
+    assert cpu_flags(cpuinfo, {"ONEDNN_MAX_CPU_ISA": "avx2"}) == {"fpu", "avx2", "avx512f"}
+    assert cpu_flags(cpuinfo, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"}) == {"fpu", "avx2", "avx512f"}
+    assert "avx512_bf16" in cpu_flags(cpuinfo, {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"})
+    assert resolve_precision("auto", cpu_flags(cpuinfo, {"ONEDNN_MAX_CPU_ISA": "AVX2"})) == "float32"
+    assert cpu_flags(tmp_path / "absent", {}) == frozenset()

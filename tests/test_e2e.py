@@ -46,7 +46,7 @@ def test_mlflow_run_holds_params_epoch_metrics_test_metrics_and_reports(repo):
     path, _, _ = repo
     r = the_run(path)
     assert r.info.status == "FINISHED"
-    assert r.data.params["train.epochs"] == "1" and r.data.params["model.name"] == "cnn3_bn"
+    assert r.data.params["train.epochs"] == "1" and r.data.params["model.name"] == "compact"
     assert r.data.params["augment.rotation_degrees"] == "10" and r.data.params["data.train_limit"] == "10000"
     c = client(path)
     for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):

@@ -116,7 +116,7 @@ def test_the_message_reads_like_the_override_that_caused_it():
 
 def test_a_missing_setting_is_named_but_an_options_own_settings_may_be_absent():
     cfg = copy.deepcopy(DEFAULT)
-    del cfg["train"]["epochs"], cfg["model"]["conv_dropout"], cfg["augment"]["zoom"]
+    del cfg["train"]["epochs"], cfg["model"]["dropout"], cfg["augment"]["zoom"]
     assert problems(cfg) == ["train.epochs: missing; must be an integer ≥ 1"]
 
 

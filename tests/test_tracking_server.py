@@ -70,7 +70,7 @@ def test_the_pipeline_logs_run_metrics_reports_and_model_to_the_server(served_re
     r = api(s.server, "runs/get", run_id=s.run_id)["run"]
     assert r["info"]["status"] == "FINISHED"
     params = {p["key"]: p["value"] for p in r["data"]["params"]}
-    assert params["model.name"] == "cnn3_bn" and params["train.epochs"] == "1"
+    assert params["model.name"] == "compact" and params["train.epochs"] == "1"
     for test_set in ("mnist", "emnist_digits"):
         assert 0.5 < metrics(r)[f"test.{test_set}.accuracy"] <= 1
     history = api(s.server, "metrics/get-history", run_id=s.run_id, metric_key="val_accuracy")["metrics"]

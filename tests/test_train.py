@@ -311,7 +311,7 @@ def test_train_finishes_a_run_with_the_config_as_params_and_the_training_as_tags
     run = trained.client.get_run(trained.run_id)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "tiny run"
-    assert run.data.params["train.epochs"] == "1" and run.data.params["model.name"] == "cnn3_bn"
+    assert run.data.params["train.epochs"] == "1" and run.data.params["model.name"] == "compact"
     assert run.data.params["seed"] == "42" and run.data.params["paths.models"] == "models"
     assert run.data.tags["dataset.train"] == "synthetic, 10 classes"
     assert int(run.data.tags["model.parameters"]) > 0

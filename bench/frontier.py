@@ -1,0 +1,166 @@
+"""The accuracy-per-FLOP frontier: every finished run of an MLflow experiment, grouped by variant over its seeds.
+
+A variant is a run's network, augmentation and training settings (every param but the seed and the paths); per
+variant: forward MFLOP per image, epochs, training TFLOP per run and its fraction of the old default's (cnn3_bn,
+12 epochs: 114.5 TFLOP), the precision it trained in, seconds per epoch, and the MNIST and EMNIST-digits
+accuracy as mean ± the 95% Student-t half-width over its seeds. Sorted by training FLOPs; the markdown table is
+what docs/frontier.md keeps.
+
+`--plot PATH` also draws the frontier: MNIST accuracy (mean over seeds, 95% interval) against training FLOPs.
+
+    .venv/bin/python bench/frontier.py [--experiment frontier] [--min-seeds 1] [--plot docs/frontier.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pipeline.flops import training_flops
+from pipeline.stats import spread
+
+OLD_DEFAULT_FLOPS = training_flops(58_912_256, 54_000, 12)  # cnn3_bn, 12 epochs on MNIST's 54,000 training images
+VARIANT_PARAMS = ("model.", "augment.", "train.epochs", "train.batch_size", "train.learning_rate", "train.schedule")
+
+
+def variant_of(params: dict[str, str]) -> str:
+    """What a run varied, written as overrides: model, augmentation and the training settings that shape it."""
+    keys = sorted(k for k in params if k.startswith(VARIANT_PARAMS))
+    return " ".join(f"{k}={params[k]}" for k in keys)
+
+
+SHOWN = ("model.name", "model.stages", "model.dense_units", "model.head", "augment.name")
+DEFAULTS = (
+    "model.head=flatten",
+    "model.dense_units=[]",
+    "train.batch_size=128",
+    "train.learning_rate=0.003",
+    "train.schedule=one_cycle",
+)
+
+
+def short(params: dict[str, str]) -> str:
+    """The variant as a reader tells it apart: the network, the policy and the training settings off the default."""
+    shown = [f"{k}={params[k]}" for k in (*SHOWN, "model.dropout", *VARIANT_PARAMS[2:]) if k in params]
+    words = (s.split("=", 1)[1] if s.startswith(SHOWN) else s.split(".", 1)[1] for s in shown if s not in DEFAULTS)
+    return " ".join(words)
+
+
+def label(params: dict[str, str]) -> str:
+    """A short name for the picture: the stages as 16/32/64,64 (or the architecture), the head, policy, epochs."""
+    if params["model.name"] == "compact":
+        net = "/".join(stage.strip(" []").replace(" ", "") for stage in params["model.stages"][1:-1].split("],"))
+        if params.get("model.dense_units", "[]") != "[]":
+            net += f" +dense{params['model.dense_units']}"
+    else:
+        net = params["model.name"]
+    policy = "" if params["augment.name"] == "standard" else f" {params['augment.name']}"
+    return f"{net}{policy}, {params['train.epochs']} ep"
+
+
+def draw(points: list[tuple[float, list[float], str]], path: Path) -> None:
+    """MNIST accuracy against a training's TFLOP, with the old default's FLOPs / 5 and / 8 and the 99.6% target."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
+    for flops, values, name in points:
+        s = spread(values)
+        err = None if s.high is None else [[100 * (s.mean - s.low)], [100 * (s.high - s.mean)]]
+        filled = len(values) >= 3
+        ax.errorbar(
+            flops / 1e12,
+            100 * s.mean,
+            yerr=err,
+            fmt="o",
+            capsize=3,
+            mfc=None if filled else "white",
+            color="C0" if filled else "0.5",
+        )
+        ax.annotate(
+            f"{name} ({len(values)})",
+            (flops / 1e12, 100 * s.mean),
+            xytext=(5, 3),
+            textcoords="offset points",
+            fontsize=7,
+        )
+    old = OLD_DEFAULT_FLOPS / 1e12
+    for fraction, text in ((5, "1/5 of the old default"), (8, "1/8")):
+        ax.axvline(old / fraction, color="C3", ls=":", lw=1)
+        ax.text(old / fraction, ax.get_ylim()[0], f" {text}", color="C3", fontsize=7, va="bottom", rotation=90)
+    ax.axhline(99.6, color="C2", ls="--", lw=1)
+    ax.text(ax.get_xlim()[0], 99.6, " 99.6% target", color="C2", fontsize=7, va="bottom")
+    ax.set_xscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.set_xlabel("training FLOPs per run (TFLOP, log scale)")
+    ax.set_ylabel("MNIST test accuracy, % (mean, 95% interval over seeds)")
+    ax.set_title("Accuracy per FLOP: filled = 3 seeds or more, hollow = fewer (seeds in brackets)", fontsize=10)
+    fig.savefig(path, dpi=130)
+    print(f"wrote {path}")
+
+
+def mean_pm(values: list[float]) -> str:
+    s = spread(values)
+    half = "" if s.high is None else f" ± {100 * (s.high - s.mean):.2f}"
+    return f"{100 * s.mean:.2f}%{half}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--experiment", default="frontier")
+    parser.add_argument("--min-seeds", type=int, default=1)
+    parser.add_argument("--plot", type=Path, help="draw the frontier into this PNG")
+    args = parser.parse_args()
+
+    from mlflow.tracking import MlflowClient
+
+    from pipeline import tracking
+
+    client = MlflowClient(tracking.resolved_uri("sqlite:///mlruns/mlflow.db")[0])
+    experiment = client.get_experiment_by_name(args.experiment)
+    if experiment is None:
+        raise SystemExit(f"no MLflow experiment {args.experiment!r} in {client.tracking_uri}")
+    runs = client.search_runs([experiment.experiment_id], "attributes.status = 'FINISHED'", max_results=5000)
+    groups: dict[str, dict[str, object]] = defaultdict(dict)
+    for run in sorted(runs, key=lambda r: r.info.start_time):  # a seed run again replaces the earlier run
+        if "test.mnist.accuracy" in run.data.metrics and "train.flops" in run.data.metrics:
+            groups[variant_of(run.data.params)][run.data.params["seed"]] = run
+    rows, points = [], []
+    for by_seed in groups.values():
+        members = list(by_seed.values())
+        if len(members) < args.min_seeds:
+            continue
+        m = members[0].data
+        flops = sum(r.data.metrics["train.flops"] for r in members) / len(members)
+        epochs = sum(r.data.metrics["train.epochs_run"] for r in members) / len(members)
+        seconds = sum(r.data.metrics["train.train_seconds"] for r in members) / len(members)
+        row = (
+            f"| {short(m.params)} | {m.metrics['model.forward_flops'] / 1e6:.1f} | {epochs:.0f} | {flops / 1e12:.1f} "
+            f"| 1/{OLD_DEFAULT_FLOPS / flops:.1f} | {m.tags.get('train.precision_used', '?')} "
+            f"| {seconds / epochs:.0f} | {len(members)} "
+            f"| {mean_pm([r.data.metrics['test.mnist.accuracy'] for r in members])} "
+            f"| {mean_pm([r.data.metrics['test.emnist_digits.accuracy'] for r in members])} |"
+        )
+        rows.append((flops, row))
+        points.append((flops, [r.data.metrics["test.mnist.accuracy"] for r in members], label(m.params)))
+    print(
+        "| variant | MFLOP/img | epochs | TFLOP/run | of old default | precision | s/epoch | seeds | MNIST "
+        "| EMNIST digits |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|"
+    )
+    for _, row in sorted(rows):
+        print(row)
+    if args.plot:
+        draw(points, args.plot)
+
+
+if __name__ == "__main__":
+    main()

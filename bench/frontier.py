@@ -71,7 +71,7 @@ def draw(points: list[tuple[float, list[float], str]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
-    for flops, values, name in points:
+    for i, (flops, values, name) in enumerate(sorted(points)):
         s = spread(values)
         err = None if s.high is None else [[100 * (s.mean - s.low)], [100 * (s.high - s.mean)]]
         filled = len(values) >= 3
@@ -87,7 +87,7 @@ def draw(points: list[tuple[float, list[float], str]], path: Path) -> None:
         ax.annotate(
             f"{name} ({len(values)})",
             (flops / 1e12, 100 * s.mean),
-            xytext=(5, 3),
+            xytext=(5, 3 if i % 2 else -9),  # alternately above and below: neighbours' labels do not overlap
             textcoords="offset points",
             fontsize=7,
         )
@@ -95,9 +95,10 @@ def draw(points: list[tuple[float, list[float], str]], path: Path) -> None:
     for fraction, text in ((5, "1/5 of the old default"), (8, "1/8")):
         ax.axvline(old / fraction, color="C3", ls=":", lw=1)
         ax.text(old / fraction, ax.get_ylim()[0], f" {text}", color="C3", fontsize=7, va="bottom", rotation=90)
-    ax.axhline(99.6, color="C2", ls="--", lw=1)
-    ax.text(ax.get_xlim()[0], 99.6, " 99.6% target", color="C2", fontsize=7, va="bottom")
     ax.set_xscale("log")
+    ax.axhline(99.6, color="C2", ls="--", lw=1)
+    ax.text(0.01, 99.6, "99.6% target", color="C2", fontsize=7, va="bottom", transform=ax.get_yaxis_transform())
+    ax.set_xlim(right=max(flops for flops, _, _ in points) / 1e12 * 1.8)  # room for the last point's label
     plain = matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}")
     ax.xaxis.set_major_formatter(plain)
     ax.xaxis.set_minor_formatter(plain)

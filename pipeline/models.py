@@ -24,6 +24,13 @@ def conv_bn_relu(x, filters: int):
     return layers.Activation("relu")(x)
 
 
+def dense_bn_relu(x, units: int):
+    """Dense layer, batch normalisation (which makes its bias redundant), ReLU."""
+    x = layers.Dense(units, use_bias=False)(x)
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    return layers.Activation("relu")(x)
+
+
 def softmax_head(x, num_classes: int):
     """Class probabilities, kept in float32 under mixed precision."""
     return layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
@@ -37,10 +44,7 @@ def cnn3_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dens
         x = layers.Dropout(conv_dropout)(x)
     x = layers.Flatten()(x)
     for units in dense_units:
-        x = layers.Dense(units, use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        x = layers.Activation("relu")(x)
-        x = layers.Dropout(dense_dropout)(x)
+        x = layers.Dropout(dense_dropout)(dense_bn_relu(x, units))
     return softmax_head(x, num_classes)
 
 
@@ -84,10 +88,10 @@ def plain1(x, num_classes: int, filters, dense_units):
 
 
 def compact(x, num_classes: int, stages, head: str, dense_units, dropout: float):
-    """The fast default: stages of 3x3 conv-BN-ReLU (one per filter count in a stage), a 2x2 max-pool after
+    """The default since #20: stages of 3x3 conv-BN-ReLU (one per filter count in a stage), a 2x2 max-pool after
     every stage but the last, then the head: `flatten` or global `average` pooling, dense-BN-ReLU layers, dropout
     and softmax. The first stage pools after a single narrow convolution, so that the wide ones run at 14x14 and
-    7x7, where cnn3_bn spends most of its FLOPs at 28x28 (docs: the frontier)."""
+    below, where cnn3_bn spends half its FLOPs at 28x28 (docs/frontier.md)."""
     for i, stage in enumerate(stages):
         for f in stage:
             x = conv_bn_relu(x, f)
@@ -95,9 +99,7 @@ def compact(x, num_classes: int, stages, head: str, dense_units, dropout: float)
             x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x) if head == "flatten" else layers.GlobalAveragePooling2D()(x)
     for units in dense_units:
-        x = layers.Dense(units, use_bias=False)(x)
-        x = layers.BatchNormalization(momentum=0.9)(x)
-        x = layers.Activation("relu")(x)
+        x = dense_bn_relu(x, units)
     x = layers.Dropout(dropout)(x)
     return softmax_head(x, num_classes)
 

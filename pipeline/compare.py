@@ -320,11 +320,9 @@ def run_rows(runs: Sequence[Run], test_sets: Sequence[str]) -> list[dict[str, An
             "run": r.name,
             "status": r.status,
             "parameters": r.tags.get("model.parameters", ""),
-            "mflop_per_image": None
-            if "model.forward_flops" not in r.metrics
-            else r.metrics["model.forward_flops"] / 1e6,
+            "mflop_per_image": scaled(r.metrics, "model.forward_flops", 1e6),
             "epochs": None if epochs is None else int(epochs),
-            "train_tflop": None if "train.flops" not in r.metrics else r.metrics["train.flops"] / 1e12,
+            "train_tflop": scaled(r.metrics, "train.flops", 1e12),
             "train_seconds": r.metrics.get("train.train_seconds"),
         }
         for name in test_sets:
@@ -334,6 +332,11 @@ def run_rows(runs: Sequence[Run], test_sets: Sequence[str]) -> list[dict[str, An
             row["generalisation_gap"] = None if m is None or e is None else m - e
         rows.append(row)
     return rows
+
+
+def scaled(metrics: Mapping[str, float], key: str, unit: float) -> float | None:
+    """A metric in `unit`s (1e6: millions), None where the run did not log it."""
+    return metrics[key] / unit if key in metrics else None
 
 
 def _cell(column: str, value: Any) -> str:

@@ -30,8 +30,14 @@ def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo"), environ: Mapping[str, str] 
     flags = frozenset(
         word for line in text.splitlines() if line.startswith("flags") for word in line.split(":", 1)[1].split()
     )
+    return flags - BF16_FLAGS if bfloat16_capped(environ) else flags
+
+
+def bfloat16_capped(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ONEDNN_MAX_CPU_ISA keeps oneDNN from its bfloat16 instructions (there, a bfloat16 convolution can
+    fail to find a kernel at all: seen under AVX2 with TensorFlow 2.21)."""
     cap = environ.get(ISA_CAP, "").strip().upper()
-    return flags - BF16_FLAGS if cap and cap not in BF16_CAPS else flags
+    return bool(cap) and cap not in BF16_CAPS
 
 
 def resolve_precision(setting: str, flags: frozenset[str]) -> str:

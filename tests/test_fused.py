@@ -10,7 +10,7 @@ from keras import layers
 from pipeline.fused import FusedBatchNormalization, copy_weights, fused_copy, with_fused_batch_norm
 from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
-from tests.conftest import conf
+from tests.conftest import conf, needs_bfloat16_kernels
 
 CNN3 = {"name": "cnn3_bn", "filters": [8, 8, 8], "conv_dropout": 0.0, "dense_units": [16], "dense_dropout": 0.0}
 
@@ -39,6 +39,7 @@ def test_fused_layer_matches_keras_batch_norm(shape, training):
     np.testing.assert_allclose(fused.moving_variance, expected_var, rtol=1e-4)
 
 
+@needs_bfloat16_kernels
 def test_training_copy_trains_and_hands_back_a_plain_keras_model(tmp_path):
     x = np.random.default_rng(0).uniform(0, 255, (64, 28, 28)).astype(np.float32)
     y = np.arange(64) % 3

@@ -39,7 +39,7 @@ from pipeline.train import (
     validation_split,
     write_outputs,
 )
-from tests.conftest import synthetic_dataset, tiny_config, tiny_workdir
+from tests.conftest import needs_bfloat16_kernels, synthetic_dataset, tiny_config, tiny_workdir
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +240,7 @@ def test_fit_logs_every_epoch_and_leaves_the_best_epochs_weights_in_the_model(wo
 # Export
 
 
+@needs_bfloat16_kernels
 def test_plain_float32_copy_keeps_the_trained_weights_in_plain_keras_layers():
     cfg = {"precision": "mixed_bfloat16", "fused_batch_norm": True}
     trained_model, _ = build_training_model(SMALL_CNN, NO_AUGMENT, cfg, 10, seed=1)

@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import numpy as np
+
 from pipeline.flops import training_flops
 from pipeline.stats import spread
 
@@ -60,7 +62,12 @@ def label(params: dict[str, str]) -> str:
     else:
         net = params["model.name"]
     policy = "" if params["augment.name"] == "standard" else f" {params['augment.name']}"
-    return f"{net}{policy}, {params['train.epochs']} ep"
+    recipe = "".join(
+        f", {short}{params[key]}"
+        for key, short, default in (("train.batch_size", "batch ", "128"), ("train.learning_rate", "lr ", "0.003"))
+        if params.get(key, default) != default
+    )
+    return f"{net}{policy}, {params['train.epochs']} ep{recipe}"
 
 
 def draw(points: list[tuple[float, list[float], str]], path: Path) -> None:
@@ -71,25 +78,26 @@ def draw(points: list[tuple[float, list[float], str]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
-    for i, (flops, values, name) in enumerate(sorted(points)):
+    placed: list[tuple[float, float]] = []  # where labels went, so that close points' labels stack, not overlap
+    for flops, values, name in sorted(points, key=lambda p: -float(np.mean(p[1]))):
         s = spread(values)
+        x, y = flops / 1e12, 100 * s.mean
         err = None if s.high is None else [[100 * (s.mean - s.low)], [100 * (s.high - s.mean)]]
         filled = len(values) >= 3
         ax.errorbar(
-            flops / 1e12,
-            100 * s.mean,
-            yerr=err,
-            fmt="o",
-            capsize=3,
-            mfc=None if filled else "white",
-            color="C0" if filled else "0.5",
+            x, y, yerr=err, fmt="o", capsize=3, mfc=None if filled else "white", color="C0" if filled else "0.5"
         )
+        label_y = y
+        while any(abs(x / px - 1) < 0.5 and abs(label_y - py) < 0.028 for px, py in placed):
+            label_y -= 0.028
+        placed.append((x, label_y))
         ax.annotate(
             f"{name} ({len(values)})",
-            (flops / 1e12, 100 * s.mean),
-            xytext=(5, 3 if i % 2 else -9),  # alternately above and below: neighbours' labels do not overlap
-            textcoords="offset points",
+            (x, y),
+            xytext=(x * 1.05, label_y),
             fontsize=7,
+            va="center",
+            arrowprops={"arrowstyle": "-", "color": "0.7", "lw": 0.5},
         )
     old = OLD_DEFAULT_FLOPS / 1e12
     for fraction, text in ((5, "1/5 of the old default"), (8, "1/8")):

@@ -106,7 +106,6 @@ def measure(variant: dict, steps: int) -> dict:
         "images_per_second": images / seconds,
         "precision": precision,
         "flops_per_image": TRAINING_PASSES * forward_flops(model),
-        "model": conf["model"]["name"],
         "batch_size": batch,
     }
 

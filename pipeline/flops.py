@@ -1,4 +1,5 @@
-"""What a network costs to run, counted from its layers: the measure the default was chosen by (docs: the frontier).
+"""What a network costs to run, counted from its layers: the measure the default was chosen by
+(docs/frontier.md).
 
 A FLOP here is one multiply or one add of a convolution's or a dense layer's multiply-accumulates (2 per MAC), the
 usual convention: batch norm, activations, pooling, dropout and augmentation are element-wise passes, a few
@@ -13,28 +14,10 @@ import math
 import keras
 from keras import layers
 
-# Layers that do no multiply-accumulate over their inputs: counted as nothing. Any other layer with weights is an
-# error rather than a silent zero, so that a new kind of layer cannot make a network look cheaper than it is.
-UNCOUNTED = (
-    layers.InputLayer,
-    layers.Reshape,
-    layers.Rescaling,
-    layers.Flatten,
-    layers.Activation,
-    layers.ReLU,
-    layers.Dropout,
-    layers.BatchNormalization,
-    layers.MaxPooling2D,
-    layers.AveragePooling2D,
-    layers.GlobalAveragePooling2D,
-    layers.GlobalMaxPooling2D,
-    layers.Add,
-    layers.Concatenate,
-    layers.RandomRotation,
-    layers.RandomZoom,
-    layers.RandomTranslation,
-    layers.RandomErasing,
-)
+# Layers with weights that do no multiply-accumulate over their inputs: counted as nothing, as are layers without
+# weights (pooling, activations, augmentation...). Any other layer with weights is an error rather than a silent
+# zero, so that a new kind of layer cannot make a network look cheaper than it is.
+ELEMENT_WISE = (layers.BatchNormalization, layers.LayerNormalization, layers.GroupNormalization)
 
 TRAINING_PASSES = 3  # forward + backward (gradients of the inputs and of the weights)
 
@@ -56,7 +39,7 @@ def layer_flops(layer: keras.layers.Layer) -> int:
         return 2 * math.prod(layer.input.shape[1:]) * layer.units
     if isinstance(layer, keras.Model):
         return forward_flops(layer)
-    if isinstance(layer, UNCOUNTED) or not layer.weights:
+    if isinstance(layer, ELEMENT_WISE) or not layer.weights:
         return 0
     raise ValueError(f"forward_flops: cannot count layer {layer.name!r} ({type(layer).__name__}); add it here")
 

@@ -8,6 +8,7 @@ run records the training and validation parts as its datasets.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -214,7 +215,7 @@ def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], seed: int,
         epochs=train_cfg["epochs"],
         shuffle=False,  # `batches` reshuffles every epoch itself
         callbacks=[*schedule_callbacks(train_cfg), *progress.callbacks(train_cfg["monitor"])],
-        verbose=1,
+        verbose=1 if sys.stdout.isatty() else 2,  # a bar in a terminal; in a log (sweeps, CI) a line per epoch
     )
     seconds = time.perf_counter() - started
     model.load_weights(progress.best_weights)

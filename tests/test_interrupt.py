@@ -98,6 +98,7 @@ def test_sigterm_ends_the_run_killed_and_the_next_run_resumes_it(tmp_path, empty
     assert resumed.returncode == 0, err[-3000:]
     assert f"resuming MLflow run {run.info.run_id} after epoch 1" in out
     assert "Epoch 1/3" not in out and "Epoch 2/3" in out and "Epoch 3/3" in out
+    assert "\r" not in out and "━" not in out  # piped, not a terminal: a line per epoch, no progress bar
     (after,) = all_runs(store(folder))  # the same run, not a second one
     assert after.info.run_id == run.info.run_id and after.info.status == "FINISHED"
     assert after.data.tags["train.resumed_after_epoch"] == "1"

@@ -30,8 +30,13 @@ OLD_DEFAULT = {"model": "cnn3_bn", "epochs": 12, "images": 54_000}  # until #20;
 VARIANT_PARAMS = ("model.", "augment.", "train.epochs", "train.batch_size", "train.learning_rate", "train.schedule")
 
 
+ADDED_LATER = {"model.stage_dropout": "0.0"}  # compact's options added after runs were made: their value then
+
+
 def variant_of(params: dict[str, str]) -> str:
     """What a run varied, written as overrides: model, augmentation and the training settings that shape it."""
+    if params.get("model.name") == "compact":
+        params = {**ADDED_LATER, **params}
     keys = sorted(k for k in params if k.startswith(VARIANT_PARAMS))
     return " ".join(f"{k}={params[k]}" for k in keys)
 
@@ -40,6 +45,7 @@ SHOWN = ("model.name", "model.stages", "model.dense_units", "model.head", "augme
 DEFAULTS = (
     "model.head=flatten",
     "model.dense_units=[]",
+    "model.stage_dropout=0.0",
     "train.batch_size=128",
     "train.learning_rate=0.003",
     "train.schedule=one_cycle",
@@ -48,7 +54,9 @@ DEFAULTS = (
 
 def short(params: dict[str, str]) -> str:
     """The variant as a reader tells it apart: the network, the policy and the training settings off the default."""
-    shown = [f"{k}={params[k]}" for k in (*SHOWN, "model.dropout", *VARIANT_PARAMS[2:]) if k in params]
+    shown = [
+        f"{k}={params[k]}" for k in (*SHOWN, "model.dropout", "model.stage_dropout", *VARIANT_PARAMS[2:]) if k in params
+    ]
     words = (s.split("=", 1)[1] if s.startswith(SHOWN) else s.split(".", 1)[1] for s in shown if s not in DEFAULTS)
     return " ".join(words)
 
@@ -59,6 +67,8 @@ def label(params: dict[str, str]) -> str:
         net = "/".join(stage.strip(" []").replace(" ", "") for stage in params["model.stages"][1:-1].split("],"))
         if params.get("model.dense_units", "[]") != "[]":
             net += f" +dense{params['model.dense_units']}"
+        if params.get("model.stage_dropout", "0.0") != "0.0":
+            net += f" +drop {params['model.stage_dropout']}"
     else:
         net = params["model.name"]
     policy = "" if params["augment.name"] == "standard" else f" {params['augment.name']}"

@@ -87,16 +87,17 @@ def plain1(x, num_classes: int, filters, dense_units):
     return softmax_head(x, num_classes)
 
 
-def compact(x, num_classes: int, stages, head: str, dense_units, dropout: float):
-    """The default since #20: stages of 3x3 conv-BN-ReLU (one per filter count in a stage), a 2x2 max-pool after
-    every stage but the last, then the head: `flatten` or global `average` pooling, dense-BN-ReLU layers, dropout
-    and softmax. The first stage pools after a single narrow convolution, so that the wide ones run at 14x14 and
+def compact(x, num_classes: int, stages, head: str, dense_units, dropout: float, stage_dropout: float):
+    """The default since #20: stages of 3x3 conv-BN-ReLU (one per filter count in a stage), a 2x2 max-pool and
+    `stage_dropout` after every stage but the last, then the head: `flatten` or global `average` pooling,
+    dense-BN-ReLU layers, dropout and softmax. The first stage pools after a single narrow convolution, so that the wide ones run at 14x14 and
     below, where cnn3_bn spends half its FLOPs at 28x28 (docs/frontier.md)."""
     for i, stage in enumerate(stages):
         for f in stage:
             x = conv_bn_relu(x, f)
         if i < len(stages) - 1:
             x = layers.MaxPooling2D()(x)
+            x = layers.Dropout(stage_dropout)(x) if stage_dropout else x
     x = layers.Flatten()(x) if head == "flatten" else layers.GlobalAveragePooling2D()(x)
     for units in dense_units:
         x = dense_bn_relu(x, units)

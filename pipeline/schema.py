@@ -116,6 +116,7 @@ RULES: dict[str, Allowed] = {
     "model.stages": stages(1, most=4),  # compact: filters stage by stage; 28 -> 14 -> 7 -> 3, a fifth has no pixels
     "model.head": one_of(HEADS),
     "model.dropout": DROPOUT,
+    "model.stage_dropout": DROPOUT,
     "augment.name": one_of(AUGMENT_POLICIES),
     "augment.rotation_degrees": at_least(0),
     "augment.zoom": between(0, 1, "[)"),  # Keras zooms by a factor in (-1, 1]: ±zoom

@@ -27,7 +27,7 @@ def test_the_default_networks_count_is_the_hand_count():
 
 def test_compact_is_counted_stage_by_stage():
     options = {"name": "compact", "stages": [[16], [32], [64, 64], [128]], "head": "flatten", "dropout": 0.3}
-    model = build_model({**options, "dense_units": [100]}, conf("augment", "standard"), 10)
+    model = build_model({**options, "dense_units": [100], "stage_dropout": 0.1}, conf("augment", "standard"), 10)
     convs = 2 * 9 * (28 * 28 * 1 * 16 + 14 * 14 * 16 * 32 + 7 * 7 * (32 * 64 + 64 * 64) + 3 * 3 * 64 * 128)
     assert forward_flops(model) == convs + 2 * (3 * 3 * 128 * 100 + 100 * 10)
 

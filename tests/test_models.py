@@ -48,14 +48,21 @@ def test_unknown_names_are_errors_that_list_the_choices():
 
 def test_compact_pools_after_every_stage_but_the_last_and_ends_in_the_configured_head():
     options = {"name": "compact", "stages": [[8], [16, 16], [32]], "head": "average", "dense_units": [24]}
-    model = build_model({**options, "dropout": 0.1}, conf("augment", "none"), 10)
+    model = build_model({**options, "dropout": 0.1, "stage_dropout": 0.0}, conf("augment", "none"), 10)
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [(c.output.shape[1], c.filters) for c in convs] == [(28, 8), (14, 16), (14, 16), (7, 32)]
     assert sum(isinstance(layer, keras.layers.MaxPooling2D) for layer in model.layers) == 2
     assert any(isinstance(layer, keras.layers.GlobalAveragePooling2D) for layer in model.layers)
     assert [d.units for d in model.layers if isinstance(d, keras.layers.Dense)] == [24, 10]
-    flat = build_model({**options, "head": "flatten", "dense_units": [], "dropout": 0.1}, conf("augment", "none"), 10)
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in model.layers) == 1  # the head's only
+    flat = build_model(
+        {**options, "head": "flatten", "dense_units": [], "dropout": 0.1, "stage_dropout": 0.2},
+        conf("augment", "none"),
+        10,
+    )
     assert [d.input.shape[-1] for d in flat.layers if isinstance(d, keras.layers.Dense)] == [7 * 7 * 32]
+    dropouts = [layer for layer in flat.layers if isinstance(layer, keras.layers.Dropout)]
+    assert [(d.rate, d.output.shape[1]) for d in dropouts] == [(0.2, 14), (0.2, 7), (0.1, 7 * 7 * 32)]
 
 
 def test_seed_003_network_has_exactly_246319_parameters_for_47_classes():

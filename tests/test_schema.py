@@ -56,6 +56,7 @@ RANGES = {
     ),
     "model.head": (["flatten", "average"], ["max", None], "one of flatten, average"),
     "model.dropout": ([0, 0.5], [1, -0.1], "a number in [0, 1)"),
+    "model.stage_dropout": ([0, 0.5], [1, -0.1], "a number in [0, 1)"),
     "augment.name": (["none", "strong"], ["wild"], "one of none, standard, strong"),
     "augment.rotation_degrees": ([0, 180], [-1, float("nan")], "a number ≥ 0"),
     "augment.zoom": ([0, 0.99], [1, -0.1], "a number in [0, 1)"),

@@ -8,7 +8,7 @@ same). Baselines measured in the same run:
   same model, the same batch size, taking turns;
 - each entrypoint's import against `import keras` (TensorFlow's start-up, which every stage but fetch pays);
 - a process's exit after importing the evaluate stage, with the final garbage collection skipped
-  (pipeline/shutdown.py) against Python's default exit.
+  (pipeline/core/shutdown.py) against Python's default exit.
 
     .venv/bin/python bench/stages.py [--repeats 3]
 """
@@ -128,7 +128,7 @@ def main() -> None:
         print(f"  pipeline.{name:<11} {seconds:5.2f} s  {seconds / keras_import:5.2f}x `import keras`", flush=True)
 
     plain_exit = wall([python, "-c", "import pipeline.evaluate"], args.repeats)
-    skip = "from pipeline.shutdown import skip_final_collection; skip_final_collection(); "
+    skip = "from pipeline.core.shutdown import skip_final_collection; skip_final_collection(); "
     quick_exit = wall([python, "-c", skip + "import pipeline.evaluate"], args.repeats)
     print(
         f"\nimport pipeline.evaluate and exit: {quick_exit:.2f} s skipping the final collection vs "

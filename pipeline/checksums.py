@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 KNOWN_SHA256: dict[str, str] = {
     # MNIST, the official files

@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 from mlflow.exceptions import MlflowException
 
-from pipeline.files import atomic_path
+from pipeline.core.files import atomic_path
+from pipeline.core.paths import CONF
 from pipeline.stats import Spread, mcnemar_exact, spread, wilson_interval
 from pipeline.tables import to_csv
 
@@ -499,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from pipeline.tracking import connect_default
 
-    defaults = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "config.yaml").compare
+    defaults = OmegaConf.load(CONF / "config.yaml").compare
     parser = argparse.ArgumentParser(prog="python -m pipeline.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("parent", help="the sweep's parent run id (the sweep prints it when it starts)")
     parser.add_argument("--out", type=Path, default=Path("comparison"), help="folder to write the comparison to")

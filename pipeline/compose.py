@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dvc.utils.hydra import compose_and_dump
 
-ROOT = Path(__file__).resolve().parent.parent
+from pipeline.core.paths import CONF, ROOT
 
 
 def composed_params(conf_dir: Path, overrides: list[str]) -> str:
@@ -23,7 +23,7 @@ def composed_params(conf_dir: Path, overrides: list[str]) -> str:
 
 
 def main(argv: list[str]) -> None:
-    (ROOT / "params.yaml").write_text(composed_params(ROOT / "conf", argv), encoding="utf-8")
+    (ROOT / "params.yaml").write_text(composed_params(CONF, argv), encoding="utf-8")
     print(f"wrote {ROOT / 'params.yaml'}" + (f" with {' '.join(argv)}" if argv else ""))
 
 

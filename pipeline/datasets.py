@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
-from pipeline.files import write_npz
+from pipeline.core.errors import UserError
+from pipeline.core.files import write_npz
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from tqdm import tqdm
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.idx import decompress, read_bytes
 
 CHUNK = 1 << 16

@@ -18,9 +18,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import checksums, idx
 from pipeline.archive import fetch_archive, member_names, read_member
+from pipeline.core.errors import reports_user_errors
+from pipeline.core.interrupt import stop_on_signals
 from pipeline.download import SourcesExhausted, fetch_verified
-from pipeline.errors import reports_user_errors
-from pipeline.interrupt import stop_on_signals
 from pipeline.mirror import mirror_root, mnist_sources
 from pipeline.raw import locate, present, read_verified, verified, write_plain
 from pipeline.schema import validate

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 
 IMAGES_MAGIC = 2051
 LABELS_MAGIC = 2049

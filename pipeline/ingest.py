@@ -18,6 +18,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import checksums, idx
+from pipeline.core.errors import reports_user_errors
+from pipeline.core.interrupt import stop_on_signals
 from pipeline.datasets import (
     DIGIT_NAMES,
     Dataset,
@@ -30,8 +32,6 @@ from pipeline.datasets import (
     save_dataset,
     stratified_split,
 )
-from pipeline.errors import reports_user_errors
-from pipeline.interrupt import stop_on_signals
 from pipeline.raw import locate, present, read_verified
 from pipeline.schema import validate
 from pipeline.sources import Source, missing_files, parse_datasets

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.core.errors import first_line
 from pipeline.datasets import DIGIT_NAMES
-from pipeline.errors import first_line
 
 if TYPE_CHECKING:
     import keras

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from pipeline.files import atomic_path
+from pipeline.core.files import atomic_path
 
 if TYPE_CHECKING:
     from pipeline.compare import Comparison

@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pipeline.errors import UserError, first_line
+from pipeline.core.errors import UserError, first_line
+from pipeline.core.shutdown import skip_final_collection
 from pipeline.model_file import ModelFileError, load_with_class_names
 from pipeline.preprocess import mnist_style
-from pipeline.shutdown import skip_final_collection
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 

@@ -23,8 +23,8 @@ from typing import Any
 import keras
 import mlflow
 
-from pipeline import interrupt
-from pipeline.files import read_json, write_json
+from pipeline.core import interrupt
+from pipeline.core.files import read_json, write_json
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:
@@ -103,7 +103,7 @@ class Progress:
 
 
 class HeldSignals(keras.callbacks.Callback):
-    """Calls `hold` or `release` (pipeline.interrupt) at an epoch's end, to bracket the callbacks between."""
+    """Calls `hold` or `release` (pipeline.core.interrupt) at an epoch's end, to bracket the callbacks between."""
 
     def __init__(self, action: Callable[[], None]):
         super().__init__()

@@ -16,9 +16,9 @@ from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
+from pipeline.core.shutdown import skip_final_collection
 from pipeline.registry import CHAMPION, promote
-from pipeline.shutdown import skip_final_collection
 from pipeline.tracking import connect_default
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline import checksums
-from pipeline.files import atomic_path
+from pipeline.core.files import atomic_path
 from pipeline.idx import read_bytes
 
 

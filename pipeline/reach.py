@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.errors import first_line
+from pipeline.core.errors import first_line
 
 TIMEOUT = 5  # seconds: a server on the same network answers in milliseconds
 

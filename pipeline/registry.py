@@ -10,7 +10,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
-from pipeline.errors import UserError, first_line
+from pipeline.core.errors import UserError, first_line
 
 CHAMPION = "champion"
 REGISTERED_TAG = "model.registered"  # on the training run: `handwriting-mnist/3`

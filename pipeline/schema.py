@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.sources import parse_source
 
 # The registries' names, written out so that checking a config needs neither Keras nor the modules that build the

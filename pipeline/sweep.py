@@ -23,8 +23,9 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pipeline import compare, interrupt, tracking
-from pipeline.files import read_json, write_json
+from pipeline import compare, tracking
+from pipeline.core import interrupt
+from pipeline.core.files import read_json, write_json
 from pipeline.schema import config_problems
 
 SWEEP_FILE = "sweep.json"

@@ -18,9 +18,10 @@ from mlflow import ActiveRun
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 
 from pipeline import reach
-from pipeline.errors import UserError, first_line
-from pipeline.files import read_json, write_json
-from pipeline.interrupt import Interrupted
+from pipeline.core.errors import UserError, first_line
+from pipeline.core.files import read_json, write_json
+from pipeline.core.interrupt import Interrupted
+from pipeline.core.paths import CONF
 
 ENV_URI = "MLFLOW_TRACKING_URI"
 
@@ -99,7 +100,7 @@ def connect_default() -> None:
     look in a new, empty store (or fail on the folder it lacks) and report the run or model as unknown."""
     from omegaconf import OmegaConf
 
-    cfg = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "tracking" / "local.yaml")
+    cfg = OmegaConf.load(CONF / "tracking" / "local.yaml")
     check_server(cfg)
     uri, store = resolved_uri(cfg.uri)
     if store is not None and not store.is_file():

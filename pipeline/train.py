@@ -24,19 +24,19 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import registry, tracking
 from pipeline.augment import augmented_examples
 from pipeline.batches import batches
+from pipeline.core.errors import reports_user_errors
+from pipeline.core.files import atomic_path, write_json, write_npz
+from pipeline.core.interrupt import stop_on_signals
+from pipeline.core.shutdown import skip_final_collection
 from pipeline.datasets import load_dataset, prepared_path
-from pipeline.errors import reports_user_errors
-from pipeline.files import atomic_path, write_json, write_npz
 from pipeline.flops import forward_flops, training_flops
 from pipeline.fused import copy_weights, with_fused_batch_norm
-from pipeline.interrupt import stop_on_signals
 from pipeline.model_file import save_with_class_names
 from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
 from pipeline.progress import Progress, fingerprint, higher_is_better
 from pipeline.schema import validate
 from pipeline.serving import log_keras_model
-from pipeline.shutdown import skip_final_collection
 
 
 def train(

@@ -25,12 +25,13 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from pipeline.core.paths import ROOT
 from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.mirror import ENV_VAR
 from pipeline.precision import bfloat16_capped
 from tests.http_source import FileServer, nist_archive
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = ROOT  # the repository under test, where the pipeline finds itself
 
 
 # Forcing bfloat16 is what these test; under an ISA cap that forbids its instructions (the AVX2 stand-in of
@@ -57,7 +58,7 @@ def write_idx(path: Path, array: np.ndarray, compress: bool = True, magic: int |
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """As the stage processes do (pipeline/shutdown.py): skip the interpreter's last collection over everything
+    """As the stage processes do (pipeline/core/shutdown.py): skip the interpreter's last collection over everything
     TensorFlow, Keras and MLflow left alive, seconds at the end of every test run."""
     gc.freeze()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -20,26 +21,40 @@ def run_time_nodes(tree: ast.AST):
         yield from run_time_nodes(node)
 
 
-def pipeline_imports(module: str, seen: set[str] | None = None) -> set[str]:
-    """`module` and every pipeline module it imports when it runs, directly or not (read from the source, not
-    executed)."""
+def module_file(module: str) -> Path | None:
+    """The file of a dotted pipeline module (`pipeline.data.idx` -> pipeline/data/idx.py, a package -> its
+    __init__.py); None for anything that is not one of ours."""
+    parts = module.split(".")
+    if parts[0] != "pipeline":
+        return None
+    for path in (REPO.joinpath(*parts).with_suffix(".py"), REPO.joinpath(*parts, "__init__.py")):
+        if path.is_file():
+            return path
+    return None
+
+
+def imported_modules(node: ast.AST) -> list[str]:
+    """The pipeline modules an import statement names: `from pipeline.data import idx` names pipeline.data.idx,
+    `from pipeline.data.idx import read_bytes` names pipeline.data.idx."""
+    if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "pipeline":
+        submodules = [f"{node.module}.{a.name}" for a in node.names]
+        return [m if module_file(m) else node.module for m in submodules]
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names if a.name.split(".")[0] == "pipeline"]
+    return []
+
+
+def pipeline_imports(module: str, seen: set[Path] | None = None) -> set[Path]:
+    """The file of `module` and of every pipeline module it imports when it runs, directly or not (read from the
+    source, not executed)."""
     seen = set() if seen is None else seen
-    if module in seen:
+    path = module_file(module)
+    if path is None or path in seen:
         return seen
-    seen.add(module)
-    tree = ast.parse((REPO / "pipeline" / f"{module}.py").read_text())
-    for node in run_time_nodes(tree):
-        names = []
-        if isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "pipeline":
-                names = [a.name for a in node.names]
-            elif node.module.startswith("pipeline."):
-                names = [node.module.split(".")[1]]
-        elif isinstance(node, ast.Import):
-            names = [a.name.split(".")[1] for a in node.names if a.name.startswith("pipeline.")]
-        for name in names:
-            if (REPO / "pipeline" / f"{name}.py").is_file():
-                pipeline_imports(name, seen)
+    seen.add(path)
+    for node in run_time_nodes(ast.parse(path.read_text())):
+        for name in imported_modules(node):
+            pipeline_imports(name, seen)
     return seen
 
 
@@ -54,10 +69,26 @@ STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_stage_depends_on_every_module_it_runs(stage):
-    entry = re.search(r"python -m pipeline\.(\w+)", STAGES[stage]["cmd"]).group(1)
+    entry = re.search(r"python -m (pipeline\.\w+)", STAGES[stage]["cmd"]).group(1)
     deps = {d for d in STAGES[stage]["deps"] if isinstance(d, str)}
-    missing = sorted(f"pipeline/{m}.py" for m in pipeline_imports(entry) if f"pipeline/{m}.py" not in deps)
+    runs = {path.relative_to(REPO).as_posix() for path in pipeline_imports(entry)}
+    missing = sorted(runs - deps)
     assert not missing, f"dvc.yaml stage {stage!r} runs but does not depend on {missing}"
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
+def test_stage_code_deps_exist(stage):
+    """A module moved or deleted leaves no stale path behind, which DVC would only report when the stage runs."""
+    code = [d for d in STAGES[stage]["deps"] if isinstance(d, str) and d.startswith("pipeline/")]
+    absent = [d for d in code if not (REPO / d).is_file()]
+    assert not absent, f"dvc.yaml stage {stage!r} depends on files that do not exist: {absent}"
+
+
+def test_imports_name_the_modules_they_load():
+    """`from pipeline.core import errors` loads pipeline/core/errors.py, and so does `from pipeline.core.errors
+    import first_line`."""
+    tree = ast.parse("from pipeline.core import errors\nfrom pipeline.core.errors import first_line\nimport os\n")
+    assert [m for node in tree.body for m in imported_modules(node)] == ["pipeline.core.errors", "pipeline.core.errors"]
 
 
 def declared_paths(stage: dict) -> list[str]:

@@ -13,9 +13,9 @@ import pytest
 
 from pipeline import tracking
 from pipeline.checksums import ChecksumError
+from pipeline.core.errors import UserError, reports_user_errors
 from pipeline.datasets import DatasetError
 from pipeline.download import SourcesExhausted
-from pipeline.errors import UserError, reports_user_errors
 from pipeline.idx import IdxError
 from tests.conftest import REPO, stage_env
 
@@ -139,7 +139,7 @@ def test_a_bug_in_an_entrypoint_still_shows_its_traceback(tmp_path):
     """Hydra's own handling of an exception it does not know, through the same decorator the stages use."""
     (tmp_path / "app.py").write_text(
         "import hydra\n"
-        "from pipeline.errors import reports_user_errors\n\n"
+        "from pipeline.core.errors import reports_user_errors\n\n"
         "@hydra.main(version_base='1.3', config_path=None)\n"
         "@reports_user_errors\n"
         "def main(cfg):\n"

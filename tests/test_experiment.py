@@ -17,8 +17,8 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pipeline import compare, tracking
+from pipeline.core.files import write_npz
 from pipeline.experiment import launcher_threads, run_experiment, threads_per_job, with_job_outputs
-from pipeline.files import write_npz
 from pipeline.sweep import SWEEP_FILE, SweepJob, SweepTracking, sweep_job
 from tests.conftest import REPO, tiny_config
 

@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from pipeline.files import write_npz
+from pipeline.core.files import write_npz
 
 
 def test_npz_outputs_are_byte_identical_when_rewritten(tmp_path):

@@ -19,7 +19,7 @@ from omegaconf import open_dict
 from PIL import Image
 
 from pipeline import predict, reach, tracking
-from pipeline.errors import UserError
+from pipeline.core.errors import UserError
 from pipeline.sweep import SweepTracking
 from pipeline.train import train
 from tests.conftest import REPO, copy_repo, free_port, run, stage_env

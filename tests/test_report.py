@@ -17,9 +17,9 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import tracking
+from pipeline.core.files import read_json
 from pipeline.datasets import Dataset
 from pipeline.evaluate import evaluate
-from pipeline.files import read_json
 from pipeline.report import (
     Page,
     Predictions,

@@ -6,18 +6,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import REPO
+
 pytestmark = pytest.mark.slow  # every test here runs a real interpreter to its exit
 
 # A cycle that only the cyclic collector frees; its finaliser leaves a mark when that collector reaches it.
 SCRIPT = """
 import atexit, os, sys
-from pipeline.shutdown import skip_final_collection
+from pipeline.core.shutdown import skip_final_collection
 if sys.argv[2] == "skip":
     skip_final_collection()
 atexit.register(lambda: open(os.path.join(sys.argv[1], "handler"), "w").close())
@@ -33,7 +33,7 @@ Cycle()
 
 @pytest.mark.parametrize("mode", ["skip", "default"])
 def test_exit_skips_the_last_collection_but_not_the_exit_handlers(tmp_path, mode):
-    subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), mode], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path), mode], cwd=REPO, check=True)
     assert (tmp_path / "handler").exists()
     assert (tmp_path / "collected").exists() == (mode == "default")
 
@@ -42,7 +42,7 @@ def test_exit_skips_the_last_collection_but_not_the_exit_handlers(tmp_path, mode
 STAGE_SCRIPT = """
 import atexit, gc, logging.handlers, os, sys
 import mlflow
-from pipeline.shutdown import skip_final_collection
+from pipeline.core.shutdown import skip_final_collection
 out = sys.argv[1]
 
 def right_after_the_freeze():  # registered after MLflow's and logging's handlers, so it runs before them
@@ -64,7 +64,7 @@ with open(os.path.join(out, "run_id"), "w") as f:
 def test_mlflow_and_logging_exit_handlers_run_after_the_freeze_and_still_flush(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     subprocess.run(
-        [sys.executable, "-c", STAGE_SCRIPT, str(tmp_path)], cwd=ROOT, env=env, check=True, capture_output=True
+        [sys.executable, "-c", STAGE_SCRIPT, str(tmp_path)], cwd=REPO, env=env, check=True, capture_output=True
     )
     assert (tmp_path / "after_freeze").read_text() == "frozen=True run_open=True"
     assert (tmp_path / "stage.log").read_text() == "flushed at exit\n"

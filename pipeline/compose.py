@@ -6,20 +6,9 @@
 from __future__ import annotations
 
 import sys
-import tempfile
-from pathlib import Path
 
-from dvc.utils.hydra import compose_and_dump
-
+from pipeline.config.params import composed_params
 from pipeline.core.paths import CONF, ROOT
-
-
-def composed_params(conf_dir: Path, overrides: list[str]) -> str:
-    """The text DVC would write to params.yaml for these overrides."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "params.yaml"
-        compose_and_dump(out, str(conf_dir.resolve()), None, "config", str(conf_dir.parent), overrides)
-        return out.read_text(encoding="utf-8")
 
 
 def main(argv: list[str]) -> None:

@@ -17,12 +17,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.interrupt import raise_on_signals, stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.evaluate import evaluate
 from pipeline.report import report
-from pipeline.schema import validate
 from pipeline.sweep import SweepJob, sweep_job
 from pipeline.train import default_run_name, train
 

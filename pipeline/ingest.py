@@ -18,6 +18,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import checksums, idx
+from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.datasets import (
@@ -33,7 +34,6 @@ from pipeline.datasets import (
     stratified_split,
 )
 from pipeline.raw import locate, present, read_verified
-from pipeline.schema import validate
 from pipeline.sources import Source, missing_files, parse_datasets
 
 NOT_FETCHED = "run the fetch stage first (`dvc repro fetch`), or put NIST's files into {folder}"

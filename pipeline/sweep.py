@@ -24,9 +24,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from pipeline import compare, tracking
+from pipeline.config.schema import config_problems
 from pipeline.core import interrupt
 from pipeline.core.files import read_json, write_json
-from pipeline.schema import config_problems
 
 SWEEP_FILE = "sweep.json"
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline import registry, tracking
 from pipeline.augment import augmented_examples
 from pipeline.batches import batches
+from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, write_json, write_npz
 from pipeline.core.interrupt import stop_on_signals
@@ -35,7 +36,6 @@ from pipeline.model_file import save_with_class_names
 from pipeline.models import build_model
 from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
 from pipeline.progress import Progress, fingerprint, higher_is_better
-from pipeline.schema import validate
 from pipeline.serving import log_keras_model
 
 

@@ -164,7 +164,7 @@ def test_a_bad_setting_with_hydra_full_error_shows_the_traceback(tmp_path):
     result = entrypoint(["-m", "pipeline.train", "train.epochs=0", *HYDRA_RUN], tmp_path, HYDRA_FULL_ERROR="1")
     assert result.returncode == 1
     assert "Traceback" in result.stderr
-    assert "pipeline.schema.ConfigError: train.epochs=0: must be an integer ≥ 1" in result.stderr
+    assert "pipeline.config.schema.ConfigError: train.epochs=0: must be an integer ≥ 1" in result.stderr
 
 
 @pytest.mark.slow  # a real entrypoint process

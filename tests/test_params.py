@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import configparser
 
-from pipeline.compose import composed_params
+from pipeline.config.params import composed_params
 from tests.conftest import REPO
 
 

@@ -1,0 +1,1 @@
+"""The configuration: conf/ composed into params.yaml, and the allowed range of every setting."""

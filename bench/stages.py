@@ -53,7 +53,7 @@ def predict_rates(repeats: int) -> dict[str, float]:
     from omegaconf import OmegaConf
 
     from pipeline.batches import batches
-    from pipeline.datasets import load_dataset, prepared_path
+    from pipeline.data.datasets import load_dataset, prepared_path
     from pipeline.fused import fused_copy
 
     params = OmegaConf.load(ROOT / "params.yaml")

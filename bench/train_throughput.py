@@ -66,7 +66,7 @@ def measure(variant: dict, steps: int) -> dict:
     import numpy as np
 
     from pipeline.batches import batches
-    from pipeline.datasets import load_dataset
+    from pipeline.data.datasets import load_dataset
     from pipeline.flops import TRAINING_PASSES, forward_flops
     from pipeline.fused import with_fused_batch_norm
     from pipeline.models import build_model

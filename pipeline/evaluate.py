@@ -24,7 +24,7 @@ from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import read_json, write_json, write_npz
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
-from pipeline.datasets import Dataset, DatasetError, load_dataset, prepared_path
+from pipeline.data.datasets import Dataset, DatasetError, load_dataset, prepared_path
 from pipeline.fused import fused_copy
 
 

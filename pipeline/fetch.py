@@ -16,15 +16,15 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import checksums, idx
-from pipeline.archive import fetch_archive, member_names, read_member
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.interrupt import stop_on_signals
-from pipeline.download import SourcesExhausted, fetch_verified
-from pipeline.mirror import mirror_root, mnist_sources
-from pipeline.raw import locate, present, read_verified, verified, write_plain
-from pipeline.sources import Source, first_complete, missing_files, parse_datasets
+from pipeline.data import checksums, idx
+from pipeline.data.archive import fetch_archive, member_names, read_member
+from pipeline.data.download import SourcesExhausted, fetch_verified
+from pipeline.data.mirror import mirror_root, mnist_sources
+from pipeline.data.raw import locate, present, read_verified, verified, write_plain
+from pipeline.data.sources import Source, first_complete, missing_files, parse_datasets
 
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 

@@ -17,11 +17,11 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import checksums, idx
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.interrupt import stop_on_signals
-from pipeline.datasets import (
+from pipeline.data import checksums, idx
+from pipeline.data.datasets import (
     DIGIT_NAMES,
     Dataset,
     DatasetError,
@@ -33,8 +33,8 @@ from pipeline.datasets import (
     save_dataset,
     stratified_split,
 )
-from pipeline.raw import locate, present, read_verified
-from pipeline.sources import Source, missing_files, parse_datasets
+from pipeline.data.raw import locate, present, read_verified
+from pipeline.data.sources import Source, missing_files, parse_datasets
 
 NOT_FETCHED = "run the fetch stage first (`dvc repro fetch`), or put NIST's files into {folder}"
 

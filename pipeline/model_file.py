@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.core.errors import first_line
-from pipeline.datasets import DIGIT_NAMES
+from pipeline.data.datasets import DIGIT_NAMES
 
 if TYPE_CHECKING:
     import keras

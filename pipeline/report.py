@@ -31,7 +31,7 @@ from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, read_json
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
-from pipeline.datasets import Dataset, load_dataset, prepared_path
+from pipeline.data.datasets import Dataset, load_dataset, prepared_path
 from pipeline.tables import classification_report, per_class_rows, to_csv
 
 DISPLAY_NAMES = {"mnist": "MNIST", "emnist_digits": "EMNIST digits", "emnist_balanced": "EMNIST 47 classes"}

@@ -29,7 +29,7 @@ from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, write_json, write_npz
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
-from pipeline.datasets import load_dataset, prepared_path
+from pipeline.data.datasets import load_dataset, prepared_path
 from pipeline.flops import forward_flops, training_flops
 from pipeline.fused import copy_weights, with_fused_batch_norm
 from pipeline.model_file import save_with_class_names

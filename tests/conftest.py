@@ -26,8 +26,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from pipeline.core.paths import ROOT
-from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
-from pipeline.mirror import ENV_VAR
+from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
+from pipeline.data.mirror import ENV_VAR
 from pipeline.precision import bfloat16_capped
 from tests.http_source import FileServer, nist_archive
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from pipeline import idx
+from pipeline.data import idx
 from tests.conftest import run, write_idx
 from tests.test_report import TEST_SET_FILES as REPORT_FILES
 

@@ -12,11 +12,11 @@ import mlflow
 import pytest
 
 from pipeline import tracking
-from pipeline.checksums import ChecksumError
 from pipeline.core.errors import UserError, reports_user_errors
-from pipeline.datasets import DatasetError
-from pipeline.download import SourcesExhausted
-from pipeline.idx import IdxError
+from pipeline.data.checksums import ChecksumError
+from pipeline.data.datasets import DatasetError
+from pipeline.data.download import SourcesExhausted
+from pipeline.data.idx import IdxError
 from tests.conftest import REPO, stage_env
 
 HYDRA_RUN = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline import checksums
-from pipeline.datasets import save_dataset
-from pipeline.download import SourcesExhausted, fetch_verified, partial_path, resume_offset
+from pipeline.data import checksums
+from pipeline.data.datasets import save_dataset
+from pipeline.data.download import SourcesExhausted, fetch_verified, partial_path, resume_offset
+from pipeline.data.mirror import mnist_sources
+from pipeline.data.sources import parse_datasets
 from pipeline.fetch import MNIST_FILES, Origins, fetch_emnist, fetch_mnist, verified_content
 from pipeline.ingest import ingest_dataset, load_mnist
-from pipeline.mirror import mnist_sources
-from pipeline.sources import parse_datasets
 from tests.conftest import REPO, write_idx
 from tests.http_source import FileServer
 

@@ -7,7 +7,7 @@ import gzip
 import numpy as np
 import pytest
 
-from pipeline import idx
+from pipeline.data import idx
 from tests.conftest import idx_bytes, write_idx
 
 

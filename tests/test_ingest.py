@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline import checksums, idx
-from pipeline.datasets import emnist_upright, keep_classes, parse_mapping
+from pipeline.data import checksums, idx
+from pipeline.data.datasets import emnist_upright, keep_classes, parse_mapping
+from pipeline.data.sources import Source
 from pipeline.ingest import ingest_dataset, load_source
-from pipeline.sources import Source
 from tests.conftest import REPO, write_idx
 
 MAPPING_DIGITS = "".join(f"{i} {48 + i}\r\n" for i in range(10))  # NIST's file, byte for byte

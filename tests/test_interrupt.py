@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.datasets import save_dataset
-from pipeline.mirror import ENV_VAR
+from pipeline.data.datasets import save_dataset
+from pipeline.data.mirror import ENV_VAR
 from pipeline.train import learning_rate
 from tests.conftest import REPO, synthetic_dataset, tiny_config
 

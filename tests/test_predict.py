@@ -25,8 +25,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from PIL import ExifTags, Image
 
-from pipeline import idx, predict
-from pipeline.datasets import DIGIT_NAMES
+from pipeline import predict
+from pipeline.data import idx, image_files
+from pipeline.data.datasets import DIGIT_NAMES
 from pipeline.model_file import save_with_class_names
 from pipeline.models import build_model
 from pipeline.registry import promote
@@ -221,9 +222,9 @@ def test_exif_orientation_is_applied_before_preprocessing(tmp_path):
     sideways = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)
     sideways.save(tmp_path / "photo.png", exif=exif)
     sideways.save(tmp_path / "untagged.png")
-    expected = predict.load_image(tmp_path / "upright.png")
-    np.testing.assert_array_equal(predict.load_image(tmp_path / "photo.png"), expected)
-    assert not np.array_equal(predict.load_image(tmp_path / "untagged.png"), expected)
+    expected = image_files.load_image(tmp_path / "upright.png")
+    np.testing.assert_array_equal(image_files.load_image(tmp_path / "photo.png"), expected)
+    assert not np.array_equal(image_files.load_image(tmp_path / "untagged.png"), expected)
 
 
 def test_image_over_the_pixel_limit_is_refused_and_the_rest_classified(model_files, digit, capsys):
@@ -231,7 +232,7 @@ def test_image_over_the_pixel_limit_is_refused_and_the_rest_classified(model_fil
     Image.new("1", (20_000, 20_000)).save(bomb)  # 400 million pixels in 48 kB
     assert predict.main([str(bomb), str(digit), "--model", str(model_files["digits"])]) == 1
     out = capsys.readouterr()
-    assert out.err == f"{bomb}: over the limit of {predict.MAX_PIXELS:,} pixels (--max-pixels); not decoded\n"
+    assert out.err == f"{bomb}: over the limit of {image_files.MAX_PIXELS:,} pixels (--max-pixels); not decoded\n"
     assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
     # A lower limit, which the image exceeds by less than twice (where PIL itself only warns).
     assert predict.main([str(digit), "--max-pixels", "2000", "--model", str(model_files["digits"])]) == 1
@@ -239,7 +240,7 @@ def test_image_over_the_pixel_limit_is_refused_and_the_rest_classified(model_fil
         capsys.readouterr().err.splitlines()[0]
         == f"{digit}: over the limit of 2,000 pixels (--max-pixels); not decoded"
     )
-    assert Image.MAX_IMAGE_PIXELS == predict.MAX_PIXELS
+    assert Image.MAX_IMAGE_PIXELS == image_files.MAX_PIXELS
 
 
 def unusable_model(kind: str, folder: Path, model_files: dict[str, Path]) -> Path:

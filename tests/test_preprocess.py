@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.preprocess import centre_of_mass, crop_to_ink, mnist_style
+from pipeline.data.preprocess import centre_of_mass, crop_to_ink, mnist_style
 
 
 def canvas(h: int, w: int, background: int) -> np.ndarray:

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline import tracking
 from pipeline.core.files import read_json
-from pipeline.datasets import Dataset
+from pipeline.data.datasets import Dataset
 from pipeline.evaluate import evaluate
 from pipeline.report import (
     Page,

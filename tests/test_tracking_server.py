@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import idx, predict
+from pipeline import predict
+from pipeline.data import idx
 from tests.conftest import ServedRepo, TrackingServer, free_port, run, wait_for_http
 
 

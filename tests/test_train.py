@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
 from pipeline.batches import batches
-from pipeline.datasets import DIGIT_NAMES, Dataset, save_dataset
+from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.flops import forward_flops
 from pipeline.fused import FusedBatchNormalization
 from pipeline.model_file import read_class_names

@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.core.errors import UserError
-from pipeline.sources import parse_source
+from pipeline.data.sources import parse_source
 
 # The registries' names, written out so that checking a config needs neither Keras nor the modules that build the
 # network (each stage would then depend on them); tests/test_schema.py keeps them equal to the registries.

@@ -20,7 +20,7 @@ from typing import TypeVar
 from tqdm import tqdm
 
 from pipeline.core.errors import UserError
-from pipeline.idx import decompress, read_bytes
+from pipeline.data.idx import decompress, read_bytes
 
 CHUNK = 1 << 16
 T = TypeVar("T")

@@ -10,9 +10,9 @@ import zipfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from pipeline.checksums import ChecksumError
-from pipeline.download import SOURCE_ERRORS, SourcesExhausted, describe, download_file, file_md5
-from pipeline.idx import decompress
+from pipeline.data.checksums import ChecksumError
+from pipeline.data.download import SOURCE_ERRORS, SourcesExhausted, describe, download_file, file_md5
+from pipeline.data.idx import decompress
 
 
 def fetch_archive(urls: Sequence[str], dest: Path, md5: str, timeout: float) -> Path:

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline import checksums
 from pipeline.core.files import atomic_path
-from pipeline.idx import read_bytes
+from pipeline.data import checksums
+from pipeline.data.idx import read_bytes
 
 
 def locate(folder: Path, name: str) -> Path | None:

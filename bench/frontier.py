@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
-from pipeline.flops import training_flops
+from pipeline.modeling.flops import training_flops
 from pipeline.stats import spread
 
 OLD_DEFAULT = {"model": "cnn3_bn", "epochs": 12, "images": 54_000}  # until #20; MNIST's training part
@@ -131,8 +131,8 @@ def old_default_flops() -> int:
     """The old default's training FLOPs, counted from its network as every run's are (114.5 TFLOP)."""
     from omegaconf import OmegaConf
 
-    from pipeline.flops import forward_flops
-    from pipeline.models import build_model
+    from pipeline.modeling.flops import forward_flops
+    from pipeline.modeling.models import build_model
 
     network = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{OLD_DEFAULT['model']}.yaml"))
     forward = forward_flops(build_model(network, {"name": "none"}, 10))

@@ -52,9 +52,9 @@ def predict_rates(repeats: int) -> dict[str, float]:
     import numpy as np
     from omegaconf import OmegaConf
 
-    from pipeline.batches import batches
     from pipeline.data.datasets import load_dataset, prepared_path
-    from pipeline.fused import fused_copy
+    from pipeline.modeling.batches import batches
+    from pipeline.modeling.fused import fused_copy
 
     params = OmegaConf.load(ROOT / "params.yaml")
     model = keras.models.load_model(ROOT / params.paths.models / "model.keras")

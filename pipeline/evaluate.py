@@ -18,14 +18,14 @@ import numpy as np
 from omegaconf import DictConfig
 
 from pipeline import metrics, tracking
-from pipeline.batches import batches
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import read_json, write_json, write_npz
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import Dataset, DatasetError, load_dataset, prepared_path
-from pipeline.fused import fused_copy
+from pipeline.modeling.batches import batches
+from pipeline.modeling.fused import fused_copy
 
 
 def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:

@@ -22,21 +22,21 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline import registry, tracking
-from pipeline.augment import augmented_examples
-from pipeline.batches import batches
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, write_json, write_npz
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import load_dataset, prepared_path
-from pipeline.flops import forward_flops, training_flops
-from pipeline.fused import copy_weights, with_fused_batch_norm
-from pipeline.model_file import save_with_class_names
-from pipeline.models import build_model
-from pipeline.precision import cpu_flags, dtype_policy, resolve_precision
-from pipeline.progress import Progress, fingerprint, higher_is_better
-from pipeline.serving import log_keras_model
+from pipeline.modeling.augment import augmented_examples
+from pipeline.modeling.batches import batches
+from pipeline.modeling.flops import forward_flops, training_flops
+from pipeline.modeling.fused import copy_weights, with_fused_batch_norm
+from pipeline.modeling.model_file import save_with_class_names
+from pipeline.modeling.models import build_model
+from pipeline.modeling.precision import cpu_flags, dtype_policy, resolve_precision
+from pipeline.modeling.progress import Progress, fingerprint, higher_is_better
+from pipeline.modeling.serving import log_keras_model
 
 
 def train(

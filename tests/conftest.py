@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 from pipeline.core.paths import ROOT
 from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.data.mirror import ENV_VAR
-from pipeline.precision import bfloat16_capped
+from pipeline.modeling.precision import bfloat16_capped
 from tests.http_source import FileServer, nist_archive
 
 REPO = ROOT  # the repository under test, where the pipeline finds itself

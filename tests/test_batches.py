@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.batches import batches
+from pipeline.modeling.batches import batches
 
 
 def test_batches_cover_every_image_once_in_a_seeded_reshuffled_order():

@@ -15,7 +15,7 @@ from pipeline import tracking
 from pipeline.core.files import read_json, write_json
 from pipeline.data.datasets import DIGIT_NAMES, load_dataset, prepared_path
 from pipeline.evaluate import evaluate, load_test_set, load_trained_model, log_scores, predict_probabilities
-from pipeline.models import build_model
+from pipeline.modeling.models import build_model
 from pipeline.tracking import content_digest
 from pipeline.train import write_augmented_examples
 from tests.conftest import tiny_config, tiny_workdir

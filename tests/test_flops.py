@@ -6,8 +6,8 @@ import keras
 import pytest
 from keras import layers
 
-from pipeline.flops import forward_flops, training_flops
-from pipeline.models import build_model
+from pipeline.modeling.flops import forward_flops, training_flops
+from pipeline.modeling.models import build_model
 from tests.conftest import conf
 
 # cnn3_bn at 10 classes, layer by layer: 2 x output pixels x kernel x input channels x output channels per

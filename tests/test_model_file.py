@@ -6,13 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.model_file import (
+from pipeline.modeling.model_file import (
     ModelFileError,
     load_with_class_names,
     read_class_names,
     save_with_class_names,
 )
-from pipeline.models import build_model
+from pipeline.modeling.models import build_model
 from tests.conftest import conf
 
 BALANCED = tuple("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")  # EMNIST balanced's 47 classes

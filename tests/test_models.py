@@ -6,8 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from pipeline.augment import augmentation, augmented_examples
-from pipeline.models import build_model
+from pipeline.modeling.augment import augmentation, augmented_examples
+from pipeline.modeling.models import build_model
 from tests.conftest import REPO, conf
 
 CNN3 = conf("model", "cnn3_bn")

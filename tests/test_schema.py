@@ -14,9 +14,9 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from pipeline import augment, models, precision
 from pipeline.config import schema
 from pipeline.config.schema import ConfigError, problems, shown
+from pipeline.modeling import augment, models, precision
 from tests.conftest import REPO, tiny_config
 
 

@@ -16,14 +16,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline import tracking
-from pipeline.batches import batches
 from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
-from pipeline.flops import forward_flops
-from pipeline.fused import FusedBatchNormalization
-from pipeline.model_file import read_class_names
-from pipeline.models import build_model
-from pipeline.precision import cpu_flags, resolve_precision
-from pipeline.progress import Progress
+from pipeline.modeling.batches import batches
+from pipeline.modeling.flops import forward_flops
+from pipeline.modeling.fused import FusedBatchNormalization
+from pipeline.modeling.model_file import read_class_names
+from pipeline.modeling.models import build_model
+from pipeline.modeling.precision import cpu_flags, resolve_precision
+from pipeline.modeling.progress import Progress
 from pipeline.train import (
     Fit,
     TrainingData,

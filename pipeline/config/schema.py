@@ -22,13 +22,13 @@ from pipeline.data.sources import parse_source
 
 # The registries' names, written out so that checking a config needs neither Keras nor the modules that build the
 # network (each stage would then depend on them); tests/test_schema.py keeps them equal to the registries.
-ARCHITECTURES = ("cnn2_bn", "cnn3_bn", "compact", "plain1", "plain3")  # pipeline/models.py
-AUGMENT_POLICIES = ("none", "standard", "strong")  # pipeline/augment.py
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # pipeline/precision.py
+ARCHITECTURES = ("cnn2_bn", "cnn3_bn", "compact", "plain1", "plain3")  # pipeline/modeling/models.py
+AUGMENT_POLICIES = ("none", "standard", "strong")  # pipeline/modeling/augment.py
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # pipeline/modeling/precision.py
 SCHEDULES = ("one_cycle", "plateau")  # pipeline/train.py
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")  # what the training history records
 INTERPOLATIONS = ("nearest", "bilinear")  # Keras's RandomRotation, RandomZoom and RandomTranslation
-HEADS = ("flatten", "average")  # pipeline/models.py's compact: what follows the last convolution
+HEADS = ("flatten", "average")  # pipeline/modeling/models.py's compact: what follows the last convolution
 SCORES = ("accuracy", "loss", "macro_f1", "macro_precision", "macro_recall", "ece", "top5_accuracy")  # metrics.py
 
 

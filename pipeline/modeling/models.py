@@ -12,7 +12,7 @@ from typing import Any
 import keras
 from keras import layers
 
-from pipeline.augment import augmentation
+from pipeline.modeling.augment import augmentation
 
 Architecture = Callable[..., Any]
 

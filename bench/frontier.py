@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 
 from pipeline.modeling.flops import training_flops
-from pipeline.stats import spread
+from pipeline.scoring.stats import spread
 
 OLD_DEFAULT = {"model": "cnn3_bn", "epochs": 12, "images": 54_000}  # until #20; MNIST's training part
 VARIANT_PARAMS = ("model.", "augment.", "train.epochs", "train.batch_size", "train.learning_rate", "train.schedule")

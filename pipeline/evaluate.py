@@ -17,7 +17,7 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline import metrics, tracking
+from pipeline import tracking
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import read_json, write_json, write_npz
@@ -26,6 +26,7 @@ from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import Dataset, DatasetError, load_dataset, prepared_path
 from pipeline.modeling.batches import batches
 from pipeline.modeling.fused import fused_copy
+from pipeline.scoring import metrics
 
 
 def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:

@@ -19,7 +19,7 @@ from matplotlib.ticker import MaxNLocator
 from pipeline.core.files import atomic_path
 
 if TYPE_CHECKING:
-    from pipeline.compare import Comparison
+    from pipeline.scoring.comparison import Comparison
 
 A4_PORTRAIT = (8.27, 11.69)
 TRUE_COLOUR, WRONG_COLOUR, OTHER_COLOUR = "#2a9d3c", "#d1352b", "#9aa3ad"

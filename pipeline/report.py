@@ -25,14 +25,15 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
-from pipeline import metrics, plots, tracking
+from pipeline import plots, tracking
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, read_json
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import Dataset, load_dataset, prepared_path
-from pipeline.tables import classification_report, per_class_rows, to_csv
+from pipeline.scoring import metrics
+from pipeline.scoring.tables import classification_report, per_class_rows, to_csv
 
 DISPLAY_NAMES = {"mnist": "MNIST", "emnist_digits": "EMNIST digits", "emnist_balanced": "EMNIST 47 classes"}
 

@@ -27,6 +27,7 @@ from pipeline import compare, tracking
 from pipeline.config.schema import config_problems
 from pipeline.core import interrupt
 from pipeline.core.files import read_json, write_json
+from pipeline.scoring.comparison import to_markdown
 
 SWEEP_FILE = "sweep.json"
 
@@ -171,7 +172,7 @@ class SweepTracking(Callback):
         failed = sorted({r.name for r in comparison.runs if r.status != "FINISHED"})
         client.set_terminated(parent, "FAILED" if failed or not comparison.runs else "FINISHED")
         print(f"sweep: {len(comparison.runs)} runs compared in {sweep_dir / 'comparison.md'}", flush=True)
-        print(compare.to_markdown(comparison), flush=True)
+        print(to_markdown(comparison), flush=True)
         if failed:
             # Hydra turns a callback's exception into a warning; a sweep with failures must still exit non-zero.
             print(f"sweep: {len(failed)} of {len(comparison.runs)} runs failed: {', '.join(failed)}", file=sys.stderr)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.compare import (
+from pipeline.compare import metric_name, parent_metrics
+from pipeline.scoring.comparison import (
     BEST,
     NOT_DISTINGUISHABLE,
     UNPAIRED,
@@ -14,8 +15,6 @@ from pipeline.compare import (
     Run,
     Settings,
     compare,
-    metric_name,
-    parent_metrics,
     run_rows,
     to_markdown,
     to_rows,

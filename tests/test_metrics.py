@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss
 
-from pipeline import metrics
+from pipeline.scoring import metrics
 
 PROBS = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.05, 0.05, 0.9]])
 Y = np.array([0, 1, 2, 1])
@@ -117,7 +117,7 @@ def test_a_class_never_predicted_or_present_still_counts_in_the_macro_averages()
     assert scores["macro_recall"] == pytest.approx(0.5)
     assert scores["macro_f1"] == pytest.approx(5 / 9)
     assert scores["accuracy"] == 0.75 and scores["images"] == 4
-    # 3 of 4 right: the 95% Wilson interval (pipeline/stats.py), worked out by hand as 0.30064 to 0.95441
+    # 3 of 4 right: the 95% Wilson interval (pipeline/scoring/stats.py), worked out by hand as 0.30064 to 0.95441
     assert (scores["accuracy_ci_low"], scores["accuracy_ci_high"]) == (
         pytest.approx(0.30064, abs=1e-5),
         pytest.approx(0.95441, abs=1e-5),

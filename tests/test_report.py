@@ -44,7 +44,7 @@ from pipeline.report import (
     write_summary_pdf,
     write_tables,
 )
-from pipeline.tables import per_class_rows
+from pipeline.scoring.tables import per_class_rows
 from tests.conftest import tiny_config, tiny_workdir
 from tests.test_evaluate import start_run_ref, write_untrained_run
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.stats import mcnemar_exact, spread, wilson_interval
+from pipeline.scoring.stats import mcnemar_exact, spread, wilson_interval
 
 
 def test_wilson_interval_of_8_out_of_10():

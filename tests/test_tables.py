@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.tables import classification_report, per_class_rows, to_csv
+from pipeline.scoring.tables import classification_report, per_class_rows, to_csv
 
 CM3 = np.array([[2, 1, 0], [0, 2, 0], [1, 0, 3]])
 

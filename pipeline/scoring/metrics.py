@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as sk
 
-from pipeline.stats import wilson_interval
+from pipeline.scoring.stats import wilson_interval
 
 EPS = 1e-7
 
@@ -111,7 +111,7 @@ def summary_scores(
     low, high = wilson_interval(correct, len(y_true)) if len(y_true) else (float("nan"), float("nan"))
     result = {
         "accuracy": accuracy(probs, y_true),
-        "accuracy_ci_low": low,  # the 95% Wilson interval over the test images (pipeline/stats.py)
+        "accuracy_ci_low": low,  # the 95% Wilson interval over the test images (pipeline/scoring/stats.py)
         "accuracy_ci_high": high,
         "loss": cross_entropy(probs, y_true),
         "macro_precision": float(scores["precision"].mean()),

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from sklearn import metrics as sk
 
-from pipeline import metrics
+from pipeline.scoring import metrics
 
 
 def per_class_rows(cm: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:

@@ -151,7 +151,7 @@ def write_comparison(
     comparison.png in `folder`, and as its parent run's artifacts (comparison/), metrics and `compare.best` tag."""
     from mlflow.entities import Metric
 
-    from pipeline import plots
+    from pipeline.figures import plots
 
     comparison = compare_sweep(client, parent_run_id, cfg, preferred)
     runs = run_rows(comparison.runs, test_sets_of(comparison.runs, preferred))

@@ -34,7 +34,7 @@ def table_line(path: Path, top: Sequence[tuple[str, float]], width: int) -> str:
 
 
 def save_picture(path: Path, image: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> None:
-    from pipeline import plots
+    from pipeline.figures import plots
 
     plots.save_figure(plots.prediction(image, probs, class_names), path)
 

@@ -11,31 +11,44 @@ with dvc.lock and metrics/ so that `dvc plots diff` shows how a change moved the
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 import mlflow
 import numpy as np
-from matplotlib.backends.backend_pdf import PdfPages
-from matplotlib.figure import Figure
 from omegaconf import DictConfig
 
-from pipeline import plots, tracking
+from pipeline import tracking
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, read_json
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
-from pipeline.data.datasets import Dataset, load_dataset, prepared_path
+from pipeline.data.datasets import Dataset, display, load_dataset, prepared_path
+from pipeline.figures import plots
+from pipeline.figures.report_pages import (
+    MisclassifiedPdf,
+    Page,
+    augmented_grid,
+    confused_pairs_figure,
+    correct_grid,
+    incorrect_grid,
+    reliability_figure,
+    sample_grid,
+    write_misclassified_pdf,
+    write_summary_pdf,
+)
 from pipeline.scoring import metrics
+from pipeline.scoring.predictions import Predictions
 from pipeline.scoring.tables import classification_report, per_class_rows, to_csv
 
-DISPLAY_NAMES = {"mnist": "MNIST", "emnist_digits": "EMNIST digits", "emnist_balanced": "EMNIST 47 classes"}
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def report(cfg: DictConfig) -> None:
@@ -87,14 +100,6 @@ def history_rows(history: dict[str, Sequence[float]]) -> list[dict[str, float]]:
     return [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}} for i in range(len(history["loss"]))]
 
 
-@dataclass(frozen=True)
-class Page:
-    """One figure of the report, drawn once: saved as `path` and as a page of the summary PDF."""
-
-    path: Path
-    draw: Callable[[], Figure]
-
-
 def run_pages(training: Training, reports: Path, cfg: DictConfig) -> list[Page]:
     """The figures of the whole run, in the order the summary shows them."""
     ds, labels = training.dataset, training.labels
@@ -112,25 +117,6 @@ def run_pages(training: Training, reports: Path, cfg: DictConfig) -> list[Page]:
             ),
         ),
     ]
-
-
-def sample_grid(ds: Dataset, n: int, seed: int) -> Figure:
-    pick = np.random.default_rng(seed).choice(len(ds.x_train), size=min(n, len(ds.x_train)), replace=False)
-    return plots.image_grid(
-        ds.x_train[pick], [ds.class_names[y] for y in ds.y_train[pick]], f"{n} training images with their labels"
-    )
-
-
-def augmented_grid(examples: dict[str, np.ndarray], policy: str, class_names: Sequence[str]) -> Figure:
-    """Training images (top row) and, below, what the augmentation policy made of them in training."""
-    original, labels, augmented = examples["original"], examples["labels"], examples["augmented"]
-    captions = [class_names[y] for y in labels] + [""] * (len(augmented) * len(original))
-    return plots.image_grid(
-        np.concatenate([original, *augmented]),
-        captions,
-        f"augment={policy}: training images (top) as training sees them (below)",
-        cols=len(original),
-    )
 
 
 @dataclass(frozen=True)
@@ -161,48 +147,6 @@ def report_test_set(name: str, training: Training, cfg: DictConfig, writer: Exec
         per_class=per_class,
         misclassified_pdf=writer.submit(write_misclassified_pdf, pdf),
     )
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """One test set's predictions (predictions/<test set>.npz) with its images, and the counts drawn from them."""
-
-    name: str
-    dataset: Dataset
-    images: np.ndarray  # the evaluated images: the first len(y) of the test set (evaluate.limit)
-    y: np.ndarray  # their true classes
-    probs: np.ndarray  # the model's probability of every class, one row per image
-    pred: np.ndarray  # the predicted class (the most probable)
-    confidence: np.ndarray  # its probability
-    cm: np.ndarray  # confusion matrix: row = true class, column = predicted class
-    mistakes: np.ndarray  # indices of the misclassified images, the most confident mistake first
-    pairs: list[tuple[int, int, int]]  # the most confused (true, predicted, count), largest count first
-
-    @classmethod
-    def of(cls, name: str, ds: Dataset, probs: np.ndarray, y: np.ndarray, confused_pairs: int) -> Predictions:
-        """From evaluate's probabilities and true classes; `confused_pairs`: how many pairs to keep."""
-        pred = probs.argmax(axis=1)
-        cm = metrics.confusion_matrix(y, pred, ds.num_classes)
-        return cls(
-            name=name,
-            dataset=ds,
-            images=ds.x_test[: len(y)],
-            y=y,
-            probs=probs,
-            pred=pred,
-            confidence=probs.max(axis=1),
-            cm=cm,
-            mistakes=metrics.misclassified_by_confidence(probs, y),
-            pairs=metrics.most_confused_pairs(cm, confused_pairs),
-        )
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.dataset.class_names
-
-    @property
-    def title(self) -> str:
-        return display(self.name)
 
 
 def read_predictions(name: str, training: Training, cfg: DictConfig) -> Predictions:
@@ -254,65 +198,6 @@ def prediction_pages(p: Predictions, folder: Path, cfg: DictConfig) -> list[Page
     ]
 
 
-def reliability_figure(p: Predictions) -> Figure:
-    rel = metrics.reliability(p.probs, p.y)
-    return plots.reliability_diagram(rel, metrics.calibration_error(rel), f"{p.title}: reliability")
-
-
-def pair_examples(p: Predictions) -> list[np.ndarray]:
-    """For each most confused pair, the indices of its images, the most confident mistake first."""
-    return [p.mistakes[(p.y[p.mistakes] == t) & (p.pred[p.mistakes] == q)] for t, q, _ in p.pairs]
-
-
-def confused_pairs_figure(p: Predictions) -> Figure:
-    names = p.class_names
-    labels = [f"{names[t]} → {names[q]}  ({n})" for t, q, n in p.pairs]
-    return plots.confused_pairs(
-        [p.images[i] for i in pair_examples(p)], labels, f"{p.title}: most confused pairs (true → predicted)"
-    )
-
-
-def correct_sample(p: Predictions, n: int, seed: int) -> np.ndarray:
-    """Indices of up to n correctly classified images, a seeded random choice."""
-    right = np.flatnonzero(p.pred == p.y)
-    return np.random.default_rng(seed).choice(right, size=min(n, len(right)), replace=False)
-
-
-def correct_grid(p: Predictions, n: int, seed: int) -> Figure:
-    shown = correct_sample(p, n, seed)
-    return plots.image_grid(
-        p.images[shown],
-        [f"{p.class_names[p.pred[i]]} ({p.confidence[i]:.2f})" for i in shown],
-        f"{p.title}: correct predictions (predicted, confidence)",
-    )
-
-
-def incorrect_grid(p: Predictions, n: int) -> Figure:
-    shown = p.mistakes[:n]
-    names = p.class_names
-    return plots.image_grid(
-        p.images[shown],
-        [f"{names[p.y[i]]}→{names[p.pred[i]]} ({p.confidence[i]:.2f})" for i in shown],
-        f"{p.title}: most confident mistakes (true→predicted, confidence)",
-        colours=["#d1352b"] * len(shown),
-    )
-
-
-@dataclass(frozen=True)
-class MisclassifiedPdf:
-    """What the process that draws a misclassification PDF needs: only the shown mistakes travel to it."""
-
-    path: Path
-    images: np.ndarray
-    probs: np.ndarray
-    y: np.ndarray
-    class_names: list[str]
-    title: str
-    summary: str
-    per_page: int
-    mistakes: int  # all of them, shown or not
-
-
 def pdf_name(test_set: str, train_set: str) -> str:
     """The training set's own test set gets `misclassified.pdf`; others are named by their dataset family."""
     if test_set == train_set:
@@ -339,14 +224,6 @@ def misclassified_pdf(p: Predictions, path: Path, cfg: DictConfig, run_name: str
         per_page=cfg.report.per_page,
         mistakes=len(p.mistakes),
     )
-
-
-def write_misclassified_pdf(pdf: MisclassifiedPdf) -> str:
-    order = np.arange(len(pdf.y))
-    plots.misclassified_pdf(
-        pdf.path, pdf.images, pdf.probs, pdf.y, order, pdf.class_names, pdf.title, pdf.summary, pdf.per_page
-    )
-    return f"report: wrote {pdf.path} ({len(pdf.y)} of {pdf.mistakes} mistakes)"
 
 
 def summary_page(run_name: str, training: Training, sections: Sequence[Section], cfg: DictConfig) -> Figure:
@@ -396,22 +273,6 @@ def generalisation_note(scores: dict[str, dict[str, float]]) -> str | None:
         return None
     m, e = scores["mnist"]["accuracy"], scores["emnist_digits"]["accuracy"]
     return f"Generalisation gap MNIST → EMNIST digits: {m:.2%} − {e:.2%} = {100 * (m - e):+.2f} points"
-
-
-def display(name: str) -> str:
-    return DISPLAY_NAMES.get(name, name)
-
-
-def write_summary_pdf(path: Path, first: Figure, pages: Sequence[Page]) -> None:
-    """`first`, then every page's figure, each drawn once and also saved as its own file."""
-    with atomic_path(path) as tmp, PdfPages(tmp) as pdf:
-        pdf.savefig(first)
-        plots.close(first)
-        for page in pages:
-            fig = page.draw()
-            plots.save_figure(fig, page.path, keep_open=True)
-            pdf.savefig(fig)
-            plots.close(fig)
 
 
 def log_report(reports: Path, sections: Sequence[Section]) -> None:

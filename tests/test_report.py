@@ -20,17 +20,20 @@ from pipeline import tracking
 from pipeline.core.files import read_json
 from pipeline.data.datasets import Dataset
 from pipeline.evaluate import evaluate
-from pipeline.report import (
+from pipeline.figures.report_pages import (
     Page,
-    Predictions,
-    Section,
     correct_sample,
+    pair_examples,
+    write_misclassified_pdf,
+    write_summary_pdf,
+)
+from pipeline.report import (
+    Section,
     generalisation_note,
     headline_table,
     history_rows,
     log_report,
     misclassified_pdf,
-    pair_examples,
     pdf_name,
     prediction_pages,
     read_predictions,
@@ -39,11 +42,10 @@ from pipeline.report import (
     report_test_set,
     run_pages,
     summary_page,
-    write_misclassified_pdf,
     write_plot_data,
-    write_summary_pdf,
     write_tables,
 )
+from pipeline.scoring.predictions import Predictions
 from pipeline.scoring.tables import per_class_rows
 from tests.conftest import tiny_config, tiny_workdir
 from tests.test_evaluate import start_run_ref, write_untrained_run

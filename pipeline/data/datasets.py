@@ -15,6 +15,7 @@ from pipeline.core.errors import UserError
 from pipeline.core.files import write_npz
 
 DIGIT_NAMES = tuple(str(d) for d in range(10))
+DISPLAY_NAMES = {"mnist": "MNIST", "emnist_digits": "EMNIST digits", "emnist_balanced": "EMNIST 47 classes"}
 
 
 class DatasetError(UserError, ValueError):
@@ -33,6 +34,11 @@ class Dataset:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+def display(name: str) -> str:
+    """A dataset's name as a person reads it in a report: `EMNIST digits` for `emnist_digits`."""
+    return DISPLAY_NAMES.get(name, name)
 
 
 def prepared_path(prepared_dir: str | Path, name: str) -> Path:

@@ -159,9 +159,9 @@ def main() -> None:
 
     from mlflow.tracking import MlflowClient
 
-    from pipeline import tracking
+    from pipeline.tracking.runs import resolved_uri
 
-    client = MlflowClient(tracking.resolved_uri("sqlite:///mlruns/mlflow.db")[0])
+    client = MlflowClient(resolved_uri("sqlite:///mlruns/mlflow.db")[0])
     experiment = client.get_experiment_by_name(args.experiment)
     if experiment is None:
         raise SystemExit(f"no MLflow experiment {args.experiment!r} in {client.tracking_uri}")

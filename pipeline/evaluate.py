@@ -17,7 +17,6 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline import tracking
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import read_json, write_json, write_npz
@@ -27,6 +26,7 @@ from pipeline.data.datasets import Dataset, DatasetError, load_dataset, prepared
 from pipeline.modeling.batches import batches
 from pipeline.modeling.fused import fused_copy
 from pipeline.scoring import metrics
+from pipeline.tracking import runs
 
 
 def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:
@@ -73,13 +73,13 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     """Score the trained model on every configured test set; log to its run and write DVC metrics."""
     models_dir = Path(cfg.paths.models)
     results = {}
-    with tracking.reopen_run(models_dir / "run.json", cfg.tracking, "evaluate"):
+    with runs.reopen_run(models_dir / "run.json", cfg.tracking, "evaluate"):
         # Everything that can fail happens inside the run, so that a failure marks it FAILED.
         model, class_names = load_trained_model(models_dir, cfg.evaluate.fused_batch_norm)
         for name in cfg.data.test_sets:
             ds = load_test_set(cfg.paths.prepared, name, class_names)
             x, y = ds.x_test[: cfg.evaluate.limit], ds.y_test[: cfg.evaluate.limit]
-            tracking.log_dataset(name, prepared_path(cfg.paths.prepared, name), x, y, "test")
+            runs.log_dataset(name, prepared_path(cfg.paths.prepared, name), x, y, "test")
             probs = predict_probabilities(model, x, cfg.evaluate.batch_size)
             results[name] = metrics.summary_scores(probs, y)
             predictions = Path(cfg.paths.predictions) / f"{name}.npz"

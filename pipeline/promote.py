@@ -1,9 +1,9 @@
 """Give a training run's registered model an alias: `python -m pipeline.promote RUN_ID [--alias champion]`.
 
-Predict with and serve it as `models:/handwriting-mnist@champion` (pipeline/registry.py); the alias leaves the
-version that had it. The store is the project's (mlruns/mlflow.db) unless MLFLOW_TRACKING_URI names another, as
-for every stage. A run the store does not have, one without a registered model, or an alias MLflow refuses is one
-line on stderr and exit status 1.
+Predict with and serve it as `models:/handwriting-mnist@champion` (pipeline/tracking/registry.py); the alias
+leaves the version that had it. The store is the project's (mlruns/mlflow.db) unless MLFLOW_TRACKING_URI names
+another, as for every stage. A run the store does not have, one without a registered model, or an alias MLflow
+refuses is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -12,23 +12,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mlflow.entities import Run
-from mlflow.entities.model_registry import ModelVersion
 from mlflow.tracking import MlflowClient
 
 from pipeline.core.errors import UserError
 from pipeline.core.shutdown import skip_final_collection
-from pipeline.registry import CHAMPION, promote
-from pipeline.tracking import connect_default
-
-
-def promotion_line(version: ModelVersion, alias: str, run: Run) -> str:
-    """`champion: handwriting-mnist version 3 (run <id>, test.mnist.accuracy 0.9960)`: the run's accuracy on the
-    test set of the dataset it trained on, which says whether this is the version one meant."""
-    metric = f"test.{run.data.params.get('data.name')}.accuracy"
-    score = run.data.metrics.get(metric)
-    scored = f"{metric} {score:.4f}" if score is not None else "not evaluated"
-    return f"{alias}: {version.name} version {version.version} (run {run.info.run_id}, {scored})"
+from pipeline.tracking.registry import CHAMPION, promote, promotion_line
+from pipeline.tracking.runs import connect_default
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,7 +23,6 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig
 
-from pipeline import tracking
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, read_json
@@ -46,6 +45,7 @@ from pipeline.figures.report_pages import (
 from pipeline.scoring import metrics
 from pipeline.scoring.predictions import Predictions
 from pipeline.scoring.tables import classification_report, per_class_rows, to_csv
+from pipeline.tracking import runs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -55,7 +55,7 @@ def report(cfg: DictConfig) -> None:
     """All report files for the trained model, then the summary PDF; logged to the model's MLflow run."""
     reports = Path(cfg.paths.reports)
     with (
-        tracking.reopen_run(Path(cfg.paths.models) / "run.json", cfg.tracking, "report") as run,
+        runs.reopen_run(Path(cfg.paths.models) / "run.json", cfg.tracking, "report") as run,
         pdf_writer() as writer,
     ):
         # Everything that can fail happens inside the run, so that a failure marks it FAILED.

@@ -23,11 +23,12 @@ from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pipeline import compare, tracking
+from pipeline import compare
 from pipeline.config.schema import config_problems
 from pipeline.core import interrupt
 from pipeline.core.files import read_json, write_json
 from pipeline.scoring.comparison import to_markdown
+from pipeline.tracking import runs
 
 SWEEP_FILE = "sweep.json"
 
@@ -112,7 +113,7 @@ def close_if_unfinished(tracking_uri: str, parent_run_id: str) -> None:
         f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
     )
     for run_id in [r.info.run_id for r in running] + [parent_run_id]:
-        client.set_tag(run_id, tracking.END_TAG, f"sweep: {why}")
+        client.set_tag(run_id, runs.END_TAG, f"sweep: {why}")
         client.set_terminated(run_id, "KILLED")
 
 
@@ -120,8 +121,7 @@ def crown(client: mlflow.MlflowClient, parent_run_id: str, run_id: str) -> None:
     """The best variant's best run: its registered model gets the alias `champion`, named in the parent's tag
     `compare.champion`. A run without a registered model (trained before models were registered) is said so; the
     sweep's result stands."""
-    from pipeline.promote import promotion_line
-    from pipeline.registry import CHAMPION, RegistryError, promote, version_label
+    from pipeline.tracking.registry import CHAMPION, RegistryError, promote, promotion_line, version_label
 
     try:
         version = promote(run_id, CHAMPION, client)
@@ -144,16 +144,16 @@ class SweepTracking(Callback):
             problems = sweep_problems(config, sweep_overrides, varied)
         except HydraException as err:  # a variant that does not compose (Hydra's sweeper would refuse it next)
             problems = [str(err)]
-        problems += tracking.server_problems(config.tracking)  # an absent tracking server, before any job starts
+        problems += runs.server_problems(config.tracking)  # an absent tracking server, before any job starts
         if problems:
             print(f"error: {'; '.join(problems)}", file=sys.stderr, flush=True)
             raise SystemExit(1)
-        tracking.connect(config.tracking)
+        runs.connect(config.tracking)
         name = "sweep " + " ".join(sweep_overrides)
         run = mlflow.MlflowClient().create_run(
             mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id,
             run_name=name,
-            tags={**tracking.provenance_tags(), "sweep.varied": ",".join(varied)},
+            tags={**runs.provenance_tags(), "sweep.varied": ",".join(varied)},
         )
         sweep_dir = Path(config.hydra.sweep.dir)
         write_json(sweep_dir / SWEEP_FILE, {"parent_run_id": run.info.run_id, "varied": varied})
@@ -164,7 +164,7 @@ class SweepTracking(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         parent = read_json(sweep_dir / SWEEP_FILE)["parent_run_id"]
-        tracking.connect(config.tracking)
+        runs.connect(config.tracking)
         client = mlflow.MlflowClient()
         comparison = compare.write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir)
         if comparison.champion is not None:

@@ -21,7 +21,6 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import registry, tracking
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, write_json, write_npz
@@ -37,6 +36,7 @@ from pipeline.modeling.models import build_model
 from pipeline.modeling.precision import cpu_flags, dtype_policy, resolve_precision
 from pipeline.modeling.progress import Progress, fingerprint, higher_is_better
 from pipeline.modeling.serving import log_keras_model
+from pipeline.tracking import registry, runs
 
 
 def train(
@@ -49,18 +49,18 @@ def train(
     models_dir = Path(cfg.paths.models)
     config = OmegaConf.to_container(cfg, resolve=True)
     progress = Progress.find(Path(cfg.paths.checkpoints), fingerprint(config))
-    tracking.connect(cfg.tracking)
-    with tracking.training_run(run_name, parent_run_id, progress.run_id, tags) as run:
+    runs.connect(cfg.tracking)
+    with runs.training_run(run_name, parent_run_id, progress.run_id, tags) as run:
         # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
-        mlflow.log_params(tracking.flatten(config))  # the same values again when resuming, which MLflow allows
+        mlflow.log_params(runs.flatten(config))  # the same values again when resuming, which MLflow allows
         progress.start(run.info.run_id)
         if progress.resuming:
             mlflow.set_tag("train.resumed_after_epoch", len(progress.epochs))
             print(f"train: resuming MLflow run {run.info.run_id} after epoch {len(progress.epochs)}", flush=True)
         source = prepared_path(cfg.paths.prepared, cfg.data.name)
         data = prepare_data(source, cfg.data.train_limit, cfg.train.validation_split, cfg.seed)
-        tracking.log_dataset(cfg.data.name, source, *data.train, "training")
-        tracking.log_dataset(cfg.data.name, source, *data.val, "validation")
+        runs.log_dataset(cfg.data.name, source, *data.train, "training")
+        runs.log_dataset(cfg.data.name, source, *data.val, "validation")
         model, precision = build_training_model(cfg.model, cfg.augment, cfg.train, data.num_classes, cfg.seed)
         flops = forward_flops(model)
         mlflow.set_tags(
@@ -82,7 +82,7 @@ def train(
         mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
         registered, model_uri = register_model(best, data.class_names, cfg.data.name)
         write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
-        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id, model_uri)
+        runs.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id, model_uri)
     progress.clear()  # complete: the next training starts afresh
     print(
         f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}; "

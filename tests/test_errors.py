@@ -11,12 +11,12 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from pipeline import tracking
 from pipeline.core.errors import UserError, reports_user_errors
 from pipeline.data.checksums import ChecksumError
 from pipeline.data.datasets import DatasetError
 from pipeline.data.download import SourcesExhausted
 from pipeline.data.idx import IdxError
+from pipeline.tracking import runs
 from tests.conftest import REPO, stage_env
 
 HYDRA_RUN = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
@@ -88,7 +88,7 @@ def test_the_run_of_a_stage_that_failed_on_a_user_error_is_failed(tiny):
 
     @reports_user_errors
     def main(cfg):
-        tracking.connect(cfg.tracking)
+        runs.connect(cfg.tracking)
         with mlflow.start_run(run_name="missing data"):
             raise FileNotFoundError("data/prepared/mnist.npz: prepared dataset not found")
 

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig
 
-from pipeline import tracking
 from pipeline.core.files import read_json, write_json
 from pipeline.data.datasets import DIGIT_NAMES, load_dataset, prepared_path
 from pipeline.evaluate import evaluate, load_test_set, load_trained_model, log_scores, predict_probabilities
 from pipeline.modeling.models import build_model
-from pipeline.tracking import content_digest
+from pipeline.tracking import runs
+from pipeline.tracking.runs import content_digest
 from pipeline.train import write_augmented_examples
 from tests.conftest import tiny_config, tiny_workdir
 
@@ -35,9 +35,9 @@ SCORES = {
 
 def start_run_ref(models_dir: Path, cfg: DictConfig) -> str:
     """A new MLflow run, closed, with its reference in models_dir/run.json as train leaves it."""
-    tracking.connect(cfg.tracking)
+    runs.connect(cfg.tracking)
     with mlflow.start_run(run_name="untrained") as run:
-        tracking.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
+        runs.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
     return run.info.run_id
 
 
@@ -90,7 +90,7 @@ def test_loaded_model_gives_a_probability_per_class(trained):
 
 def test_log_scores_logs_every_score_but_the_image_count(trained):
     cfg, _ = trained
-    tracking.connect(cfg.tracking)
+    runs.connect(cfg.tracking)
     with mlflow.start_run() as run:
         log_scores("mnist", {"accuracy": 0.5, "loss": 1.25, "images": 100}, "synthetic")
     logged = mlflow.get_run(run.info.run_id).data

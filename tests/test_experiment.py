@@ -16,10 +16,11 @@ from hydra.core.hydra_config import HydraConfig
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from pipeline import compare, tracking
+from pipeline import compare
 from pipeline.core.files import write_npz
 from pipeline.experiment import launcher_threads, run_experiment, threads_per_job, with_job_outputs
 from pipeline.sweep import SWEEP_FILE, SweepJob, SweepTracking, sweep_job
+from pipeline.tracking.runs import connect, load_run_id
 from tests.conftest import REPO, tiny_config
 
 
@@ -82,7 +83,7 @@ def test_an_experiment_job_writes_only_inside_its_folder(tiny):
         "plots/per_class/mnist.csv",
     ):
         assert (job / f).is_file(), f
-    run = MlflowClient().get_run(tracking.load_run_id(job / "models" / "run.json"))
+    run = MlflowClient().get_run(load_run_id(job / "models" / "run.json"))
     assert run.info.status == "FINISHED" and run.info.run_name == "model=plain1"
     assert run.data.metrics["test.mnist.accuracy"] == pytest.approx(accuracy)
 
@@ -110,7 +111,7 @@ def job_run(
 ) -> None:
     """A variant's run as a job leaves it (the job itself is the test above): FINISHED with its metrics, or
     FAILED without them; with `wrong`, its MNIST predictions wrong on the first `wrong` of 100 images."""
-    tracking.connect(cfg.tracking)
+    connect(cfg.tracking)
     status = "FINISHED" if accuracy is not None else "FAILED"
     variant = name.split(",seed=")[0]
     with mlflow.start_run(run_name=name, parent_run_id=parent, tags={"sweep.variant": variant}):
@@ -299,7 +300,7 @@ def test_a_failed_sweep_variant_returns_nan_and_is_marked_failed(tiny):
     cfg = tiny_config(["model=plain1"])
     with pytest.raises(FileNotFoundError, match="mnist.npz"):
         run_experiment(cfg, Path("job_a"), SweepJob("alone", None, "alone"))
-    tracking.connect(cfg.tracking)
+    connect(cfg.tracking)
     parent = MlflowClient().create_run(mlflow.get_experiment_by_name(cfg.tracking.experiment).experiment_id)
     assert math.isnan(run_experiment(cfg, Path("job_b"), SweepJob("in a sweep", parent.info.run_id, "in a sweep")))
     runs = mlflow.search_runs(filter_string="attributes.run_name = 'in a sweep'", output_format="list")

@@ -21,7 +21,7 @@ from PIL import Image
 from pipeline import predict
 from pipeline.evaluate import evaluate
 from pipeline.promote import main as promote_main
-from pipeline.registry import RegistryError, model_name, promote
+from pipeline.tracking.registry import RegistryError, model_name, promote
 from pipeline.train import train
 from tests.conftest import REPO, run, stage_env, synthetic_dataset, tiny_config, tiny_workdir
 

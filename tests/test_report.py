@@ -16,7 +16,6 @@ import pytest
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
-from pipeline import tracking
 from pipeline.core.files import read_json
 from pipeline.data.datasets import Dataset
 from pipeline.evaluate import evaluate
@@ -47,6 +46,7 @@ from pipeline.report import (
 )
 from pipeline.scoring.predictions import Predictions
 from pipeline.scoring.tables import per_class_rows
+from pipeline.tracking import runs
 from tests.conftest import tiny_config, tiny_workdir
 from tests.test_evaluate import start_run_ref, write_untrained_run
 
@@ -284,7 +284,7 @@ def test_log_report_logs_the_files_and_the_per_class_tables(evaluated, tmp_path)
     (tmp_path / "mnist").mkdir()
     (tmp_path / "mnist" / "per_class.csv").write_text("class\n")
     rows = [{"class": "a", "recall": 0.5}, {"class": "b", "recall": 1.0}]
-    tracking.connect(cfg.tracking)
+    runs.connect(cfg.tracking)
     with mlflow.start_run() as run:
         log_report(tmp_path, [Section("mnist", "", {}, [], rows, Future())])
     client = mlflow.MlflowClient()

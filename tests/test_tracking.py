@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking import content_digest
+from pipeline.tracking.runs import content_digest
 from tests.conftest import REPO, synthetic_dataset
 
 WRITER = """
 import sys
 import mlflow
-from pipeline import tracking
+from pipeline.tracking.runs import connect
 
-tracking.connect({"uri": "sqlite:///mlruns/mlflow.db", "experiment": "parallel"})
+connect({"uri": "sqlite:///mlruns/mlflow.db", "experiment": "parallel"})
 for r in range(3):
     with mlflow.start_run(run_name=f"writer {sys.argv[1]} run {r}"):
         mlflow.log_params({"writer": sys.argv[1], "run": r})

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline import tracking
 from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.modeling.batches import batches
 from pipeline.modeling.flops import forward_flops
@@ -24,6 +23,7 @@ from pipeline.modeling.model_file import read_class_names
 from pipeline.modeling.models import build_model
 from pipeline.modeling.precision import cpu_flags, resolve_precision
 from pipeline.modeling.progress import Progress
+from pipeline.tracking import runs
 from pipeline.train import (
     Fit,
     TrainingData,
@@ -218,7 +218,7 @@ def test_fit_logs_every_epoch_and_leaves_the_best_epochs_weights_in_the_model(wo
     ds = synthetic_dataset(10, 96, 0, seed=3)
     train_set, val = validation_split(ds.x_train, ds.y_train, 1 / 3, seed=0)
     model, _ = build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float32", "fused_batch_norm": True}, 10, 1)
-    tracking.connect(tiny_config().tracking)
+    runs.connect(tiny_config().tracking)
     progress = Progress.find(workdir / "fit_progress", "a config")
     with mlflow.start_run(run_name="fit") as run:
         progress.start(run.info.run_id)
@@ -367,7 +367,7 @@ def test_train_logs_the_training_and_validation_parts_as_the_runs_datasets(train
     assert set(inputs) == {"training", "validation"}
     for context, (x, y) in (("training", data.train), ("validation", data.val)):
         dataset = inputs[context]
-        assert dataset.name == "mnist" and dataset.digest == tracking.content_digest(x, y), context
+        assert dataset.name == "mnist" and dataset.digest == runs.content_digest(x, y), context
         assert dataset.source_type == "local" and json.loads(dataset.source) == {"uri": "data/prepared/mnist.npz"}
         assert json.loads(dataset.profile)["features_shape"] == [len(x), 28, 28]
     assert inputs["training"].digest != inputs["validation"].digest
@@ -377,10 +377,10 @@ def test_the_datasets_logged_again_in_the_same_run_are_not_added_twice(trained):
     """As when an interrupted training resumes in its run: MLflow links a dataset (name, digest) to a run once."""
     cfg = tiny_config()
     data = prepare_data(trained.folder / "data/prepared/mnist.npz", None, cfg.train.validation_split, cfg.seed)
-    tracking.connect(cfg.tracking)
+    runs.connect(cfg.tracking)
     with mlflow.start_run(run_id=trained.run_id):
-        tracking.log_dataset("mnist", Path("data/prepared/mnist.npz"), *data.train, "training")
-        tracking.log_dataset("mnist", Path("data/prepared/mnist.npz"), *data.val, "validation")
+        runs.log_dataset("mnist", Path("data/prepared/mnist.npz"), *data.train, "training")
+        runs.log_dataset("mnist", Path("data/prepared/mnist.npz"), *data.val, "validation")
     assert len(trained.client.get_run(trained.run_id).inputs.dataset_inputs) == 2
 
 

@@ -5,6 +5,7 @@ predict with or serve whichever run trained it.
 
 from __future__ import annotations
 
+from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
@@ -66,3 +67,12 @@ def promote(run_id: str, alias: str = CHAMPION, client: MlflowClient | None = No
         # A name MLflow refuses: `latest`, `v3`, one with spaces…
         raise RegistryError(f"alias {alias!r}: {first_line(err, limit=200)}") from None
     return client.get_model_version(version.name, version.version)
+
+
+def promotion_line(version: ModelVersion, alias: str, run: Run) -> str:
+    """`champion: handwriting-mnist version 3 (run <id>, test.mnist.accuracy 0.9960)`: the run's accuracy on the
+    test set of the dataset it trained on, which says whether this is the version one meant."""
+    metric = f"test.{run.data.params.get('data.name')}.accuracy"
+    score = run.data.metrics.get(metric)
+    scored = f"{metric} {score:.4f}" if score is not None else "not evaluated"
+    return f"{alias}: {version.name} version {version.version} (run {run.info.run_id}, {scored})"

@@ -17,11 +17,11 @@ from filelock import FileLock
 from mlflow import ActiveRun
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 
-from pipeline import reach
 from pipeline.core.errors import UserError, first_line
 from pipeline.core.files import read_json, write_json
 from pipeline.core.interrupt import Interrupted
 from pipeline.core.paths import CONF
+from pipeline.tracking import reach
 
 ENV_URI = "MLFLOW_TRACKING_URI"
 

@@ -9,13 +9,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
@@ -23,45 +21,8 @@ from pipeline.core.interrupt import raise_on_signals, stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.evaluate import evaluate
 from pipeline.report import report
-from pipeline.sweep import SweepJob, sweep_job
+from pipeline.sweeps.jobs import SweepJob, launcher_threads, limit_threads, sweep_job, with_job_outputs
 from pipeline.train import default_run_name, train
-
-SHARED_INPUTS = ("raw", "downloads", "prepared")  # the data stages' folders: jobs only read them
-
-
-def with_job_outputs(cfg: DictConfig, job_dir: Path) -> DictConfig:
-    """The same config with every other path in the job's own folder, so parallel jobs never share a file (a
-    path added to `paths` later is a job's own unless listed in SHARED_INPUTS)."""
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    for name in cfg.paths:
-        if name not in SHARED_INPUTS:
-            cfg.paths[name] = str(job_dir / name)
-    return cfg
-
-
-def threads_per_job(n_jobs: int | None, cores: int) -> int | None:
-    """Cores shared out among parallel jobs; None (TensorFlow's default, all cores) for one job at a time."""
-    return max(1, cores // n_jobs) if n_jobs and n_jobs > 1 else None
-
-
-def launcher_threads(launcher: Mapping[str, Any], cores: int) -> int | None:
-    """The threads a job's launcher gives it: a cluster launcher's reservation (submitit's `cpus_per_task`: on a
-    shared node TensorFlow would otherwise take every core it sees), else the joblib launcher's share."""
-    if launcher.get("cpus_per_task"):
-        return int(launcher["cpus_per_task"])
-    return threads_per_job(launcher.get("n_jobs"), cores)
-
-
-def limit_threads(threads: int | None) -> None:
-    if threads is None:
-        return
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:
-        pass  # a reused worker process: TensorFlow keeps the threads it was given for its first job
 
 
 def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:

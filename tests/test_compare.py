@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.compare import metric_name, parent_metrics
 from pipeline.scoring.comparison import (
     BEST,
     NOT_DISTINGUISHABLE,
@@ -19,6 +18,7 @@ from pipeline.scoring.comparison import (
     to_markdown,
     to_rows,
 )
+from pipeline.sweeps.results import metric_name, parent_metrics
 
 IMAGES = 100
 SETTINGS = Settings(metric="accuracy", test_set="mnist", alpha=0.05)

@@ -18,8 +18,9 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pipeline import compare
 from pipeline.core.files import write_npz
-from pipeline.experiment import launcher_threads, run_experiment, threads_per_job, with_job_outputs
-from pipeline.sweep import SWEEP_FILE, SweepJob, SweepTracking, sweep_job
+from pipeline.experiment import run_experiment
+from pipeline.sweeps.callback import SWEEP_FILE, SweepTracking
+from pipeline.sweeps.jobs import SweepJob, launcher_threads, sweep_job, threads_per_job, with_job_outputs
 from pipeline.tracking.runs import connect, load_run_id
 from tests.conftest import REPO, tiny_config
 

@@ -20,7 +20,7 @@ from PIL import Image
 
 from pipeline import predict
 from pipeline.core.errors import UserError
-from pipeline.sweep import SweepTracking
+from pipeline.sweeps.callback import SweepTracking
 from pipeline.tracking import reach, runs
 from pipeline.train import train
 from tests.conftest import REPO, copy_repo, free_port, run, stage_env

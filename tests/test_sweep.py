@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.sweep import child_name, parse, varied_keys
+from pipeline.sweeps.callback import child_name, parse, varied_keys
 from tests.conftest import copy_repo, run, stage_env
 
 GRID = ["model=plain1,plain3", "augment=none,standard"]

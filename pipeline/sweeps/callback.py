@@ -1,7 +1,7 @@
 """Sweeps: a parent MLflow run per Hydra multirun, a child run per variant, and a comparison at the end.
 
 `SweepTracking` is a Hydra callback (see conf/config.yaml): it runs in the launching process, so it works with
-any launcher; jobs find their parent through `sweep.json` in the sweep folder.
+any launcher; jobs find their parent through `sweep.json` in the sweep folder (pipeline/sweeps/jobs.py).
 """
 
 from __future__ import annotations
@@ -9,25 +9,23 @@ from __future__ import annotations
 import atexit
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from pipeline import compare
 from pipeline.config.schema import config_problems
 from pipeline.core import interrupt
 from pipeline.core.files import read_json, write_json
 from pipeline.scoring.comparison import to_markdown
+from pipeline.sweeps.results import write_comparison
 from pipeline.tracking import runs
 
 SWEEP_FILE = "sweep.json"
@@ -76,28 +74,6 @@ def sweep_problems(config: DictConfig, sweep_overrides: Sequence[str], varied: S
         for problem in config_problems(job_config):
             found.setdefault(problem, []).append(child_name(job, varied))
     return [p if len(names) == variants else f"{p} (in {' / '.join(names)})" for p, names in found.items()]
-
-
-@dataclass(frozen=True)
-class SweepJob:
-    name: str  # the run's: every swept value (`model=plain3,seed=2`)
-    parent: str | None  # the sweep's parent run; None outside a sweep
-    variant: str  # the swept values but the seed (`model=plain3`): what the comparison groups runs by
-
-    def tags(self) -> dict[str, str]:
-        return {compare.VARIANT_TAG: self.variant} if self.parent else {}
-
-
-def sweep_job(default_name: str) -> SweepJob:
-    """In a multirun job, its name, variant and the sweep's parent run; else the name as given, alone."""
-    hc = HydraConfig.get()
-    path = Path(hc.sweep.dir) / SWEEP_FILE
-    if hc.mode.name != "MULTIRUN" or not path.is_file():
-        return SweepJob(default_name, None, default_name)
-    sweep = read_json(path)
-    job = list(hc.overrides.task)
-    variant = child_name(job, [k for k in sweep["varied"] if k != compare.REPEAT_KEY])
-    return SweepJob(child_name(job, sweep["varied"]), sweep["parent_run_id"], variant)
 
 
 def close_if_unfinished(tracking_uri: str, parent_run_id: str) -> None:
@@ -166,7 +142,7 @@ class SweepTracking(Callback):
         parent = read_json(sweep_dir / SWEEP_FILE)["parent_run_id"]
         runs.connect(config.tracking)
         client = mlflow.MlflowClient()
-        comparison = compare.write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir)
+        comparison = write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir)
         if comparison.champion is not None:
             crown(client, parent, comparison.champion)
         failed = sorted({r.name for r in comparison.runs if r.status != "FINISHED"})

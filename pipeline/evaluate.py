@@ -84,7 +84,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
             results[name] = metrics.summary_scores(probs, y)
             predictions = Path(cfg.paths.predictions) / f"{name}.npz"
             write_npz(predictions, probs=probs, y_true=y)
-            mlflow.log_artifact(str(predictions), "predictions")  # a sweep's paired tests read them (compare.py)
+            mlflow.log_artifact(str(predictions), "predictions")  # a sweep's paired tests read them (sweeps/results.py)
             log_scores(name, results[name], ds.source)
             print(
                 f"evaluate: {name}: accuracy {results[name]['accuracy']:.4f}, loss {results[name]['loss']:.4f} "

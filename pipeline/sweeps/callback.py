@@ -1,4 +1,4 @@
-"""Sweeps: a parent MLflow run per Hydra multirun, a child run per variant, and a comparison at the end.
+"""A sweep's Hydra callback: a parent MLflow run per multirun, a child run per variant, and a comparison at the end.
 
 `SweepTracking` is a Hydra callback (see conf/config.yaml): it runs in the launching process, so it works with
 any launcher; jobs find their parent through `sweep.json` in the sweep folder (pipeline/sweeps/jobs.py).

@@ -19,11 +19,11 @@ from tests.conftest import REPO
 SKIPPED = {".venv", "mlruns", "multirun", "data", "outputs", "node_modules"}
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-CODE_SPAN = re.compile(r"(`+)(?:.+?)\1")
+CODE_SPAN = re.compile(r"(`+)(?:[^`]|(?!\1)`)+?\1")
 ATX_HEADING = re.compile(r"^ {0,3}#{1,6}(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
 SETEXT_UNDERLINE = re.compile(r"^ {0,3}(?:=+|-+)[ \t]*$")
 INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]*)>?(?:\s+\"[^\"]*\")?\s*\)")
-REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?([^\s>]+)>?")
+REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*<?([^\s>]+)>?", re.MULTILINE)
 HTML_LINK = re.compile(r"\b(?:href|src)=\"([^\"]+)\"")
 HTML_ANCHOR = re.compile(r"<a\s[^>]*\b(?:name|id)=\"([^\"]+)\"")
 SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
@@ -98,15 +98,16 @@ def anchors_of(path: Path) -> frozenset[str]:
 
 
 def link_targets(text: str) -> list[tuple[int, str]]:
-    """(line number, target) of every link and image in a Markdown text, outside code."""
-    found = []
-    for number, line in enumerate(prose_lines(text), start=1):
-        if line is None:
-            continue
-        line = CODE_SPAN.sub("", line)
-        for pattern in (INLINE_LINK, REFERENCE_DEFINITION, HTML_LINK):
-            found.extend((number, m.group(1)) for m in pattern.finditer(line))
-    return found
+    """(line number, target) of every link and image in a Markdown text, outside code; a link's text may run over
+    several lines."""
+    prose = "\n".join(line or "" for line in prose_lines(text))
+    prose = CODE_SPAN.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), prose)
+    found = sorted(
+        (m.start(), m.group(1))
+        for pattern in (INLINE_LINK, REFERENCE_DEFINITION, HTML_LINK)
+        for m in pattern.finditer(prose)
+    )
+    return [(prose.count("\n", 0, start) + 1, target) for start, target in found]
 
 
 def broken_links(path: Path, root: Path) -> list[str]:
@@ -171,7 +172,8 @@ def test_a_link_to_a_missing_file_or_heading_is_reported(tmp_path):
         "[gone](docs/missing.md) [no such heading](docs/guide.md#three-words)\n"
         "![picture](docs/picture.png)\n\n"
         "`[in code](nowhere.md)`\n\n```\n[in a block](nowhere.md)\n```\n\n"
-        "[ref]: docs/guide.md#guide\n[bad ref]: ../elsewhere.md\n",
+        "[ref]: docs/guide.md#guide\n[bad ref]: ../elsewhere.md\n\n"
+        "A [link over\ntwo lines](docs/guide.md#two-lines) and `code over\ntwo lines [x](nowhere.md)`.\n",
         encoding="utf-8",
     )
     assert broken_links(tmp_path / "README.md", tmp_path) == [
@@ -179,6 +181,7 @@ def test_a_link_to_a_missing_file_or_heading_is_reported(tmp_path):
         "README.md:4: docs/guide.md#three-words: no heading of guide.md makes #three-words",
         "README.md:5: docs/picture.png: no such file or folder",
         "README.md:14: ../elsewhere.md: outside the repository",
+        "README.md:16: docs/guide.md#two-lines: no heading of guide.md makes #two-lines",
     ]
 
 

@@ -199,3 +199,18 @@ def test_the_documentation_is_found():
 def test_every_relative_link_leads_somewhere(path):
     broken = broken_links(path, REPO)
     assert not broken, "links that lead nowhere:\n" + "\n".join(broken)
+
+
+def test_the_readme_stays_short():
+    """What it is, the two commands, what a run produces and the map of the code; the rest is in docs/."""
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 200, f"README.md has {len(lines)} lines; move what is not for a first reading to docs/"
+
+
+def test_every_doc_is_linked_from_the_readme():
+    linked = {
+        (REPO / unquote(target.partition("#")[0])).resolve()
+        for _, target in link_targets((REPO / "README.md").read_text(encoding="utf-8"))
+    }
+    unlinked = sorted(p.name for p in (REPO / "docs").glob("*.md") if p.resolve() not in linked)
+    assert not unlinked, f"docs/ files the README does not link to: {unlinked}"

@@ -1,6 +1,6 @@
 # The two commands a user needs: `make repro` (the whole pipeline) and `make test` (the test suite).
 # Both create the environment in .venv first if it is missing or older than requirements.lock.
-# Beyond one machine (README, Scaling out): `make server` (a team's MLflow tracking server), `make push` and
+# Beyond one machine (docs/scaling.md): `make server` (a team's MLflow tracking server), `make push` and
 # `make pull` (the DVC remote).
 PYTHON ?= python3.11
 VENV := .venv

@@ -78,7 +78,7 @@ def mirror() -> Path:
     if not value:
         if os.environ.get("CI"):
             pytest.fail(f"{ENV_VAR} is not set: CI must run the end-to-end tests on the real data mirror")
-        pytest.skip(f"needs the real data: set {ENV_VAR} to a folder with mnist/ and emnist/ (see README)")
+        pytest.skip(f"needs the real data: set {ENV_VAR} to a folder with mnist/ and emnist/ (see docs/data.md)")
     return Path(value).resolve()
 
 

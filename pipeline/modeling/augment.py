@@ -30,10 +30,10 @@ def strong(
 ) -> list[layers.Layer]:
     """Larger rotations and zooms, resampled with "nearest" so that strokes stay sharp: seed 000's three bilinear
     passes leave training images blurrier than any test image; without that mismatch `strong` beats `standard` by
-    0.7-1.3 points on the 47 EMNIST classes (README). `standard` keeps the blur: it helps MNIST-trained models
+    0.7-1.3 points on the 47 EMNIST classes (docs/results.md). `standard` keeps the blur: it helps MNIST-trained models
     read EMNIST's softer digits.
     `erase` > 0 adds random erasing to that share of the images. Off by default: erasing a stroke can turn one
-    class into another (E into F, O into C), and it did not help on the 47 classes (README).
+    class into another (E into F, O into C), and it did not help on the 47 classes (docs/results.md).
     (Keras 3.15's RandomShear cannot be reloaded from a saved model: its config stores a negative factor that
     its own constructor rejects; so no shear.)"""
     policy = standard(rotation_degrees, zoom, shift, interpolation)

@@ -68,7 +68,7 @@ def remote_problem(root: Path | None = None, timeout: float = TIMEOUT) -> str | 
     with Repo(None if root is None else str(root)) as repo:
         name = repo.config["core"].get("remote")
         if not name:
-            return "no default DVC remote: add one with `dvc remote add -d <name> <url>` (see README, Scaling out)"
+            return "no default DVC remote: add one with `dvc remote add -d <name> <url>` (see docs/scaling.md)"
         url = repo.config["remote"].get(name, {}).get("url", "?")
         where = f"DVC remote {name!r} ({url})"
         fix = f"point it elsewhere with `dvc remote modify --local {name} url <url>`"

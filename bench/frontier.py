@@ -23,10 +23,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
+from bench import old_default
 from pipeline.modeling.flops import training_flops
 from pipeline.scoring.stats import spread
 
-OLD_DEFAULT = {"model": "cnn3_bn", "epochs": 12, "images": 54_000}  # until #20; MNIST's training part
 VARIANT_PARAMS = ("model.", "augment.", "train.epochs", "train.batch_size", "train.learning_rate", "train.schedule")
 
 
@@ -134,9 +134,9 @@ def old_default_flops() -> int:
     from pipeline.modeling.flops import forward_flops
     from pipeline.modeling.models import build_model
 
-    network = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{OLD_DEFAULT['model']}.yaml"))
+    network = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "model" / f"{old_default.MODEL}.yaml"))
     forward = forward_flops(build_model(network, {"name": "none"}, 10))
-    return training_flops(forward, OLD_DEFAULT["images"], OLD_DEFAULT["epochs"])
+    return training_flops(forward, old_default.TRAINING_IMAGES, old_default.EPOCHS)
 
 
 def metric(runs: list, key: str) -> list[float]:

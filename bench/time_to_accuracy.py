@@ -2,8 +2,8 @@
 
 Clones the repository's HEAD into a temporary folder and runs `dvc repro` there with this environment's
 Python, printing each stage's wall time, the total and the test accuracies (#20's goal: <= 8 minutes on an
-AVX2-only CPU, >= 99.6% on MNIST). Baseline in the same run: one epoch of the old default (cnn3_bn, the default
-until #20; `model=cnn3_bn train.epochs=1`), timed by the train stage in the clone and projected to its 12
+AVX2-only CPU, >= 99.6% on MNIST). Baseline in the same run: one epoch of the old default (bench/old_default.py:
+`model=cnn3_bn augment=standard train.epochs=1`), timed by the train stage in the clone and projected to its 12
 epochs plus the other stages of this run (its evaluation would take longer: the projection flatters it).
 
 `--float32` trains both in float32 (the clone's params.yaml), as a CPU without bfloat16 instructions does.
@@ -29,11 +29,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import old_default
 from bench.machine import describe
 
 STAGE = re.compile(r"^Running stage '(\w+)'")
 EPOCH_SECONDS = re.compile(r"train: done in (\d+) s")
-OLD_DEFAULT_EPOCHS = 12
 
 
 def repro(clone: Path, env: dict[str, str]) -> dict[str, float]:
@@ -78,8 +78,7 @@ def old_default_epoch(clone: Path, env: dict[str, str], float32: bool) -> float:
         sys.executable,
         "-m",
         "pipeline.train",
-        "model=cnn3_bn",
-        "train.epochs=1",
+        *old_default.overrides(epochs=1),
         *(["train.precision=float32"] if float32 else []),
         "paths.models=baseline_models",
         "hydra.run.dir=.",
@@ -112,11 +111,11 @@ def main() -> None:
         test = json.loads((clone / "metrics" / "test.json").read_text())
         epoch = old_default_epoch(clone, env, args.float32)
     others = stages["total"] - stages["train"]
-    projected = others + OLD_DEFAULT_EPOCHS * epoch
+    projected = others + old_default.EPOCHS * epoch
     accuracies = ", ".join(f"{name} {m['accuracy']:.2%}" for name, m in test.items())
     print(f"\ntotal {stages['total']:.0f} s ({stages['total'] / 60:.1f} min); test accuracy: {accuracies}")
     print(
-        f"baseline: the old default (cnn3_bn), one epoch {epoch:.0f} s; {OLD_DEFAULT_EPOCHS} epochs + the other "
+        f"baseline: the old default (cnn3_bn), one epoch {epoch:.0f} s; {old_default.EPOCHS} epochs + the other "
         f"stages ~ {projected:.0f} s ({projected / 60:.1f} min): the new default is "
         f"{projected / stages['total']:.2f}x as fast"
     )

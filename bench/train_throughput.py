@@ -26,9 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import old_default
 from bench.machine import describe, peak_gflops
 
-OLD_DEFAULT = ["model=cnn3_bn"]  # the default until #20: cnn3_bn with the default augmentation and training
+OLD_DEFAULT = old_default.overrides()
 PIPELINE = {"augment": True, "fused": True, "spe": 8, "pipeline": True, "jit": False}
 NETWORKS = {
     "old default (cnn3_bn), auto": {**PIPELINE, "precision": "auto", "overrides": OLD_DEFAULT},

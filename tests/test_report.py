@@ -271,7 +271,7 @@ def test_summary_page_shows_the_gap_and_each_test_sets_source(evaluated):
     fig = summary_page("the run", read_training(cfg), sections, cfg)
     texts = [t.get_text() for t in fig.texts]
     plt.close(fig)
-    assert texts[0] == "the run" and "compact · augment standard · trained on MNIST (300 images" in texts[1]
+    assert texts[0] == "the run" and "compact · augment strong · trained on MNIST (300 images" in texts[1]
     assert texts[2].splitlines() == [
         generalisation_note(scores),
         "MNIST: from mnist",

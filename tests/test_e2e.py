@@ -47,7 +47,9 @@ def test_mlflow_run_holds_params_epoch_metrics_test_metrics_and_reports(repo):
     r = the_run(path)
     assert r.info.status == "FINISHED"
     assert r.data.params["train.epochs"] == "1" and r.data.params["model.name"] == "compact"
-    assert r.data.params["augment.rotation_degrees"] == "10" and r.data.params["data.train_limit"] == "10000"
+    policy = yaml.safe_load((path / "params.yaml").read_text())["augment"]  # the default policy, as DVC composed it
+    assert r.data.params["augment.rotation_degrees"] == str(policy["rotation_degrees"])
+    assert r.data.params["augment.name"] == policy["name"] and r.data.params["data.train_limit"] == "10000"
     c = client(path)
     for metric in ("loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"):
         assert [m.step for m in c.get_metric_history(r.info.run_id, metric)] == [1], metric

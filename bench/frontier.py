@@ -61,21 +61,26 @@ def short(params: dict[str, str]) -> str:
     return " ".join(words)
 
 
+def off_default(params: dict[str, str], key: str) -> bool:
+    """Whether a run logged `key` at another value than the one DEFAULTS leaves unsaid."""
+    return key in params and f"{key}={params[key]}" not in DEFAULTS
+
+
 def label(params: dict[str, str]) -> str:
     """A short name for the picture: the stages as 16/32/64,64 (or the architecture), the head, policy, epochs."""
     if params["model.name"] == "compact":
         net = "/".join(stage.strip(" []").replace(" ", "") for stage in params["model.stages"][1:-1].split("],"))
-        if params.get("model.dense_units", "[]") != "[]":
+        if off_default(params, "model.dense_units"):
             net += f" +dense{params['model.dense_units']}"
-        if params.get("model.stage_dropout", "0.0") != "0.0":
+        if off_default(params, "model.stage_dropout"):
             net += f" +drop {params['model.stage_dropout']}"
     else:
         net = params["model.name"]
     policy = "" if params["augment.name"] == "standard" else f" {params['augment.name']}"
     recipe = "".join(
         f", {short}{params[key]}"
-        for key, short, default in (("train.batch_size", "batch ", "128"), ("train.learning_rate", "lr ", "0.003"))
-        if params.get(key, default) != default
+        for key, short in (("train.batch_size", "batch "), ("train.learning_rate", "lr "))
+        if off_default(params, key)
     )
     return f"{net}{policy}, {params['train.epochs']} ep{recipe}"
 

@@ -35,7 +35,8 @@ def peak_gflops(n: int = 4096, repeats: int = 3) -> dict[str, float]:
     (under ONEDNN_MAX_CPU_ISA=AVX2 a bfloat16 matmul crashes TensorFlow 2.21): a practical peak."""
     import tensorflow as tf
 
-    from pipeline.modeling.precision import cpu_flags, resolve_precision
+    from pipeline.core.cpu import cpu_flags
+    from pipeline.modeling.precision import resolve_precision
 
     a = tf.random.stateless_normal((n, n), seed=(0, 0))
     kinds = [("fp32", a)]

@@ -66,12 +66,13 @@ def measure(variant: dict, steps: int) -> dict:
     import keras
     import numpy as np
 
+    from pipeline.core.cpu import cpu_flags
     from pipeline.data.datasets import load_dataset
     from pipeline.modeling.batches import batches
     from pipeline.modeling.flops import TRAINING_PASSES, forward_flops
     from pipeline.modeling.fused import with_fused_batch_norm
     from pipeline.modeling.models import build_model
-    from pipeline.modeling.precision import cpu_flags, resolve_precision
+    from pipeline.modeling.precision import resolve_precision
     from pipeline.train import compile_for_training
 
     conf = load_conf(variant["overrides"])

@@ -22,6 +22,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config.schema import validate
+from pipeline.core.cpu import cpu_flags
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, write_json, write_npz
 from pipeline.core.interrupt import stop_on_signals
@@ -33,7 +34,7 @@ from pipeline.modeling.flops import forward_flops, training_flops
 from pipeline.modeling.fused import copy_weights, with_fused_batch_norm
 from pipeline.modeling.model_file import save_with_class_names
 from pipeline.modeling.models import build_model
-from pipeline.modeling.precision import cpu_flags, dtype_policy, resolve_precision
+from pipeline.modeling.precision import dtype_policy, resolve_precision
 from pipeline.modeling.progress import Progress, fingerprint, higher_is_better
 from pipeline.modeling.serving import log_keras_model
 from pipeline.tracking import registry, runs

@@ -18,17 +18,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from pipeline.core.cpu import bfloat16_capped
 from pipeline.core.paths import ROOT
 from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.data.mirror import ENV_VAR
-from pipeline.modeling.precision import bfloat16_capped
 from tests.http_source import FileServer, nist_archive
 
 REPO = ROOT  # the repository under test, where the pipeline finds itself
@@ -304,6 +303,8 @@ def tiny_workdir(folder: Path, mp: pytest.MonkeyPatch, store: Path) -> Iterator[
     """`folder` as a project after fetch and ingest: the prepared datasets (MNIST-shaped, 300 training and 100 test
     images; EMNIST digits, 100 test images), an empty embedded store, and the current directory, so that the
     configured relative paths and the store land in it. Yields the composed fast config."""
+    import mlflow  # here, not on top: the first process of `pytest -n` loads this file and never needs MLflow
+
     mp.chdir(folder)
     # MLflow's own too: mlflow.set_experiment() exports MLFLOW_EXPERIMENT_ID, which a later test's subprocess
     # would inherit (cleared below; monkeypatch then restores any value the variables had before).

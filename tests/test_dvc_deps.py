@@ -1,4 +1,5 @@
-"""Every pipeline module a stage runs is one of its DVC dependencies, so changing the code re-runs the stage."""
+"""A stage's DVC dependencies are the pipeline modules it runs: changing its code re-runs it, changing other code
+does not."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def test_stage_depends_on_every_module_it_runs(stage):
     runs = {path.relative_to(REPO).as_posix() for path in pipeline_imports(entry)}
     missing = sorted(runs - deps)
     assert not missing, f"dvc.yaml stage {stage!r} runs but does not depend on {missing}"
+    # And nothing more: a module the stage never imports would rerun it for nothing.
+    extra = sorted(d for d in deps - runs if d.startswith("pipeline/"))
+    assert not extra, f"dvc.yaml stage {stage!r} depends on {extra}, which it does not run"
 
 
 @pytest.mark.parametrize("stage", sorted(STAGES))

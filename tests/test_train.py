@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.core.cpu import cpu_flags
 from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.modeling.batches import batches
 from pipeline.modeling.flops import forward_flops
 from pipeline.modeling.fused import FusedBatchNormalization
 from pipeline.modeling.model_file import read_class_names
 from pipeline.modeling.models import build_model
-from pipeline.modeling.precision import cpu_flags, resolve_precision
+from pipeline.modeling.precision import resolve_precision
 from pipeline.modeling.progress import Progress
 from pipeline.tracking import runs
 from pipeline.train import (

@@ -1,1 +1,1 @@
-"""What every stage and tool stands on: the project's paths, errors, atomic files, signals and a quick exit."""
+"""What every stage and tool stands on: paths, errors, atomic files, signals, a quick exit, the CPU's flags."""

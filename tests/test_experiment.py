@@ -63,6 +63,7 @@ def files_under(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow  # a real training and its report, which starts a process for the PDFs: in the full suite only
 def test_an_experiment_job_writes_only_inside_its_folder(tiny):
     """train -> evaluate -> report for one variant: every output in the job folder, none in the repository's own
     models/, metrics/, predictions/, reports/ or plots/ (a sweep once overwrote plots/)."""

@@ -38,10 +38,13 @@ class Project:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory, empty_store) -> Project:
     folder = tmp_path_factory.mktemp("registry")
-    with pytest.MonkeyPatch.context() as mp, tiny_workdir(folder, mp, empty_store) as cfg:
+    # The smallest network, unaugmented, in float32: what is registered matters here, not how it was trained.
+    cheapest = ["model=plain1", "augment=none", "train.precision=float32"]
+    with pytest.MonkeyPatch.context() as mp, tiny_workdir(folder, mp, empty_store):
+        cfg = tiny_config(cheapest)
         first = train(cfg, "first")
         evaluate(cfg)
-        second = train(tiny_config(["seed=7"]), "second")
+        second = train(tiny_config([*cheapest, "seed=7"]), "second")
         with mlflow.start_run(run_name="no model") as bare:
             pass
         yield Project(folder, first, second, bare.info.run_id, MlflowClient(f"sqlite:///{folder}/mlruns/mlflow.db"))

@@ -293,6 +293,8 @@ def test_log_report_logs_the_files_and_the_per_class_tables(evaluated, tmp_path)
     assert table["columns"] == ["class", "recall"] and table["data"] == [["a", 0.5], ["b", 1.0]]
 
 
+@pytest.mark.slow  # report(cfg) starts a process for the PDFs (10 s here): in the full suite only; the fast
+# subset covers its steps in-process above
 def test_report_writes_every_file_and_logs_them_to_the_run(evaluated, reported):
     cfg, run_id = evaluated
     reports = Path("reports")

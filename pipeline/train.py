@@ -172,7 +172,7 @@ def learning_rate(train_cfg: Mapping[str, Any], steps_per_epoch: int):
 
 
 def schedule_callbacks(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.Callback]:
-    """The seeds' plateau schedule adapts to the validation loss; one_cycle runs its planned course."""
+    """The origin projects' plateau schedule adapts to the validation loss; one_cycle runs its planned course."""
     if train_cfg["schedule"] != "plateau":
         return []
     monitor = train_cfg["monitor"]

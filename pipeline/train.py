@@ -307,8 +307,8 @@ def default_run_name(cfg: DictConfig) -> str:
 def main(cfg: DictConfig) -> None:
     validate(cfg)
     name = default_run_name(cfg)
-    experiment = os.environ.get("DVC_EXP_NAME")
-    train(cfg, f"{experiment}: {name}" if experiment else name)
+    dvc_experiment = os.environ.get("DVC_EXP_NAME")
+    train(cfg, f"{dvc_experiment}: {name}" if dvc_experiment else name)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""Train, evaluate and report one configuration in one process: what Hydra multirun sweeps call.
+"""The tool a sweep runs: train, evaluate and report one configuration, in one process.
 
-`python -m pipeline.experiment -m model=cnn3_bn,plain3 augment=none,standard` runs every combination, each in
-its own folder under multirun/, each a child MLflow run under the sweep's parent run.
+`python -m pipeline.experiment model=plain3` does it once. With `-m` (a Hydra multirun),
+`python -m pipeline.experiment -m model=cnn3_bn,plain3 augment=none,standard` does it for every combination, each a
+sweep job (pipeline/sweeps/jobs.py) with its own folder under multirun/ and a child MLflow run under the sweep's
+parent run. The name is this tool's alone: not a Hydra `experiment=` file, a DVC experiment or an MLflow experiment
+(docs/configuration.md says which is which).
 """
 
 from __future__ import annotations

@@ -172,7 +172,7 @@ def learning_rate(train_cfg: Mapping[str, Any], steps_per_epoch: int):
 
 
 def schedule_callbacks(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.Callback]:
-    """The seeds' plateau schedule adapts to the validation loss; one_cycle runs its planned course."""
+    """The origin projects' plateau schedule adapts to the validation loss; one_cycle runs its planned course."""
     if train_cfg["schedule"] != "plateau":
         return []
     monitor = train_cfg["monitor"]
@@ -307,8 +307,8 @@ def default_run_name(cfg: DictConfig) -> str:
 def main(cfg: DictConfig) -> None:
     validate(cfg)
     name = default_run_name(cfg)
-    experiment = os.environ.get("DVC_EXP_NAME")
-    train(cfg, f"{experiment}: {name}" if experiment else name)
+    dvc_experiment = os.environ.get("DVC_EXP_NAME")
+    train(cfg, f"{dvc_experiment}: {name}" if dvc_experiment else name)
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ def intensities_after(policy: str) -> set[float]:
 
 
 def test_strong_policy_keeps_strokes_sharp_where_seed_000s_blurs_them():
-    """Seed 000's bilinear passes invent grey pixels that no test image has; `strong` must not (docs/results.md)."""
+    """Origin 000's bilinear passes invent grey pixels that no test image has; `strong` must not (docs/results.md)."""
     assert intensities_after("strong") == {0.0, 1.0}
     assert len(intensities_after("standard")) > 100
 

@@ -1,8 +1,13 @@
-"""conf/ is the source of truth: params.yaml must be exactly its composition, as DVC's Hydra integration writes it."""
+"""conf/ is the source of truth: params.yaml must be exactly its composition, as DVC's Hydra integration writes it;
+and the names conf/ answers to keep composing what they always did."""
 
 from __future__ import annotations
 
 import configparser
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
 
 from pipeline.config.params import composed_params
 from tests.conftest import REPO
@@ -23,3 +28,16 @@ def test_dvc_composes_conf_with_hydra():
 def test_fast_setting_composes():
     fast = composed_params(REPO / "conf", ["experiment=fast"])
     assert "epochs: 1\n" in fast and "train_limit: 10000\n" in fast
+
+
+def hydra_composed(overrides: list[str]) -> DictConfig:
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
+@pytest.mark.parametrize("number", [f"{n:03d}" for n in range(5)])
+def test_the_old_names_of_the_origin_setups_still_work(number):
+    """`experiment=seed003` was promised to keep working when the origin projects' setups were renamed: each
+    seedNNN is originNNN, and not merely the default."""
+    old, new = hydra_composed([f"experiment=seed{number}"]), hydra_composed([f"experiment=origin{number}"])
+    assert old == new != hydra_composed([])

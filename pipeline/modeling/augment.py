@@ -16,8 +16,9 @@ def none() -> list[layers.Layer]:
 
 
 def standard(rotation_degrees: float, zoom: float, shift: float, interpolation: str) -> list[layers.Layer]:
-    """Seed 000: small rotations, zooms and shifts; the empty background is filled with black, like the ink-free page.
-    Each layer resamples the image: with "bilinear" (Keras's default, seed 000's) the three passes blur it."""
+    """Origin project 000's: small rotations, zooms and shifts; the empty background is filled with black, like the
+    ink-free page. Each layer resamples the image: with "bilinear" (Keras's default, origin 000's) the three passes
+    blur it."""
     return [
         layers.RandomRotation(rotation_degrees / 360.0, fill_mode="constant", interpolation=interpolation, seed=SEED),
         layers.RandomZoom(zoom, fill_mode="constant", interpolation=interpolation, seed=SEED + 1),
@@ -28,7 +29,7 @@ def standard(rotation_degrees: float, zoom: float, shift: float, interpolation: 
 def strong(
     rotation_degrees: float, zoom: float, shift: float, interpolation: str, erase: float = 0.0
 ) -> list[layers.Layer]:
-    """Larger rotations and zooms, resampled with "nearest" so that strokes stay sharp: seed 000's three bilinear
+    """Larger rotations and zooms, resampled with "nearest" so that strokes stay sharp: origin 000's three bilinear
     passes leave training images blurrier than any test image; without that mismatch `strong` beats `standard` by
     0.7-1.3 points on the 47 EMNIST classes (docs/results.md). `standard` keeps the blur: it helps MNIST-trained models
     read EMNIST's softer digits.

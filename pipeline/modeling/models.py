@@ -1,4 +1,4 @@
-"""Architectures, looked up by name: each is one short function that reads like the seed's diagram.
+"""Architectures, looked up by name: each is one short function that reads like its diagram.
 
 Every model takes a batch of 28x28 images with pixel values 0-255 (float32), so that a served model needs no
 preprocessing from its caller; scaling and (in training only) augmentation happen on the graph.
@@ -37,7 +37,8 @@ def softmax_head(x, num_classes: int):
 
 
 def cnn3_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dense_dropout: float):
-    """Seeds 000/001: [conv-BN-ReLU x2, max-pool, dropout] per filter count, then dense-BN-ReLU-dropout layers."""
+    """Origin projects 000/001: [conv-BN-ReLU x2, max-pool, dropout] per filter count, then dense-BN-ReLU-dropout
+    layers."""
     for f in filters:
         x = conv_bn_relu(conv_bn_relu(x, f), f)
         x = layers.MaxPooling2D()(x)
@@ -49,7 +50,7 @@ def cnn3_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dens
 
 
 def cnn2_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dense_dropout: float):
-    """Seed 002: two blocks of conv -> batch norm -> ReLU -> max-pool -> dropout, then dense ReLU -> dropout
+    """Origin project 002: two blocks of conv -> batch norm -> ReLU -> max-pool -> dropout, then dense ReLU -> dropout
     and softmax."""
     for f in filters:
         x = layers.MaxPooling2D()(conv_bn_relu(x, f))
@@ -62,7 +63,7 @@ def cnn2_bn(x, num_classes: int, filters, conv_dropout: float, dense_units, dens
 
 
 def plain3(x, num_classes: int, filters, dense_units):
-    """Seed 003: conv 32 -> max-pool -> conv 64 -> max-pool -> conv 128 -> flatten -> dense 128 -> softmax,
+    """Origin project 003: conv 32 -> max-pool -> conv 64 -> max-pool -> conv 128 -> flatten -> dense 128 -> softmax,
     3x3 kernels, no padding, no normalisation or dropout."""
     *pooled, last = filters
     for f in pooled:
@@ -76,8 +77,8 @@ def plain3(x, num_classes: int, filters, dense_units):
 
 
 def plain1(x, num_classes: int, filters, dense_units):
-    """Seed 004: a single conv 32 -> max-pool -> flatten -> dense 128 -> softmax (a conv and max-pool per filter
-    count)."""
+    """Origin project 004: a single conv 32 -> max-pool -> flatten -> dense 128 -> softmax (a conv and max-pool per
+    filter count)."""
     for f in filters:
         x = layers.Conv2D(f, 3, activation="relu")(x)
         x = layers.MaxPooling2D()(x)

@@ -1,5 +1,6 @@
-"""One job of a multirun: its name, its variant and its sweep's parent run (from the sweep folder's sweep.json), its
-own output folders, and its share of the machine's cores."""
+"""A sweep job: one configuration of a Hydra multirun, as `python -m pipeline.experiment -m` runs it. What it is
+told here: its run's name (every swept value) and variant (the same but the seed), its sweep's parent MLflow run (from
+the sweep folder's sweep.json), its own output folders, and its share of the machine's cores."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from pipeline.modeling.models import build_model
 from pipeline.tracking import runs
 from pipeline.tracking.runs import content_digest
 from pipeline.train import write_augmented_examples
-from tests.conftest import tiny_config, tiny_workdir
+from tests.conftest import REPO, tiny_config, tiny_workdir
 
 SCORES = {
     "accuracy",
@@ -133,6 +133,15 @@ def test_write_scores_writes_the_two_files_that_make_up_the_scores(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["test.json", "test_details.json"]
     assert read_json(tmp_path / "test.json") == {"mnist": {"accuracy": 0.5, "loss": 1.25}}
     assert read_json(tmp_path / "test_details.json") == {"mnist": {"macro_f1": 0.4, "images": 8}}
+
+
+def test_the_committed_reference_scores_are_what_evaluate_writes(tmp_path):
+    """metrics/ of the reference run, read back and written again, comes out byte for byte: the committed files are
+    split as evaluate splits them now (after a change of the split, rerun the reference or rewrite them)."""
+    committed = REPO / "metrics"
+    write_scores(tmp_path, read_scores(committed))
+    for name in ("test.json", "test_details.json"):
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
 
 
 def test_evaluate_writes_predictions_and_metrics_and_logs_them_to_the_run(trained):

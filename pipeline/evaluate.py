@@ -1,14 +1,16 @@
 """Stage `evaluate`: the trained model on every test set the config names.
 
 Writes predictions/<test set>.npz (probabilities and true labels: for the report stage and, logged to the run, for a
-sweep's paired tests) and metrics/test.json (the headline scores per test set, a DVC metric), and logs the headline
-scores, and each test set as a dataset (context `test`), to the model's MLflow run. The per-class tables are the
-report stage's (plots/per_class/, reports/): as metrics they would be one `dvc exp show` column per class.
+sweep's paired tests); per test set, accuracy and loss to metrics/test.json (a DVC metric: `dvc exp show` spreads
+each of its numbers into a column) and the other scores to metrics/test_details.json (a plain output, which it
+does not); and logs every score, and each test set as a dataset (context `test`), to the model's MLflow run. The
+per-class tables are the report stage's (plots/per_class/, reports/): as metrics they would be one `dvc exp show`
+column per class.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import hydra
@@ -62,6 +64,27 @@ def predict_probabilities(model: keras.Model, x: np.ndarray, batch_size: int) ->
     return model.predict(batches(x, batch_size=batch_size), verbose=0)
 
 
+HEADLINE_SCORES = ("accuracy", "loss")  # metrics/test.json; every other score goes to metrics/test_details.json
+
+
+def split_scores(
+    results: Mapping[str, Mapping[str, float]],
+) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]]:
+    """Each test set's scores in two: the headline (HEADLINE_SCORES) and all the others. `dvc exp show` gives every
+    number of a DVC metrics file a column, and ~9 scores per test set left no room in a terminal for the two a
+    reader compares runs by; the others stay one `dvc metrics show metrics/test_details.json` away."""
+    headline = {name: {k: v for k, v in s.items() if k in HEADLINE_SCORES} for name, s in results.items()}
+    details = {name: {k: v for k, v in s.items() if k not in HEADLINE_SCORES} for name, s in results.items()}
+    return headline, details
+
+
+def write_scores(metrics_dir: Path, results: Mapping[str, Mapping[str, float]]) -> None:
+    """metrics/test.json (the headline, a DVC metric) and metrics/test_details.json (the rest, a plain output)."""
+    headline, details = split_scores(results)
+    write_json(metrics_dir / "test.json", headline)
+    write_json(metrics_dir / "test_details.json", details)
+
+
 def log_scores(name: str, scores: dict[str, float], source: str) -> None:
     """To the active MLflow run: the scores as `test.<test set>.<score>` (the image count is not a score), and
     where the test set came from as a tag."""
@@ -70,7 +93,8 @@ def log_scores(name: str, scores: dict[str, float], source: str) -> None:
 
 
 def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
-    """Score the trained model on every configured test set; log to its run and write DVC metrics."""
+    """Score the trained model on every configured test set; log every score to its run and write them, split into
+    the headline and the details, to metrics/."""
     models_dir = Path(cfg.paths.models)
     results = {}
     with runs.reopen_run(models_dir / "run.json", cfg.tracking, "evaluate"):
@@ -91,7 +115,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
                 f"on {len(y)} images ({ds.source})",
                 flush=True,
             )
-        write_json(Path(cfg.paths.metrics) / "test.json", results)
+        write_scores(Path(cfg.paths.metrics), results)
     return results
 
 

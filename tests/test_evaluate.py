@@ -13,12 +13,20 @@ from omegaconf import DictConfig
 
 from pipeline.core.files import read_json, write_json
 from pipeline.data.datasets import DIGIT_NAMES, load_dataset, prepared_path
-from pipeline.evaluate import evaluate, load_test_set, load_trained_model, log_scores, predict_probabilities
+from pipeline.evaluate import (
+    evaluate,
+    load_test_set,
+    load_trained_model,
+    log_scores,
+    predict_probabilities,
+    split_scores,
+    write_scores,
+)
 from pipeline.modeling.models import build_model
 from pipeline.tracking import runs
 from pipeline.tracking.runs import content_digest
 from pipeline.train import write_augmented_examples
-from tests.conftest import tiny_config, tiny_workdir
+from tests.conftest import REPO, tiny_config, tiny_workdir
 
 SCORES = {
     "accuracy",
@@ -31,6 +39,14 @@ SCORES = {
     "ece",
     "images",
 }
+
+
+def read_scores(metrics_dir: str | Path) -> dict[str, dict[str, float]]:
+    """Every score per test set, from the two files evaluate writes them to."""
+    headline = read_json(Path(metrics_dir) / "test.json")
+    details = read_json(Path(metrics_dir) / "test_details.json")
+    assert set(headline) == set(details)
+    return {name: {**headline[name], **details[name]} for name in headline}
 
 
 def start_run_ref(models_dir: Path, cfg: DictConfig) -> str:
@@ -98,12 +114,43 @@ def test_log_scores_logs_every_score_but_the_image_count(trained):
     assert logged.tags["dataset.test.mnist"] == "synthetic"
 
 
+def test_split_scores_puts_accuracy_and_loss_in_the_headline_and_the_rest_in_the_details():
+    results = {
+        "mnist": {"accuracy": 0.99, "accuracy_ci_low": 0.98, "loss": 0.03, "ece": 0.01, "images": 100},
+        "emnist_balanced": {"accuracy": 0.9, "loss": 0.3, "macro_f1": 0.89, "top5_accuracy": 0.99, "images": 50},
+    }
+    headline, details = split_scores(results)
+    assert headline == {"mnist": {"accuracy": 0.99, "loss": 0.03}, "emnist_balanced": {"accuracy": 0.9, "loss": 0.3}}
+    assert details == {
+        "mnist": {"accuracy_ci_low": 0.98, "ece": 0.01, "images": 100},
+        "emnist_balanced": {"macro_f1": 0.89, "top5_accuracy": 0.99, "images": 50},
+    }
+
+
+def test_write_scores_writes_the_two_files_that_make_up_the_scores(tmp_path):
+    results = {"mnist": {"accuracy": 0.5, "loss": 1.25, "macro_f1": 0.4, "images": 8}}
+    write_scores(tmp_path, results)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["test.json", "test_details.json"]
+    assert read_json(tmp_path / "test.json") == {"mnist": {"accuracy": 0.5, "loss": 1.25}}
+    assert read_json(tmp_path / "test_details.json") == {"mnist": {"macro_f1": 0.4, "images": 8}}
+
+
+def test_the_committed_reference_scores_are_what_evaluate_writes(tmp_path):
+    """metrics/ of the reference run, read back and written again, comes out byte for byte: the committed files are
+    split as evaluate splits them now (after a change of the split, rerun the reference or rewrite them)."""
+    committed = REPO / "metrics"
+    write_scores(tmp_path, read_scores(committed))
+    for name in ("test.json", "test_details.json"):
+        assert (tmp_path / name).read_bytes() == (committed / name).read_bytes(), name
+
+
 def test_evaluate_writes_predictions_and_metrics_and_logs_them_to_the_run(trained):
     cfg, run_id = trained
     results = evaluate(cfg)
 
     assert set(results) == {"mnist", "emnist_digits"}
-    assert read_json("metrics/test.json") == results
+    assert read_scores("metrics") == results
+    assert all(set(scores) == {"accuracy", "loss"} for scores in read_json("metrics/test.json").values())
     for name in ("mnist", "emnist_digits"):
         assert set(results[name]) == SCORES and results[name]["images"] == 100
         with np.load(f"predictions/{name}.npz") as z:

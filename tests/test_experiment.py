@@ -79,6 +79,7 @@ def test_an_experiment_job_writes_only_inside_its_folder(tiny):
     for f in (
         "models/model.keras",
         "metrics/test.json",
+        "metrics/test_details.json",
         "predictions/mnist.npz",
         "reports/summary.pdf",
         "plots/history.csv",

@@ -48,7 +48,7 @@ from pipeline.scoring.predictions import Predictions
 from pipeline.scoring.tables import per_class_rows
 from pipeline.tracking import runs
 from tests.conftest import tiny_config, tiny_workdir
-from tests.test_evaluate import start_run_ref, write_untrained_run
+from tests.test_evaluate import read_scores, start_run_ref, write_untrained_run
 
 PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF-"
 TEST_SET_FILES = [
@@ -254,7 +254,7 @@ def test_report_test_set_writes_its_files_and_returns_its_section(tmp_path):
     writer = Deferred()
     section = report_test_set("emnist_digits", read_training(out), out, writer, "the run")
     # The scores on the summary page are the ones evaluate wrote.
-    assert section.scores == read_json("metrics/test.json")["emnist_digits"]
+    assert section.scores == read_scores("metrics")["emnist_digits"]
     assert section.source == "synthetic, 10 classes" and len(section.per_class) == 10
     assert [page.path.name for page in section.pages] == TEST_SET_FILES[:5]
     assert sorted(p.name for p in (tmp_path / "reports" / "emnist_digits").iterdir()) == sorted(TEST_SET_FILES[5:])
@@ -266,7 +266,7 @@ def test_report_test_set_writes_its_files_and_returns_its_section(tmp_path):
 
 def test_summary_page_shows_the_gap_and_each_test_sets_source(evaluated):
     cfg, _ = evaluated
-    scores = read_json("metrics/test.json")
+    scores = read_scores("metrics")
     sections = [Section(name, f"from {name}", scores[name], [], [], Future()) for name in ("mnist", "emnist_digits")]
     fig = summary_page("the run", read_training(cfg), sections, cfg)
     texts = [t.get_text() for t in fig.texts]

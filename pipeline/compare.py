@@ -9,19 +9,21 @@ reading the sweep from MLflow and writing the comparison, pipeline/sweeps/result
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from mlflow.exceptions import MlflowException
 
+from pipeline.core.errors import UserError, reports_user_errors
 from pipeline.core.paths import CONF
 from pipeline.scoring.comparison import to_markdown
 from pipeline.sweeps.results import sweep_runs, test_sets_of, write_comparison
 
 
+@reports_user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    """Compare a finished sweep again, e.g. with another metric or level."""
+    """Compare a finished sweep again, e.g. with another metric or level. A run id that is not a finished sweep's
+    parent is a user's error: one line, exit status 1."""
     import mlflow
     from omegaconf import OmegaConf
 
@@ -40,12 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         runs = sweep_runs(client, args.parent)
     except MlflowException as err:
-        print(f"error: run {args.parent}: {str(err).splitlines()[0]} — pass a sweep's parent run id", file=sys.stderr)
-        return 2
+        raise UserError(f"run {args.parent}: {str(err).splitlines()[0]} — pass a sweep's parent run id") from err
     test_sets = test_sets_of(runs, [args.test_set] if args.test_set else [])
     if not test_sets:
-        print(f"error: run {args.parent} has no evaluated child runs to compare", file=sys.stderr)
-        return 2
+        raise UserError(f"run {args.parent} has no evaluated child runs to compare")
     cfg = {"metric": args.metric, "test_set": args.test_set, "alpha": args.alpha}
     comparison = write_comparison(client, args.parent, cfg, test_sets, args.out)
     print(to_markdown(comparison))

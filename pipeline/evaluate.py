@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import hydra
 import keras
 import mlflow
 import numpy as np
 from omegaconf import DictConfig
 
+from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import read_json, write_json, write_npz
@@ -119,7 +119,7 @@ def evaluate(cfg: DictConfig) -> dict[str, dict[str, float]]:
     return results
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra_main
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg)

@@ -14,10 +14,10 @@ import sys
 import traceback
 from pathlib import Path
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.interrupt import raise_on_signals, stop_on_signals
@@ -48,7 +48,7 @@ def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
     return results[cfg.data.test_sets[0]]["accuracy"]
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra_main
 @reports_user_errors
 def main(cfg: DictConfig) -> float:
     validate(cfg)

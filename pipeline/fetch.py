@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.interrupt import stop_on_signals
@@ -135,7 +135,7 @@ def fetch_emnist(
     return chosen
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra_main
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg)

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import hydra
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.interrupt import stop_on_signals
@@ -120,7 +120,7 @@ def ingest_dataset(name: str, folder: Path, sources: Sequence[Source], known: Ma
     )
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra_main
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg)

@@ -5,10 +5,10 @@ model URI (`runs:/<run id>/model`, `models:/<name>/<version>`, `models:/handwrit
 any size, colour or grayscale, dark on light or light on dark, are preprocessed as MNIST was made (see
 pipeline/data/preprocess.py), then classified in one batch. A photo's EXIF orientation is applied first. An unreadable
 file, or one over the pixel limit (checked before decoding: a small file can unpack into gigabytes), gets a
-one-line error and the rest are still classified; the exit status is 1 when any file failed. A model that cannot
-be used (missing, not a model, not in the MLflow store, on a tracking server that does not answer, or saved without
-its class names and not of 10 classes) is one line on stderr and exit status 2; `--verbose` adds the traceback
-behind it.
+one-line error and the rest are still classified; the exit status is 1 when any file was not classified. A model
+that cannot be used (missing, not a model, not in the MLflow store, on a tracking server that does not answer, or
+saved without its class names and not of 10 classes) is a user's error, as in every tool: one line `error: …` on
+stderr and exit status 1 (pipeline/core/errors.py); `--verbose` adds the traceback behind it.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.errors import UserError
+from pipeline.core.errors import USER_ERROR, UserError, reports_user_errors
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.image_files import MAX_PIXELS, expand, load_image
 from pipeline.modeling.classifier import Classifier, top_k
-from pipeline.modeling.model_file import ModelFileError
 
 
 def table_line(path: Path, top: Sequence[tuple[str, float]], width: int) -> str:
@@ -39,8 +38,15 @@ def save_picture(path: Path, image: np.ndarray, probs: np.ndarray, class_names: 
     plots.save_figure(plots.prediction(image, probs, class_names), path)
 
 
+@reports_user_errors
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.predict", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.predict",
+        description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 when every image was classified; 1 when one was not (each such file is one line on "
+        "stderr, the rest are still classified), or on an error (`error: …`: no image to classify, a model it "
+        "cannot use); 2 for a malformed command line.",
+    )
     parser.add_argument("inputs", nargs="+", help="image files or folders of them (PNG, JPEG, BMP, GIF)")
     parser.add_argument(
         "--model",
@@ -79,15 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{f}: {err}", file=sys.stderr)
             failed += 1
     if not ok:
-        print("no image could be classified", file=sys.stderr)
-        return 1
+        raise UserError("no image could be classified")
     try:
         classifier = Classifier(args.model)
-    except (ModelFileError, UserError) as err:  # UserError: the tracking server named by the URI does not answer
+    except UserError as err:  # a model it cannot use (ModelFileError), the tracking server's absence included
         if args.verbose:
             traceback.print_exception(err)
-        print(str(err), file=sys.stderr)
-        return 2
+        raise
     batch = np.stack(images)
     probs = classifier.probabilities(batch)
     width = max(len(str(f)) for f in ok)
@@ -99,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(table_line(f, top, width))
         if args.save:
             save_picture(args.save / f"{f.stem}.prediction.png", image, p, classifier.class_names)
-    return 1 if failed else 0
+    return USER_ERROR if failed else 0
 
 
 if __name__ == "__main__":

@@ -14,24 +14,21 @@ from collections.abc import Sequence
 
 from mlflow.tracking import MlflowClient
 
-from pipeline.core.errors import UserError
+from pipeline.core.errors import reports_user_errors
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.tracking.registry import CHAMPION, promote, promotion_line
 from pipeline.tracking.runs import connect_default
 
 
+@reports_user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.promote", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_id", metavar="RUN_ID", help="the training run (its id in `mlflow ui`, or models/run.json)")
     parser.add_argument("--alias", default=CHAMPION, help=f"the alias to give its model version (default {CHAMPION})")
     args = parser.parse_args(argv)
-    try:
-        connect_default()
-        client = MlflowClient()
-        version = promote(args.run_id, args.alias, client)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
+    connect_default()
+    client = MlflowClient()
+    version = promote(args.run_id, args.alias, client)
     print(promotion_line(version, args.alias, client.get_run(args.run_id)))
     return 0
 

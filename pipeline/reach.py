@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import sys
 
+from pipeline.core.errors import UserError, reports_user_errors
 from pipeline.tracking.reach import remote_problem
 
 
+@reports_user_errors
 def main() -> int:
     problem = remote_problem()
     if problem:
-        print(f"error: {problem}", file=sys.stderr, flush=True)
-        return 1
+        raise UserError(problem)
     return 0
 
 

@@ -18,11 +18,11 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import hydra
 import mlflow
 import numpy as np
 from omegaconf import DictConfig
 
+from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, read_json
@@ -305,7 +305,7 @@ def pdf_writer() -> Executor:
     return InProcess()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra_main
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hydra
 import keras
 import mlflow
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
 from pipeline.core.cpu import cpu_flags
 from pipeline.core.errors import reports_user_errors
@@ -302,7 +302,7 @@ def default_run_name(cfg: DictConfig) -> str:
     return f"{cfg.model.name} augment={cfg.augment.name} on {cfg.data.name}"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra_main
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg)

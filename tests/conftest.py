@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from pipeline.core.cpu import bfloat16_capped
+from pipeline.core.errors import USER_ERROR
 from pipeline.core.paths import ROOT
 from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.data.mirror import ENV_VAR
@@ -120,6 +121,24 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> s
             f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
         )
     return result
+
+
+@pytest.fixture
+def user_error(monkeypatch, capsys) -> Callable[[Callable[[], object]], tuple[str, str]]:
+    """Calls an entrypoint's `main` in process and checks that it ended as a user's mistake ends every stage and
+    tool (pipeline/core/errors.py): exit status 1, the message after `error: ` on stderr; gives what it printed
+    (stdout, stderr)."""
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)  # which shows the traceback instead
+
+    def ended(call: Callable[[], object]) -> tuple[str, str]:
+        with pytest.raises(SystemExit) as exit_:
+            call()
+        assert exit_.value.code == USER_ERROR
+        captured = capsys.readouterr()
+        assert "\nerror: " in "\n" + captured.err, captured.err
+        return captured.out, captured.err
+
+    return ended
 
 
 @pytest.fixture(scope="session")

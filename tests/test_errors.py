@@ -1,29 +1,41 @@
-"""A user's mistake ends a stage with one line on stderr and exit status 1; a bug keeps its traceback."""
+"""A user's mistake ends a stage or a tool with one line on stderr and exit status 1; a bug keeps its traceback."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pytest
+from dvc.repo import Repo
+from PIL import Image
 
 from pipeline.core.errors import UserError, reports_user_errors
 from pipeline.data.checksums import ChecksumError
 from pipeline.data.datasets import DatasetError
 from pipeline.data.download import SourcesExhausted
 from pipeline.data.idx import IdxError
+from pipeline.modeling.model_file import ModelFileError
 from pipeline.tracking import runs
-from tests.conftest import REPO, stage_env
+from pipeline.tracking.registry import RegistryError
+from tests.conftest import REPO, stage_env, tiny_config
 
 HYDRA_RUN = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
 
 @pytest.mark.parametrize("error", [IdxError, ChecksumError, SourcesExhausted, DatasetError])
 def test_the_errors_our_code_raises_about_data_are_user_errors(error):
+    assert issubclass(error, UserError)
+
+
+@pytest.mark.parametrize("error", [ModelFileError, RegistryError])
+def test_a_model_or_run_that_cannot_be_used_is_a_user_error(error):
     assert issubclass(error, UserError)
 
 
@@ -96,6 +108,51 @@ def test_the_run_of_a_stage_that_failed_on_a_user_error_is_failed(tiny):
         main(tiny)
     (run,) = mlflow.search_runs(filter_string="attributes.run_name = 'missing data'", output_format="list")
     assert run.info.status == "FAILED"
+
+
+# Every stage and tool, in process: a user's mistake ends each the same way.
+
+ENTRYPOINTS = sorted(p.stem for p in (REPO / "pipeline").glob("*.py") if p.stem != "__init__")
+STAGES = {"fetch", "ingest", "train", "evaluate", "report", "experiment"}
+
+
+def a_mistake(name: str, folder: Path) -> tuple[Callable[[], object], str]:
+    """A call of `python -m pipeline.<name>`'s main, run from the empty `folder`, with a mistake a user makes there,
+    and the start of the message it must end with."""
+    main = importlib.import_module(f"pipeline.{name}").main
+    if name in STAGES:
+        return lambda: main(tiny_config(["train.epochs=0"])), "train.epochs=0: must be an integer ≥ 1"
+    no_store = f"{folder}/mlruns/mlflow.db: no MLflow store — run this in the project's folder"
+    image = folder.parent / "digit.png"
+    Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(image)
+    calls = {
+        "compare": (lambda: main(["0123456789abcdef"]), no_store),
+        "promote": (lambda: main(["0123456789abcdef"]), no_store),
+        "predict": (lambda: main([str(image), "--model", "none.keras"]), "none.keras: no model file"),
+        "reach": (main, "no default DVC remote: add one with `dvc remote add -d <name> <url>`"),
+        "compose": (lambda: main(["train.epochz=3"]), "Could not override 'train.epochz'."),
+    }
+    if name == "reach":
+        Repo.init(str(folder), no_scm=True).close()  # a DVC project without a remote
+    assert name in calls, f"pipeline/{name}.py: give it a mistake here, to show it ends as every entrypoint does"
+    return calls[name]
+
+
+@pytest.mark.parametrize("name", ENTRYPOINTS)
+def test_every_stage_and_tool_ends_on_a_users_mistake_the_same_way(name, tmp_path, monkeypatch, user_error):
+    """`error: <message>` on stderr, nothing on stdout, exit status 1 (pipeline/core/errors.py), and nothing
+    written: no output, no MLflow store, params.yaml as it was."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_ROOT", raising=False)
+    call, message = a_mistake(name, folder)
+    before, params = os.listdir(folder), (REPO / "params.yaml").read_bytes()
+    out, err = user_error(call)
+    assert out == "" and err.startswith(f"error: {message}"), err
+    assert "Traceback" not in err
+    assert os.listdir(folder) == before and (REPO / "params.yaml").read_bytes() == params
 
 
 # The real entrypoints, in processes of their own.

@@ -216,9 +216,8 @@ def test_a_sweep_of_runs_without_registered_models_has_no_champion(tiny, in_hydr
     assert "compare.champion" not in MlflowClient().get_run(parent).data.tags
 
 
-def test_comparing_a_run_that_is_not_a_sweep_is_one_line(tiny, capsys):
-    assert compare.main(["0123456789abcdef"]) == 2
-    err = capsys.readouterr().err
+def test_comparing_a_run_that_is_not_a_sweep_is_one_line(tiny, user_error):
+    _, err = user_error(lambda: compare.main(["0123456789abcdef"]))
     assert err.startswith("error: run 0123456789abcdef: ") and err.count("\n") == 1
 
 

@@ -122,10 +122,10 @@ def test_mlflow_model_uri_as_model(uri, model_uris, confident, fast_repo, tmp_pa
     assert capsys.readouterr().out.split()[1] == str(y[1])
 
 
-def test_missing_model_is_a_clear_error(tmp_path, capsys):
+def test_missing_model_is_a_clear_error(tmp_path, user_error):
     Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(tmp_path / "a.png")
-    assert predict.main([str(tmp_path / "a.png"), "--model", str(tmp_path / "none.keras")]) == 2
-    assert "none.keras: no model file" in capsys.readouterr().err
+    _, err = user_error(lambda: predict.main([str(tmp_path / "a.png"), "--model", str(tmp_path / "none.keras")]))
+    assert err.startswith(f"error: {tmp_path / 'none.keras'}: no model file")
 
 
 def free_port() -> int:
@@ -227,7 +227,7 @@ def test_exif_orientation_is_applied_before_preprocessing(tmp_path):
     assert not np.array_equal(image_files.load_image(tmp_path / "untagged.png"), expected)
 
 
-def test_image_over_the_pixel_limit_is_refused_and_the_rest_classified(model_files, digit, capsys):
+def test_image_over_the_pixel_limit_is_refused_and_the_rest_classified(model_files, digit, capsys, user_error):
     bomb = digit.parent / "bomb.png"
     Image.new("1", (20_000, 20_000)).save(bomb)  # 400 million pixels in 48 kB
     assert predict.main([str(bomb), str(digit), "--model", str(model_files["digits"])]) == 1
@@ -235,11 +235,13 @@ def test_image_over_the_pixel_limit_is_refused_and_the_rest_classified(model_fil
     assert out.err == f"{bomb}: over the limit of {image_files.MAX_PIXELS:,} pixels (--max-pixels); not decoded\n"
     assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
     # A lower limit, which the image exceeds by less than twice (where PIL itself only warns).
-    assert predict.main([str(digit), "--max-pixels", "2000", "--model", str(model_files["digits"])]) == 1
-    assert (
-        capsys.readouterr().err.splitlines()[0]
-        == f"{digit}: over the limit of 2,000 pixels (--max-pixels); not decoded"
+    _, err = user_error(
+        lambda: predict.main([str(digit), "--max-pixels", "2000", "--model", str(model_files["digits"])])
     )
+    assert err.splitlines() == [
+        f"{digit}: over the limit of 2,000 pixels (--max-pixels); not decoded",
+        "error: no image could be classified",
+    ]
     assert Image.MAX_IMAGE_PIXELS == image_files.MAX_PIXELS
 
 
@@ -263,29 +265,26 @@ def unusable_model(kind: str, folder: Path, model_files: dict[str, Path]) -> Pat
 
 
 @pytest.mark.parametrize("kind", ["text", "truncated", "folder", "other zip", "other input"])
-def test_unusable_model_file_is_one_line_and_exit_status_2(kind, model_files, digit, tmp_path, capsys):
+def test_unusable_model_file_is_one_line_and_exit_status_1(kind, model_files, digit, tmp_path, user_error):
     path = unusable_model(kind, tmp_path, model_files)
-    assert predict.main([str(digit), "--model", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(f"{path}: ") and "dvc repro" in err, err
+    _, err = user_error(lambda: predict.main([str(digit), "--model", str(path)]))
+    assert err.count("\n") == 1 and err.startswith(f"error: {path}: ") and "dvc repro" in err, err
 
 
-def test_verbose_adds_the_traceback_behind_an_unusable_model(model_files, digit, tmp_path, capsys):
+def test_verbose_adds_the_traceback_behind_an_unusable_model(model_files, digit, tmp_path, user_error):
     path = unusable_model("other zip", tmp_path, model_files)
-    assert predict.main([str(digit), "--model", str(path), "--verbose"]) == 2
-    err = capsys.readouterr().err
+    _, err = user_error(lambda: predict.main([str(digit), "--model", str(path), "--verbose"]))
     assert err.startswith("Traceback") and "KeyError" in err  # Keras's own error, the cause
-    assert err.splitlines()[-1].startswith(f"{path}: Keras cannot load it")
+    assert err.splitlines()[-1].startswith(f"error: {path}: Keras cannot load it")
 
 
 @pytest.mark.slow  # starts a Python process
 def test_unusable_model_from_the_command_line_prints_no_traceback(model_files, digit, tmp_path):
     path = unusable_model("text", tmp_path, model_files)
-    result = run(
-        [sys.executable, "-m", "pipeline.predict", str(digit), "--model", str(path)], REPO, stage_env(None), False
-    )
-    assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.startswith(f"{path}: not a .keras model file") and result.stderr.count("\n") == 1
+    env = {k: v for k, v in stage_env(None).items() if k != "HYDRA_FULL_ERROR"}  # which adds the traceback
+    result = run([sys.executable, "-m", "pipeline.predict", str(digit), "--model", str(path)], REPO, env, False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {path}: not a .keras model file") and result.stderr.count("\n") == 1
 
 
 def test_model_file_names_its_own_classes(model_files, digit, tmp_path, capsys):
@@ -305,9 +304,8 @@ def test_model_saved_without_names_with_10_outputs_names_digits(model_files, dig
     assert sorted(t["class"] for t in result["top"]) == list(DIGIT_NAMES)
 
 
-def test_model_saved_without_names_with_47_outputs_is_refused(model_files, digit, capsys):
-    assert predict.main([str(digit), "--model", str(model_files["old_balanced"])]) == 2
-    out = capsys.readouterr()
-    assert out.out == ""
-    assert out.err.startswith(f"{model_files['old_balanced']}: a model of 47 classes saved without their names")
-    assert out.err.count("\n") == 1
+def test_model_saved_without_names_with_47_outputs_is_refused(model_files, digit, user_error):
+    out, err = user_error(lambda: predict.main([str(digit), "--model", str(model_files["old_balanced"])]))
+    assert out == ""
+    assert err.startswith(f"error: {model_files['old_balanced']}: a model of 47 classes saved without their names")
+    assert err.count("\n") == 1

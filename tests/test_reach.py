@@ -118,10 +118,10 @@ def test_a_sweep_is_refused_before_its_parent_run(absent_server, tmp_path, monke
     assert os.listdir(tmp_path) == []
 
 
-def test_predict_with_a_model_on_an_absent_server_is_one_line(absent_server, tmp_path, capsys):
+def test_predict_with_a_model_on_an_absent_server_is_one_line(absent_server, tmp_path, user_error):
     Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(tmp_path / "a.png")
-    assert predict.main([str(tmp_path / "a.png"), "--model", "runs:/0123456789abcdef/model"]) == 2
-    assert capsys.readouterr().err == f"runs:/0123456789abcdef/model: {expected_line(absent_server)}\n"
+    _, err = user_error(lambda: predict.main([str(tmp_path / "a.png"), "--model", "runs:/0123456789abcdef/model"]))
+    assert err == f"error: runs:/0123456789abcdef/model: {expected_line(absent_server)}\n"
 
 
 @pytest.mark.slow  # a real entrypoint process

@@ -125,25 +125,23 @@ def test_the_command_promotes_and_prints_the_version_and_the_runs_test_accuracy(
         (["{first}", "--alias", "v2"], "error: alias 'v2': "),
     ],
 )
-def test_the_commands_mistakes_are_one_line_and_exit_status_1(project, capsys, args, message):
+def test_the_commands_mistakes_are_one_line_and_exit_status_1(project, user_error, args, message):
     ids = {"no_model": project.no_model, "first": project.first}
-    assert promote_main([a.format(**ids) for a in args]) == 1
-    out = capsys.readouterr()
-    assert out.out == "" and out.err.startswith(message.format(**ids)) and out.err.count("\n") == 1, out.err
+    out, err = user_error(lambda: promote_main([a.format(**ids) for a in args]))
+    assert out == "" and err.startswith(message.format(**ids)) and err.count("\n") == 1, err
 
 
-def test_the_command_reads_mlflow_tracking_uri(project, empty_store, tmp_path, monkeypatch, capsys):
+def test_the_command_reads_mlflow_tracking_uri(project, empty_store, tmp_path, monkeypatch, user_error):
     other = shutil.copy(empty_store, tmp_path / "other.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{other}")
-    assert promote_main([project.first]) == 1  # the run is in the project's store, not in this one
-    assert capsys.readouterr().err.startswith(f"error: run {project.first}: no such run in sqlite:///{other} ")
+    _, err = user_error(lambda: promote_main([project.first]))  # the run is in the project's store, not in this one
+    assert err.startswith(f"error: run {project.first}: no such run in sqlite:///{other} ")
 
 
-def test_the_command_outside_a_project_names_the_store_it_did_not_find(project, tmp_path, monkeypatch, capsys):
+def test_the_command_outside_a_project_names_the_store_it_did_not_find(project, tmp_path, monkeypatch, user_error):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI")  # which mlflow.set_tracking_uri sets, here in the test process
-    assert promote_main([project.first]) == 1
-    err = capsys.readouterr().err
+    _, err = user_error(lambda: promote_main([project.first]))
     assert err == (
         f"error: {tmp_path}/mlruns/mlflow.db: no MLflow store — run this in the project's folder, where "
         "`dvc repro` made it, or set MLFLOW_TRACKING_URI to the store to use\n"
@@ -153,7 +151,8 @@ def test_the_command_outside_a_project_names_the_store_it_did_not_find(project, 
 
 @pytest.mark.slow  # starts a Python process
 def test_the_command_from_the_shell_prints_no_traceback(project):
-    env = {**stage_env(None), "PYTHONPATH": str(REPO)}
+    env = {k: v for k, v in stage_env(None).items() if k != "HYDRA_FULL_ERROR"}  # which adds the traceback
+    env["PYTHONPATH"] = str(REPO)
     result = run([sys.executable, "-m", "pipeline.promote", "nope"], project.folder, env, check=False)
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.startswith("error: run nope: no such run in sqlite:///") and result.stderr.count("\n") == 1
@@ -183,12 +182,11 @@ def test_predict_loads_the_version_the_alias_names(project, image, capsys):
     np.testing.assert_allclose(predicted, first, atol=1e-6)
 
 
-def test_predict_with_an_alias_no_version_has_is_one_line_and_exit_status_2(project, image, capsys):
-    assert predict.main([str(image), "--model", "models:/handwriting-mnist@nothere"]) == 2
-    out = capsys.readouterr()
-    assert out.out == "" and out.err.count("\n") == 1, out.err
-    assert out.err.startswith(
-        f"models:/handwriting-mnist@nothere: Registered model alias nothere not found "
+def test_predict_with_an_alias_no_version_has_is_one_line_and_exit_status_1(project, image, user_error):
+    out, err = user_error(lambda: predict.main([str(image), "--model", "models:/handwriting-mnist@nothere"]))
+    assert out == "" and err.count("\n") == 1, err
+    assert err.startswith(
+        f"error: models:/handwriting-mnist@nothere: Registered model alias nothere not found "
         f"(store sqlite:///{project.folder}/mlruns/mlflow.db)"
     )
-    assert "python -m pipeline.promote RUN_ID" in out.err
+    assert "python -m pipeline.promote RUN_ID" in err

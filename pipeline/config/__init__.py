@@ -1,1 +1,1 @@
-"""The configuration: conf/ composed into params.yaml, and the allowed range of every setting."""
+"""The configuration: conf/ composed for the stages and into params.yaml, and every setting's allowed range."""

@@ -1,9 +1,16 @@
-"""How a stage ends on an error: a mistake the user can fix ends it with its message alone, exit status 1; any
-other exception is a bug and keeps its traceback (Hydra's, as before).
+"""How every stage and tool ends on an error, with one exit-status convention (docs/operations.md has the table):
 
-A user's mistake is a bad setting, a missing data file, or a malformed one: an exception our code raises with a
-message that names the thing and the fix (a `UserError`), or a missing file, whoever noticed it. HYDRA_FULL_ERROR=1
-shows the traceback of those too.
+- 0: done;
+- 1 (`USER_ERROR`): a mistake the user can fix — one line `error: <what, and what to do>` on stderr, nothing
+  destroyed; and what else did not finish: a bug (with its traceback), a sweep with failed runs, predict with an
+  image it could not classify (one line per image);
+- 2: a malformed command line, which argparse (and Hydra's own parser) reports; our code never exits 2;
+- 128 + the signal's number: interrupted (pipeline/core/interrupt.py).
+
+A user's mistake is a bad setting or argument, a missing or malformed data file, a model or run that cannot be used:
+an exception our code raises with a message that names the thing and the fix (a `UserError`, or a subclass), or a
+missing file, whoever noticed it. Entrypoints raise it and never print it themselves: `reports_user_errors` prints
+it. HYDRA_FULL_ERROR=1 shows the traceback of those too.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -22,11 +29,20 @@ class UserError(Exception):
 
 
 USER_ERRORS = (UserError, FileNotFoundError)
+USER_ERROR = 1  # the exit status of a user's mistake (2 is argparse's: a malformed command line)
+
+
+def exit_on_user_error(message: str) -> NoReturn:
+    """End the process as a user's mistake does: `error: <message>` on stderr, exit status USER_ERROR. For what
+    cannot raise to `reports_user_errors` (a Hydra callback, whose exceptions Hydra turns into warnings)."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(USER_ERROR) from None  # the message is all: no traceback, not even as a context
 
 
 def reports_user_errors(main: Callable[..., T]) -> Callable[..., T]:
-    """For an entrypoint's `main`, under `@hydra.main`: a user's mistake is printed as `error: <message>` on stderr
-    and the process exits with status 1, without Hydra's "Error executing job" and traceback.
+    """For every entrypoint's `main` — a stage's, under `@hydra_main`, and a tool's: a user's mistake is printed as
+    `error: <message>` on stderr and the process exits with status 1, without a traceback (nor Hydra's "Error
+    executing job").
 
     The error is caught here, outside the stage function, so that a stage's MLflow run has already been marked
     FAILED by its `with` block when the message is printed."""
@@ -38,8 +54,7 @@ def reports_user_errors(main: Callable[..., T]) -> Callable[..., T]:
         except USER_ERRORS as err:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            print(f"error: {err}", file=sys.stderr, flush=True)
-            raise SystemExit(1) from None
+            exit_on_user_error(str(err))
 
     return run
 

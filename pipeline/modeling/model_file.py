@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.core.errors import first_line
+from pipeline.core.errors import UserError, first_line
 from pipeline.data.datasets import DIGIT_NAMES
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ UNLOADABLE = (ValueError, KeyError, TypeError, OSError, EOFError, zipfile.BadZip
 PASS_A_MODEL = "pass --model a .keras file that train saved (`dvc repro` writes models/model.keras)"
 
 
-class ModelFileError(Exception):
+class ModelFileError(UserError):
     """A file given as a model that cannot be used as one; the message names it and says what to do."""
 
 

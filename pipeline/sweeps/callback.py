@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 
 from pipeline.config.schema import config_problems
 from pipeline.core import interrupt
+from pipeline.core.errors import exit_on_user_error
 from pipeline.core.files import read_json, write_json
 from pipeline.scoring.comparison import to_markdown
 from pipeline.sweeps.results import write_comparison
@@ -122,8 +123,7 @@ class SweepTracking(Callback):
             problems = [str(err)]
         problems += runs.server_problems(config.tracking)  # an absent tracking server, before any job starts
         if problems:
-            print(f"error: {'; '.join(problems)}", file=sys.stderr, flush=True)
-            raise SystemExit(1)
+            exit_on_user_error("; ".join(problems))
         runs.connect(config.tracking)
         name = "sweep " + " ".join(sweep_overrides)
         run = mlflow.MlflowClient().create_run(

@@ -20,7 +20,7 @@ from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 from pipeline.core.errors import UserError, first_line
 from pipeline.core.files import read_json, write_json
 from pipeline.core.interrupt import Interrupted
-from pipeline.core.paths import CONF
+from pipeline.core.paths import CONF, project_root
 from pipeline.tracking import reach
 
 ENV_URI = "MLFLOW_TRACKING_URI"
@@ -31,12 +31,6 @@ def tracking_uri(configured: str, environ: Mapping[str, str] = os.environ) -> st
     return environ.get(ENV_URI) or configured
 
 
-def project_root(environ: Mapping[str, str] = os.environ) -> Path:
-    """Where the embedded store lives: the repository, also when DVC runs a queued experiment in a temporary
-    copy (DVC then points DVC_ROOT at the original), so that every run lands in one store."""
-    return Path(environ.get("DVC_ROOT") or ".").resolve()
-
-
 def local_store(uri: str, root: Path) -> Path | None:
     """The file of a relative `sqlite:///` URI, anchored at `root`; None for any other URI."""
     if not uri.startswith("sqlite:///") or uri.startswith("sqlite:////"):
@@ -45,7 +39,8 @@ def local_store(uri: str, root: Path) -> Path | None:
 
 
 def resolved_uri(configured: str) -> tuple[str, Path | None]:
-    """The URI to use, and the embedded store's file when that is what it names."""
+    """The URI to use, and the embedded store's file when that is what it names: in the user's project, also when
+    DVC runs a queued experiment in a temporary copy, so that every run lands in one store."""
     uri = tracking_uri(configured)
     store = local_store(uri, project_root())
     return (f"sqlite:///{store}", store) if store is not None else (uri, None)

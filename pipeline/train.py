@@ -26,6 +26,7 @@ from pipeline.core.cpu import cpu_flags
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, write_json, write_npz
 from pipeline.core.interrupt import stop_on_signals
+from pipeline.core.metric_direction import higher_is_better, keras_mode
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import load_dataset, prepared_path
 from pipeline.modeling.augment import augmented_examples
@@ -35,7 +36,7 @@ from pipeline.modeling.fused import copy_weights, with_fused_batch_norm
 from pipeline.modeling.model_file import save_with_class_names
 from pipeline.modeling.models import build_model
 from pipeline.modeling.precision import dtype_policy, resolve_precision
-from pipeline.modeling.progress import Progress, fingerprint, higher_is_better
+from pipeline.modeling.progress import Progress, fingerprint
 from pipeline.modeling.serving import log_keras_model
 from pipeline.tracking import registry, runs
 
@@ -177,9 +178,12 @@ def schedule_callbacks(train_cfg: Mapping[str, Any]) -> list[keras.callbacks.Cal
         return []
     monitor = train_cfg["monitor"]
     return [
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=train_cfg["early_stopping_patience"]),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=keras_mode(monitor), patience=train_cfg["early_stopping_patience"]
+        ),
         keras.callbacks.ReduceLROnPlateau(
             monitor=monitor,
+            mode=keras_mode(monitor),
             factor=train_cfg["reduce_lr_factor"],
             patience=train_cfg["reduce_lr_patience"],
             min_lr=train_cfg["min_learning_rate"],

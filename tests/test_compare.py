@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from pipeline.config.schema import SCORES
+from pipeline.core.metric_direction import higher_is_better
 from pipeline.scoring.comparison import (
     BEST,
     NOT_DISTINGUISHABLE,
@@ -150,6 +152,18 @@ def test_the_best_by_a_loss_is_the_lowest():
         settings=loss,
     )
     assert comparison.best == "b" and [r.variant for r in comparison.of("mnist")] == ["b", "a"]
+
+
+@pytest.mark.parametrize("score", SCORES)
+def test_the_best_variant_and_champion_follow_the_scores_direction(score):
+    """b's seed 2 has the highest value of the score and a's seed 1 the lowest; the means rank b above a too."""
+    values = {("a", 1): 0.1, ("a", 2): 0.3, ("b", 1): 0.4, ("b", 2): 0.6}
+    comparison = sweep(
+        *(make_run(v, seed, [0], {f"test.mnist.{score}": x}) for (v, seed), x in values.items()),
+        settings=Settings(metric=score, test_set="mnist", alpha=0.05),
+    )
+    higher = higher_is_better(score)
+    assert (comparison.best, comparison.champion) == (("b", "b/2") if higher else ("a", "a/1"))
 
 
 def test_no_finished_run_is_said_so():

@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.config.schema import MONITORS
 from pipeline.core.cpu import cpu_flags
+from pipeline.core.metric_direction import higher_is_better
 from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.modeling.batches import batches
 from pipeline.modeling.flops import forward_flops
@@ -213,6 +215,17 @@ def test_best_epoch_is_the_lowest_loss_or_the_highest_accuracy_first_of_equals()
     history = {"val_loss": [0.9, 0.4, 0.5, 0.4], "val_accuracy": [0.5, 0.8, 0.9, 0.9]}
     assert best_epoch(history, "val_loss") == 2
     assert best_epoch(history, "val_accuracy") == 3
+
+
+@pytest.mark.parametrize("monitor", MONITORS)
+def test_the_checkpoint_the_plateau_schedule_and_the_summary_agree_on_the_best_epoch(monitor, tmp_path):
+    """Keras's callbacks are told the direction, not left to guess it from the name by their own rule."""
+    mode = "max" if higher_is_better(monitor) else "min"
+    callbacks = Progress.find(tmp_path, "a config").callbacks(monitor)
+    (checkpoint,) = [c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)]
+    stop, reduce = schedule_callbacks({**PLATEAU, "monitor": monitor})
+    assert checkpoint.mode == stop.mode == reduce.mode == mode
+    assert best_epoch({monitor: [0.5, 0.2, 0.9]}, monitor) == (3 if mode == "max" else 2)
 
 
 def test_fit_logs_every_epoch_and_leaves_the_best_epochs_weights_in_the_model(workdir):

@@ -1,1 +1,1 @@
-"""What every stage and tool stands on: paths, errors, atomic files, signals, a quick exit, the CPU's flags."""
+"""What stages and tools stand on: paths, errors, atomic files, signals, a quick exit, CPU flags, metric direction."""

@@ -25,16 +25,12 @@ import mlflow
 
 from pipeline.core import interrupt
 from pipeline.core.files import read_json, write_json
+from pipeline.core.metric_direction import higher_is_better, keras_mode
 
 
 def fingerprint(config: Mapping[str, Any]) -> str:
     """What a backup must match to be resumed: the whole resolved configuration."""
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def higher_is_better(monitor: str) -> bool:
-    """Accuracies are best high, losses low: how the best epoch is picked, by the checkpoint and afterwards."""
-    return "accuracy" in monitor
 
 
 @dataclass(frozen=True)
@@ -84,6 +80,7 @@ class Progress:
             keras.callbacks.ModelCheckpoint(
                 self.best_weights,
                 monitor=monitor,
+                mode=keras_mode(monitor),
                 save_best_only=True,
                 save_weights_only=True,
                 initial_value_threshold=best_so_far,

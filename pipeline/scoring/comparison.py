@@ -24,9 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.metric_direction import higher_is_better
 from pipeline.scoring.stats import Spread, mcnemar_exact, spread, wilson_interval
-
-LOWER_IS_BETTER = ("loss", "ece")  # every other score (accuracy, macro_f1, top5_accuracy…) is better higher
 
 BEST, NOT_DISTINGUISHABLE, WORSE, BETTER = "best", "not distinguishable", "worse", "better"
 UNPAIRED, FAILED = "no paired data", "failed"  # no seed in common with the best; no finished run
@@ -109,7 +108,7 @@ def best_variant(groups: Mapping[str, Sequence[Run]], settings: Settings) -> str
     means = {v: np.mean([r.metrics[key] for r in done]) for v, runs in groups.items() if (done := finished(runs, key))}
     if not means:
         return None
-    pick = min if settings.metric in LOWER_IS_BETTER else max
+    pick = max if higher_is_better(key) else min
     return pick(means, key=means.__getitem__)
 
 
@@ -119,7 +118,7 @@ def best_run(runs: Sequence[Run], settings: Settings) -> str | None:
     done = finished(runs, key)
     if not done:
         return None
-    pick = min if settings.metric in LOWER_IS_BETTER else max
+    pick = max if higher_is_better(key) else min
     return pick(done, key=lambda r: r.metrics[key]).run_id
 
 

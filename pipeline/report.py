@@ -269,10 +269,12 @@ def headline_table(scores: dict[str, dict[str, float]]) -> list[list[str]]:
 
 
 def generalisation_note(scores: dict[str, dict[str, float]]) -> str | None:
-    if "mnist" not in scores or "emnist_digits" not in scores:
+    accuracy = {name: s["accuracy"] for name, s in scores.items()}
+    gap = metrics.generalisation_gap(accuracy)
+    if gap is None:
         return None
-    m, e = scores["mnist"]["accuracy"], scores["emnist_digits"]["accuracy"]
-    return f"Generalisation gap MNIST → EMNIST digits: {m:.2%} − {e:.2%} = {100 * (m - e):+.2f} points"
+    m, e = (accuracy[name] for name in metrics.GAP_TEST_SETS)
+    return f"Generalisation gap MNIST → EMNIST digits: {m:.2%} − {e:.2%} = {100 * gap:+.2f} points"
 
 
 def log_report(reports: Path, sections: Sequence[Section]) -> None:

@@ -135,3 +135,10 @@ def test_top_k_ties_at_the_kth_place_go_to_the_higher_class():
     probs = np.array([[0.4, 0.3, 0.3]])
     assert metrics.top_k_accuracy(probs, np.array([2]), 2) == 1.0
     assert metrics.top_k_accuracy(probs, np.array([1]), 2) == 0.0
+
+
+def test_the_generalisation_gap_is_mnists_accuracy_minus_emnist_digits_when_both_were_measured():
+    assert metrics.generalisation_gap({"mnist": 0.99, "emnist_digits": 0.9, "emnist_balanced": 0.5}) == 0.99 - 0.9
+    assert metrics.generalisation_gap({"emnist_digits": 0.9, "mnist": 0.99}) == 0.99 - 0.9  # by name, not by order
+    assert metrics.generalisation_gap({"mnist": 0.99, "emnist_digits": None}) is None  # a run that did not log it
+    assert metrics.generalisation_gap({"mnist": 0.99}) is None

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.core.metric_direction import higher_is_better
+from pipeline.scoring.metrics import GAP_TEST_SETS, generalisation_gap
 from pipeline.scoring.stats import Spread, mcnemar_exact, spread, wilson_interval
 
 BEST, NOT_DISTINGUISHABLE, WORSE, BETTER = "best", "not distinguishable", "worse", "better"
@@ -313,9 +314,8 @@ def run_rows(runs: Sequence[Run], test_sets: Sequence[str]) -> list[dict[str, An
         }
         for name in test_sets:
             row[f"{name}_accuracy"] = r.metrics.get(f"test.{name}.accuracy")
-        if "mnist" in test_sets and "emnist_digits" in test_sets:
-            m, e = row["mnist_accuracy"], row["emnist_digits_accuracy"]
-            row["generalisation_gap"] = None if m is None or e is None else m - e
+        if set(GAP_TEST_SETS) <= set(test_sets):
+            row["generalisation_gap"] = generalisation_gap({name: row[f"{name}_accuracy"] for name in test_sets})
         rows.append(row)
     return rows
 

@@ -5,12 +5,15 @@ The classification metrics are scikit-learn's; cross-entropy and calibration are
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn import metrics as sk
 
 from pipeline.scoring.stats import wilson_interval
 
 EPS = 1e-7
+GAP_TEST_SETS = ("mnist", "emnist_digits")  # the generalisation gap: from MNIST's test images to other writers' digits
 
 
 def accuracy(probs: np.ndarray, y_true: np.ndarray) -> float:
@@ -123,3 +126,10 @@ def summary_scores(
     if probs.shape[1] > 10:
         result[f"top{top_k}_accuracy"] = top_k_accuracy(probs, y_true, top_k)
     return result
+
+
+def generalisation_gap(accuracy: Mapping[str, float | None]) -> float | None:
+    """MNIST's accuracy minus EMNIST digits' (`accuracy` by test set): how much of it is lost on digits written and
+    scanned by others; None unless both were measured."""
+    mnist, emnist = (accuracy.get(name) for name in GAP_TEST_SETS)
+    return None if mnist is None or emnist is None else mnist - emnist

@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from pipeline.data import checksums
+from pipeline.data.archive import fetch_archive
 from pipeline.data.datasets import save_dataset
-from pipeline.data.download import SourcesExhausted, fetch_verified, partial_path, resume_offset
+from pipeline.data.download import SourcesExhausted, fetch_verified, first_that_works, partial_path, resume_offset
 from pipeline.data.mirror import mnist_sources
 from pipeline.data.sources import parse_datasets
 from pipeline.fetch import MNIST_FILES, Origins, fetch_emnist, fetch_mnist, verified_content
@@ -114,6 +115,44 @@ def test_every_source_failing_lists_them_all(tmp_path):
             verified_content("t10k-labels-idx1-ubyte", KNOWN),
             timeout=5,
         )
+
+
+def failing_but(good: str | None):
+    """An attempt that raises FileNotFoundError for every source but `good`, recording each source it is given."""
+    tried = []
+
+    def attempt(source: str) -> str:
+        tried.append(source)
+        if source != good:
+            raise FileNotFoundError(f"no {source} here")
+        return source.upper()
+
+    return attempt, tried
+
+
+def test_the_first_source_that_works_is_used_and_those_after_it_are_not_tried():
+    attempt, tried = failing_but("b")
+    assert first_that_works("f.gz", ["a", "b", "c"], attempt) == "B"
+    assert tried == ["a", "b"]
+
+
+def test_when_every_source_fails_one_error_lists_each_with_its_reason():
+    attempt, _ = failing_but(None)
+    with pytest.raises(SourcesExhausted) as err:
+        first_that_works("f.gz", ["a", "b"], attempt, where=lambda s: f"{s}/f.gz")
+    assert str(err.value) == "f.gz: every source failed:\n  a/f.gz: no a here\n  b/f.gz: no b here"
+    with pytest.raises(SourcesExhausted) as err:
+        first_that_works("f.gz", [], attempt)
+    assert str(err.value) == "f.gz: every source failed:\n  (no sources configured)"
+
+
+def test_the_archive_lists_each_url_that_failed_or_says_none_was_configured(tmp_path):
+    with pytest.raises(SourcesExhausted) as err:
+        fetch_archive([f"{REFUSED}gzip.zip"], tmp_path / "gzip.zip", "0" * 32, timeout=5)
+    assert str(err.value).startswith(f"gzip.zip: every source failed:\n  {REFUSED}gzip.zip: <urlopen error")
+    with pytest.raises(SourcesExhausted) as err:
+        fetch_archive([], tmp_path / "gzip.zip", "0" * 32, timeout=5)
+    assert str(err.value) == "gzip.zip: every source failed:\n  (no archive configured in fetch.emnist.archives)"
 
 
 def test_verify_known_unknown_and_wrong():

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from pipeline.data.checksums import ChecksumError
-from pipeline.data.download import SOURCE_ERRORS, SourcesExhausted, describe, download_file, file_md5
+from pipeline.data.download import download_file, file_md5, first_that_works
 from pipeline.data.idx import decompress
 
 
@@ -20,25 +20,22 @@ def fetch_archive(urls: Sequence[str], dest: Path, md5: str, timeout: float) -> 
 
     A partial download left by an earlier attempt is resumed; an archive with the wrong MD5 is deleted (it is
     our own download) so that the next attempt starts afresh."""
-    failures = []
-    for url in urls:
-        try:
-            if not dest.is_file():
-                print(f"fetch: downloading {url} to {dest}", flush=True)
-                download_file(url, dest, timeout)
-            actual = file_md5(dest)
-            if actual != md5:
-                dest.unlink()
-                raise ChecksumError(
-                    f"MD5 of the download is {actual}, expected {md5} (fetch.emnist.md5) — "
-                    f"corrupt or not NIST's archive; deleted it"
-                )
-            print(f"fetch: {dest.name} <- {url} (md5 verified)", flush=True)
-            return dest
-        except SOURCE_ERRORS as err:
-            failures.append(f"  {url}: {describe(err)}")
-    tried = "\n".join(failures) if failures else "  (no archive configured in fetch.emnist.archives)"
-    raise SourcesExhausted(f"{dest.name}: every source failed:\n{tried}")
+
+    def attempt(url: str) -> Path:
+        if not dest.is_file():
+            print(f"fetch: downloading {url} to {dest}", flush=True)
+            download_file(url, dest, timeout)
+        actual = file_md5(dest)
+        if actual != md5:
+            dest.unlink()
+            raise ChecksumError(
+                f"MD5 of the download is {actual}, expected {md5} (fetch.emnist.md5) — "
+                f"corrupt or not NIST's archive; deleted it"
+            )
+        print(f"fetch: {dest.name} <- {url} (md5 verified)", flush=True)
+        return dest
+
+    return first_that_works(dest.name, urls, attempt, none_configured="no archive configured in fetch.emnist.archives")
 
 
 def member_names(archive: Path) -> dict[str, str]:

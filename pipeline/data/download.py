@@ -23,6 +23,7 @@ from pipeline.core.errors import UserError
 from pipeline.data.idx import decompress, read_bytes
 
 CHUNK = 1 << 16
+S = TypeVar("S")
 T = TypeVar("T")
 
 
@@ -132,20 +133,35 @@ def fetch_verified(
     `load` verifies and parses the decompressed content, raising ValueError when it is wrong.
     Returns (what load returned, the source used).
     """
-    failures: list[str] = []
+
+    def where(source: str) -> str:
+        return f"{source.rstrip('/')}/{filename}"
+
+    def attempt(source: str) -> tuple[T, str]:
+        path = where(source)
+        content = decompress(download(path, timeout), path) if is_url(source) else read_local(Path(source), filename)
+        return load(content, path), source
+
+    return first_that_works(filename, sources, attempt, where)
+
+
+def first_that_works(
+    what: str,
+    sources: Sequence[S],
+    attempt: Callable[[S], T],
+    where: Callable[[S], str] = str,
+    none_configured: str = "no sources configured",
+) -> T:
+    """`attempt(source)` of the first source for which it raises none of SOURCE_ERRORS; when every one does, a
+    SourcesExhausted error for `what` that lists each source (as `where` names it) with why it failed."""
+    failures = []
     for source in sources:
-        where = f"{source.rstrip('/')}/{filename}"
         try:
-            if is_url(source):
-                raw = download(where, timeout)
-                content = decompress(raw, where)
-            else:
-                content = read_local(Path(source), filename)
-            return load(content, where), source
+            return attempt(source)
         except SOURCE_ERRORS as err:
-            failures.append(f"  {where}: {describe(err)}")
-    tried = "\n".join(failures) if failures else "  (no sources configured)"
-    raise SourcesExhausted(f"{filename}: every source failed:\n{tried}")
+            failures.append(f"  {where(source)}: {describe(err)}")
+    tried = "\n".join(failures) if failures else f"  ({none_configured})"
+    raise SourcesExhausted(f"{what}: every source failed:\n{tried}")
 
 
 def describe(err: Exception) -> str:

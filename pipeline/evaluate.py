@@ -21,12 +21,13 @@ from omegaconf import DictConfig
 from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
 from pipeline.core.errors import reports_user_errors
-from pipeline.core.files import read_json, write_json, write_npz
+from pipeline.core.files import write_json, write_npz
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import Dataset, DatasetError, load_dataset, prepared_path
 from pipeline.modeling.batches import batches
 from pipeline.modeling.fused import fused_copy
+from pipeline.modeling.model_file import load_with_class_names
 from pipeline.scoring import metrics
 from pipeline.tracking import runs
 
@@ -40,16 +41,16 @@ def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:
 
 
 def load_trained_model(models_dir: Path, fused_batch_norm: bool) -> tuple[keras.Model, list[str]]:
-    """The trained model, and the classes it was trained on (models/history.json)."""
+    """The trained model, and the classes it was trained on, which the model file carries."""
     path = models_dir / "model.keras"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained model — run the train stage first (`dvc repro`)")
-    model = keras.models.load_model(path)
+    model, class_names = load_with_class_names(path)
     if fused_batch_norm:
         # The same weights through TensorFlow's fused inference kernel, which its graph optimiser merges with the
         # convolution before it: predictions agree with the plain model's to ~1e-6 (tests/test_fused.py).
         model = fused_copy(model)
-    return model, read_json(models_dir / "history.json")["class_names"]
+    return model, class_names
 
 
 def load_test_set(prepared_dir: str | Path, name: str, model_classes: Sequence[str]) -> Dataset:

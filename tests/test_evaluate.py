@@ -22,6 +22,7 @@ from pipeline.evaluate import (
     split_scores,
     write_scores,
 )
+from pipeline.modeling.model_file import save_with_class_names
 from pipeline.modeling.models import build_model
 from pipeline.tracking import runs
 from pipeline.tracking.runs import content_digest
@@ -59,12 +60,14 @@ def start_run_ref(models_dir: Path, cfg: DictConfig) -> str:
 
 def write_untrained_run(cfg: DictConfig) -> str:
     """What the train stage writes to models/, without training: the configured architecture with its initial
-    weights, a history.json with train's keys, augmented.npz and run.json. Returns the run's id."""
+    weights and its class names, a history.json with train's keys, augmented.npz and run.json. Returns the run's id."""
     ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
     models_dir = Path(cfg.paths.models)
     models_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
-    build_model(cfg.model, cfg.augment, ds.num_classes).save(models_dir / "model.keras")
+    save_with_class_names(
+        build_model(cfg.model, cfg.augment, ds.num_classes), models_dir / "model.keras", ds.class_names
+    )
     history = {
         "loss": [2.0, 1.2],
         "accuracy": [0.3, 0.6],
@@ -102,6 +105,15 @@ def test_loaded_model_gives_a_probability_per_class(trained):
     probs = predict_probabilities(model, x, batch_size=2)
     assert probs.shape == (5, 10)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_the_models_classes_are_the_ones_its_file_carries_not_history_jsons(trained, tmp_path):
+    """models/history.json records the classes too, but a model file copied in with other names keeps its own."""
+    cfg, _ = trained
+    model = keras.models.load_model(Path(cfg.paths.models) / "model.keras")
+    save_with_class_names(model, tmp_path / "model.keras", list("abcdefghij"))
+    write_json(tmp_path / "history.json", {"class_names": list(DIGIT_NAMES)})
+    assert load_trained_model(tmp_path, fused_batch_norm=False)[1] == list("abcdefghij")
 
 
 def test_log_scores_logs_every_score_but_the_image_count(trained):

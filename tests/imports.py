@@ -42,6 +42,15 @@ def imported_modules(node: ast.AST) -> list[str]:
     return []
 
 
+def imported_packages(node: ast.AST) -> list[str]:
+    """The top-level packages an import statement names: `matplotlib` for `from matplotlib.figure import Figure`."""
+    if isinstance(node, ast.Import):
+        return [a.name.split(".")[0] for a in node.names]
+    if isinstance(node, ast.ImportFrom) and node.module:
+        return [node.module.split(".")[0]]
+    return []
+
+
 def pipeline_imports(module: str, seen: set[Path] | None = None) -> set[Path]:
     """The file of `module` and of every pipeline module it imports when it runs, directly or not (read from the
     source, not executed)."""

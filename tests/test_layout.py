@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping
 
 import pytest
 
-from tests.imports import imported_modules, pipeline_modules, run_time_nodes
+from tests.imports import imported_modules, imported_packages, pipeline_modules, run_time_nodes
 
 MODULES = pipeline_modules()
 PACKAGES = sorted(m for m, path in MODULES.items() if path.name == "__init__.py" and m != "pipeline")
@@ -120,15 +120,6 @@ def test_a_package_says_its_concern_in_one_line_and_holds_nothing_else(name):
     docstring = ast.get_docstring(tree(name))
     assert docstring and "\n" not in docstring, f"{MODULES[name]}: a one-line docstring saying what the package is for"
     assert len(body) == 1, f"{MODULES[name]}: nothing but the docstring"
-
-
-def imported_packages(node: ast.AST) -> list[str]:
-    """The top-level packages an import statement names: `matplotlib` for `from matplotlib.figure import Figure`."""
-    if isinstance(node, ast.Import):
-        return [a.name.split(".")[0] for a in node.names]
-    if isinstance(node, ast.ImportFrom) and node.module:
-        return [node.module.split(".")[0]]
-    return []
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

@@ -142,11 +142,6 @@ def test_build_training_model_initialises_from_the_seed():
     assert not all(np.array_equal(a, b) for a, b in zip(first, other, strict=True))
 
 
-def test_build_training_model_unknown_precision_is_an_error_naming_the_setting():
-    with pytest.raises(ValueError, match=r"train\.precision: unknown precision 'float16'"):
-        build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float16", "fused_batch_norm": False}, 10, 1)
-
-
 # Fit
 
 

@@ -19,12 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.core.errors import UserError
 from pipeline.data.sources import parse_source
+from pipeline.modeling import augment, models, precision  # the registries, for their names (Keras comes later)
 
-# The registries' names, written out so that checking a config needs neither Keras nor the modules that build the
-# network (each stage would then depend on them); tests/test_schema.py keeps them equal to the registries.
-ARCHITECTURES = ("cnn2_bn", "cnn3_bn", "compact", "plain1", "plain3")  # pipeline/modeling/models.py
-AUGMENT_POLICIES = ("none", "standard", "strong")  # pipeline/modeling/augment.py
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")  # pipeline/modeling/precision.py
 SCHEDULES = ("one_cycle", "plateau")  # pipeline/train.py
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")  # what the training history records
 INTERPOLATIONS = ("nearest", "bilinear")  # Keras's RandomRotation, RandomZoom and RandomTranslation
@@ -108,7 +104,7 @@ DROPOUT = between(0, 1, "[)")
 RULES: dict[str, Allowed] = {
     "seed": integer(0, 2**32 - 1),  # NumPy's legacy seed, which keras.utils.set_random_seed sets, is 32 bits
     "data.train_limit": null_or(integer(1)),
-    "model.name": one_of(ARCHITECTURES),
+    "model.name": one_of(sorted(models.ARCHITECTURES)),
     "model.filters": integers(1, non_empty=True),
     "model.dense_units": integers(1, non_empty=False),  # none: the softmax straight after the convolutions
     "model.conv_dropout": DROPOUT,
@@ -117,7 +113,7 @@ RULES: dict[str, Allowed] = {
     "model.head": one_of(HEADS),
     "model.dropout": DROPOUT,
     "model.stage_dropout": DROPOUT,
-    "augment.name": one_of(AUGMENT_POLICIES),
+    "augment.name": one_of(sorted(augment.POLICIES)),
     "augment.rotation_degrees": at_least(0),
     "augment.zoom": between(0, 1, "[)"),  # Keras zooms by a factor in (-1, 1]: ±zoom
     "augment.shift": between(0, 1, "[)"),  # a fraction of the image's size
@@ -135,7 +131,7 @@ RULES: dict[str, Allowed] = {
     "train.reduce_lr_factor": between(0, 1, "()"),
     "train.reduce_lr_patience": integer(0),
     "train.min_learning_rate": above(0),
-    "train.precision": one_of(PRECISIONS),
+    "train.precision": one_of(sorted(precision.PRECISIONS)),
     "train.steps_per_execution": integer(1),
     "train.fused_batch_norm": BOOLEAN,
     "fetch.timeout": above(0),

@@ -1,1 +1,1 @@
-"""What stages and tools stand on: paths, errors, atomic files, signals, a quick exit, CPU flags, metric direction."""
+"""Under everything: paths, errors, atomic files, signals, a quick exit, CPU flags, metric direction, lazy imports."""

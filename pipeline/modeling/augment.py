@@ -6,7 +6,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from keras import layers
+
+from pipeline.core.lazy import LazyModule
+
+layers = LazyModule("keras.layers")  # imported when a policy is first built (pipeline/core/lazy.py)
 
 SEED = 1234  # layer-level seeds make augmentation reproducible given the global seed
 
@@ -51,9 +54,7 @@ POLICIES: dict[str, Callable[..., list[layers.Layer]]] = {"none": none, "standar
 def augmentation(augment_cfg: Mapping[str, Any]) -> list[layers.Layer]:
     """The named policy's layers, built with the options from its config file."""
     options = dict(augment_cfg)
-    name = options.pop("name")
-    if name not in POLICIES:
-        raise ValueError(f"augment.name: unknown policy {name!r}; known: {sorted(POLICIES)}")
+    name = options.pop("name")  # one of POLICIES: the config schema checked it
     return POLICIES[name](**options)
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import keras
-from keras import layers
-
+from pipeline.core.lazy import LazyModule
 from pipeline.modeling.augment import augmentation
+
+# Imported when a model is first built, not with the names (pipeline/core/lazy.py).
+keras = LazyModule("keras")
+layers = LazyModule("keras.layers")
 
 Architecture = Callable[..., Any]
 
@@ -118,9 +120,7 @@ ARCHITECTURES: dict[str, Architecture] = {
 def build_model(model_cfg: Mapping[str, Any], augment_cfg: Mapping[str, Any], num_classes: int) -> keras.Model:
     """The named architecture behind the shared input: reshape, scale to [0, 1], augment (training only)."""
     options = dict(model_cfg)
-    name = options.pop("name")
-    if name not in ARCHITECTURES:
-        raise ValueError(f"model.name: unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}")
+    name = options.pop("name")  # one of ARCHITECTURES: the config schema checked it
     inputs = keras.Input(shape=(28, 28), name="image")
     x = layers.Reshape((28, 28, 1))(inputs)
     x = layers.Rescaling(1.0 / 255)(x)

@@ -5,20 +5,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-import keras
-
 from pipeline.core.cpu import BF16_FLAGS
+from pipeline.core.lazy import LazyModule
 
-POLICIES = ("float32", "mixed_bfloat16")
+keras = LazyModule("keras")  # imported when a dtype policy is first set (pipeline/core/lazy.py)
+
+DTYPE_POLICIES = ("float32", "mixed_bfloat16")  # the Keras dtype policies training may use
+PRECISIONS = ("auto", *DTYPE_POLICIES)  # what train.precision may be
 
 
 def resolve_precision(setting: str, flags: frozenset[str]) -> str:
-    """`auto` is mixed_bfloat16 where the CPU has bfloat16 instructions (about 1.4x faster training there, same
-    accuracy: bench/RESULTS.md) and float32 elsewhere (emulated bfloat16 is slower than float32)."""
+    """The dtype policy for a train.precision (one of PRECISIONS: the config schema checked it). `auto` is
+    mixed_bfloat16 where the CPU has bfloat16 instructions (about 1.4x faster training there, same accuracy:
+    bench/RESULTS.md) and float32 elsewhere (emulated bfloat16 is slower than float32)."""
     if setting == "auto":
         return "mixed_bfloat16" if flags & BF16_FLAGS else "float32"
-    if setting not in POLICIES:
-        raise ValueError(f"train.precision: unknown precision {setting!r}; known: auto, {', '.join(POLICIES)}")
     return setting
 
 

@@ -40,12 +40,15 @@ def check_classes(ds: Dataset, model_classes: Sequence[str], name: str) -> None:
         )
 
 
+RESTORE_OR_RETRAIN = "restore it with `dvc checkout`, or train it again with `dvc repro`"
+
+
 def load_trained_model(models_dir: Path, fused_batch_norm: bool) -> tuple[keras.Model, list[str]]:
     """The trained model, and the classes it was trained on, which the model file carries."""
     path = models_dir / "model.keras"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained model — run the train stage first (`dvc repro`)")
-    model, class_names = load_with_class_names(path)
+    model, class_names = load_with_class_names(path, RESTORE_OR_RETRAIN)
     if fused_batch_norm:
         # The same weights through TensorFlow's fused inference kernel, which its graph optimiser merges with the
         # convolution before it: predictions agree with the plain model's to ~1e-6 (tests/test_fused.py).

@@ -22,7 +22,7 @@ from pipeline.evaluate import (
     split_scores,
     write_scores,
 )
-from pipeline.modeling.model_file import save_with_class_names
+from pipeline.modeling.model_file import ModelFileError, save_with_class_names
 from pipeline.modeling.models import build_model
 from pipeline.tracking import runs
 from pipeline.tracking.runs import content_digest
@@ -114,6 +114,15 @@ def test_the_models_classes_are_the_ones_its_file_carries_not_history_jsons(trai
     save_with_class_names(model, tmp_path / "model.keras", list("abcdefghij"))
     write_json(tmp_path / "history.json", {"class_names": list(DIGIT_NAMES)})
     assert load_trained_model(tmp_path, fused_batch_norm=False)[1] == list("abcdefghij")
+
+
+def test_a_damaged_model_file_says_how_to_get_it_back_not_predicts_advice(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ModelFileError) as refused:
+        load_trained_model(tmp_path, fused_batch_norm=False)
+    message = str(refused.value)
+    assert message.startswith(f"{tmp_path / 'model.keras'}: not a .keras model file") and "--model" not in message
+    assert message.endswith("— restore it with `dvc checkout`, or train it again with `dvc repro`")
 
 
 def test_log_scores_logs_every_score_but_the_image_count(trained):

@@ -180,6 +180,12 @@ def test_no_remote_at_all_says_how_to_add_one(tmp_path):
     assert reach.remote_problem(dvc_repo(tmp_path, None)).startswith("no default DVC remote: add one with")
 
 
+def test_outside_a_dvc_repository_says_where_to_run_it(tmp_path):
+    assert reach.remote_problem(tmp_path) == (
+        f"{tmp_path} is not in a DVC repository: run this from the project's folder"
+    )
+
+
 @pytest.mark.slow  # make and DVC in processes of their own
 @pytest.mark.parametrize("remote", ["local", "http"])
 def test_make_push_to_a_missing_remote_fails_in_seconds_before_any_training(remote, tmp_path, refused):

@@ -53,18 +53,19 @@ def read_class_names(path: str | Path) -> list[str] | None:
     return names
 
 
-def load_with_class_names(path: Path) -> tuple[keras.Model, list[str]]:
+def load_with_class_names(path: Path, fix: str = PASS_A_MODEL) -> tuple[keras.Model, list[str]]:
     """The model in a .keras file and its class names. A file saved without names counts as a digit model when
     it has 10 outputs, and is refused otherwise (its names are unknown: printing digits would be wrong).
 
-    Raises ModelFileError, chained to what Keras raised, for anything that is not such a model."""
+    Raises ModelFileError, chained to what Keras raised, for anything that is not such a model; its message ends in
+    `fix`, what the caller's user can do (predict's: pass another --model)."""
     if path.is_dir():
-        raise ModelFileError(f"{path}: a folder, not a model file — {PASS_A_MODEL}")
+        raise ModelFileError(f"{path}: a folder, not a model file — {fix}")
     if not path.is_file():
-        raise ModelFileError(f"{path}: no model file — train one with `dvc repro`, or pass --model")
+        raise ModelFileError(f"{path}: no model file — {fix}")
     if not zipfile.is_zipfile(path):
         raise ModelFileError(
-            f"{path}: not a .keras model file (not a zip archive: truncated, or another kind of file) — {PASS_A_MODEL}"
+            f"{path}: not a .keras model file (not a zip archive: truncated, or another kind of file) — {fix}"
         )
     import keras  # here, not at the top: TensorFlow takes seconds to import, which `--help` need not wait for
 
@@ -72,9 +73,9 @@ def load_with_class_names(path: Path) -> tuple[keras.Model, list[str]]:
         model = keras.models.load_model(path)
         names = read_class_names(path)
     except UNLOADABLE as err:
-        raise ModelFileError(f"{path}: Keras cannot load it ({first_line(err)}) — {PASS_A_MODEL}") from err
+        raise ModelFileError(f"{path}: Keras cannot load it ({first_line(err)}) — {fix}") from err
     if tuple(model.input_shape[1:]) not in ((28, 28), (28, 28, 1)):
-        raise ModelFileError(f"{path}: a model of {model.input_shape[1:]} inputs, not of 28x28 images — {PASS_A_MODEL}")
+        raise ModelFileError(f"{path}: a model of {model.input_shape[1:]} inputs, not of 28x28 images — {fix}")
     outputs = model.output_shape[-1]
     if names is None:
         if outputs != len(DIGIT_NAMES):
@@ -84,5 +85,5 @@ def load_with_class_names(path: Path) -> tuple[keras.Model, list[str]]:
             )
         names = list(DIGIT_NAMES)
     if len(names) != outputs:
-        raise ModelFileError(f"{path}: {len(names)} class names for a model of {outputs} outputs — {PASS_A_MODEL}")
+        raise ModelFileError(f"{path}: {len(names)} class names for a model of {outputs} outputs — {fix}")
     return model, names

@@ -62,10 +62,14 @@ def answered_within(ask: Callable[[], object], timeout: float = TIMEOUT) -> str 
 def remote_problem(root: Path | None = None, timeout: float = TIMEOUT) -> str | None:
     """What keeps `dvc push` and `dvc pull` in the repository at `root` (default: the one around the current
     folder) from reaching its default DVC remote; None when it answers."""
-    from dvc.exceptions import DvcException
+    from dvc.exceptions import DvcException, NotDvcRepoError
     from dvc.repo import Repo
 
-    with Repo(None if root is None else str(root)) as repo:
+    try:
+        repo = Repo(None if root is None else str(root))
+    except NotDvcRepoError:
+        return f"{Path(root or '.').resolve()} is not in a DVC repository: run this from the project's folder"
+    with repo:
         name = repo.config["core"].get("remote")
         if not name:
             return "no default DVC remote: add one with `dvc remote add -d <name> <url>` (see docs/scaling.md)"

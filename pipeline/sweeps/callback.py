@@ -25,7 +25,7 @@ from pipeline.config.schema import config_problems
 from pipeline.core import interrupt
 from pipeline.core.errors import exit_on_user_error
 from pipeline.core.files import read_json, write_json
-from pipeline.scoring.comparison import to_markdown
+from pipeline.scoring.comparison_tables import to_markdown
 from pipeline.sweeps.results import write_comparison
 from pipeline.tracking import runs
 

@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import mlflow
     from omegaconf import OmegaConf
 
-    from pipeline.tracking.runs import connect_default
+    from pipeline.tracking.store import connect_default
 
     defaults = OmegaConf.load(CONF / "config.yaml").compare
     parser = argparse.ArgumentParser(prog="python -m pipeline.compare", description=__doc__.split("\n\n")[0])

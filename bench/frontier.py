@@ -178,7 +178,7 @@ def main() -> None:
 
     from mlflow.tracking import MlflowClient
 
-    from pipeline.tracking.runs import resolved_uri
+    from pipeline.tracking.store import resolved_uri
 
     client = MlflowClient(resolved_uri("sqlite:///mlruns/mlflow.db")[0])
     experiment = client.get_experiment_by_name(args.experiment)

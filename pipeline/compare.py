@@ -2,8 +2,9 @@
 how sure each difference is.
 
 `python -m pipeline.compare PARENT_RUN_ID` writes the comparison of any finished sweep again (the sweep's end does
-the same by itself), e.g. with another metric or level. The statistics are pipeline/scoring/comparison.py's;
-reading the sweep from MLflow and writing the comparison, pipeline/sweeps/results.py's.
+the same by itself), e.g. with another metric or level. The statistics are pipeline/scoring/comparison.py's, its
+tables pipeline/scoring/comparison_tables.py's; reading the sweep from MLflow and writing the comparison,
+pipeline/sweeps/results.py's.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from mlflow.exceptions import MlflowException
 
 from pipeline.core.errors import UserError, reports_user_errors
 from pipeline.core.paths import CONF
-from pipeline.scoring.comparison import to_markdown
+from pipeline.scoring.comparison_tables import to_markdown
 from pipeline.sweeps.results import sweep_runs, test_sets_of, write_comparison
 
 
@@ -27,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import mlflow
     from omegaconf import OmegaConf
 
-    from pipeline.tracking.runs import connect_default
+    from pipeline.tracking.store import connect_default
 
     defaults = OmegaConf.load(CONF / "config.yaml").compare
     parser = argparse.ArgumentParser(prog="python -m pipeline.compare", description=__doc__.split("\n\n")[0])

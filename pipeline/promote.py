@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.tracking.registry import CHAMPION, promote, promotion_line
-from pipeline.tracking.runs import connect_default
+from pipeline.tracking.store import connect_default
 
 
 @reports_user_errors

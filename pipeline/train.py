@@ -38,7 +38,7 @@ from pipeline.modeling.models import build_model
 from pipeline.modeling.precision import dtype_policy, resolve_precision
 from pipeline.modeling.progress import Progress, fingerprint
 from pipeline.modeling.serving import log_keras_model
-from pipeline.tracking import registry, runs
+from pipeline.tracking import registry, runs, store
 
 
 def train(
@@ -51,7 +51,7 @@ def train(
     models_dir = Path(cfg.paths.models)
     config = OmegaConf.to_container(cfg, resolve=True)
     progress = Progress.find(Path(cfg.paths.checkpoints), fingerprint(config))
-    runs.connect(cfg.tracking)
+    store.connect(cfg.tracking)
     with runs.training_run(run_name, parent_run_id, progress.run_id, tags) as run:
         # Everything that can fail happens inside the run, so that a failure is a FAILED run, not a missing one.
         mlflow.log_params(runs.flatten(config))  # the same values again when resuming, which MLflow allows

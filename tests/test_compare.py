@@ -16,10 +16,8 @@ from pipeline.scoring.comparison import (
     Run,
     Settings,
     compare,
-    run_rows,
-    to_markdown,
-    to_rows,
 )
+from pipeline.scoring.comparison_tables import run_rows, to_markdown, to_rows
 from pipeline.sweeps.results import metric_name, parent_metrics
 
 IMAGES = 100

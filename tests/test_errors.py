@@ -22,7 +22,7 @@ from pipeline.data.datasets import DatasetError
 from pipeline.data.download import SourcesExhausted
 from pipeline.data.idx import IdxError
 from pipeline.modeling.model_file import ModelFileError
-from pipeline.tracking import runs
+from pipeline.tracking import store
 from pipeline.tracking.registry import RegistryError
 from tests.conftest import REPO, stage_env, tiny_config
 
@@ -100,7 +100,7 @@ def test_the_run_of_a_stage_that_failed_on_a_user_error_is_failed(tiny):
 
     @reports_user_errors
     def main(cfg):
-        runs.connect(cfg.tracking)
+        store.connect(cfg.tracking)
         with mlflow.start_run(run_name="missing data"):
             raise FileNotFoundError("data/prepared/mnist.npz: prepared dataset not found")
 

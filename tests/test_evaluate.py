@@ -24,7 +24,7 @@ from pipeline.evaluate import (
 )
 from pipeline.modeling.model_file import ModelFileError, save_with_class_names
 from pipeline.modeling.models import build_model
-from pipeline.tracking import runs
+from pipeline.tracking import runs, store
 from pipeline.tracking.runs import content_digest
 from pipeline.train import write_augmented_examples
 from tests.conftest import REPO, tiny_config, tiny_workdir
@@ -52,7 +52,7 @@ def read_scores(metrics_dir: str | Path) -> dict[str, dict[str, float]]:
 
 def start_run_ref(models_dir: Path, cfg: DictConfig) -> str:
     """A new MLflow run, closed, with its reference in models_dir/run.json as train leaves it."""
-    runs.connect(cfg.tracking)
+    store.connect(cfg.tracking)
     with mlflow.start_run(run_name="untrained") as run:
         runs.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id)
     return run.info.run_id
@@ -127,7 +127,7 @@ def test_a_damaged_model_file_says_how_to_get_it_back_not_predicts_advice(tmp_pa
 
 def test_log_scores_logs_every_score_but_the_image_count(trained):
     cfg, _ = trained
-    runs.connect(cfg.tracking)
+    store.connect(cfg.tracking)
     with mlflow.start_run() as run:
         log_scores("mnist", {"accuracy": 0.5, "loss": 1.25, "images": 100}, "synthetic")
     logged = mlflow.get_run(run.info.run_id).data

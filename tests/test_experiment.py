@@ -21,7 +21,8 @@ from pipeline.core.files import write_npz
 from pipeline.experiment import run_experiment
 from pipeline.sweeps.callback import SWEEP_FILE, SweepTracking
 from pipeline.sweeps.jobs import SweepJob, launcher_threads, sweep_job, threads_per_job, with_job_outputs
-from pipeline.tracking.runs import connect, load_run_id
+from pipeline.tracking.runs import load_run_id
+from pipeline.tracking.store import connect
 from tests.conftest import REPO, tiny_config
 
 

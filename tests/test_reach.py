@@ -21,7 +21,7 @@ from PIL import Image
 from pipeline import predict
 from pipeline.core.errors import UserError
 from pipeline.sweeps.callback import SweepTracking
-from pipeline.tracking import reach, runs
+from pipeline.tracking import reach, store
 from pipeline.train import train
 from tests.conftest import REPO, copy_repo, free_port, run, stage_env
 from tests.http_source import FileServer
@@ -82,18 +82,18 @@ def expected_line(uri: str) -> str:
 
 
 def test_an_absent_server_is_one_problem_naming_it(absent_server):
-    assert runs.server_problems({"uri": "sqlite:///mlruns/mlflow.db"}) == [expected_line(absent_server)]
+    assert store.server_problems({"uri": "sqlite:///mlruns/mlflow.db"}) == [expected_line(absent_server)]
 
 
 def test_a_configured_server_is_named_as_configured(refused, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    (problem,) = runs.server_problems({"uri": refused})
+    (problem,) = store.server_problems({"uri": refused})
     assert problem.startswith(f"MLflow tracking server {refused} (tracking.uri) not reachable")
 
 
 def test_the_embedded_store_is_not_asked(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert runs.server_problems({"uri": "sqlite:///mlruns/mlflow.db"}) == []
+    assert store.server_problems({"uri": "sqlite:///mlruns/mlflow.db"}) == []
 
 
 def test_training_stops_before_it_starts(tiny, absent_server):

@@ -46,7 +46,7 @@ from pipeline.report import (
 )
 from pipeline.scoring.predictions import Predictions
 from pipeline.scoring.tables import per_class_rows
-from pipeline.tracking import runs
+from pipeline.tracking import store
 from tests.conftest import tiny_config, tiny_workdir
 from tests.test_evaluate import read_scores, start_run_ref, write_untrained_run
 
@@ -284,7 +284,7 @@ def test_log_report_logs_the_files_and_the_per_class_tables(evaluated, tmp_path)
     (tmp_path / "mnist").mkdir()
     (tmp_path / "mnist" / "per_class.csv").write_text("class\n")
     rows = [{"class": "a", "recall": 0.5}, {"class": "b", "recall": 1.0}]
-    runs.connect(cfg.tracking)
+    store.connect(cfg.tracking)
     with mlflow.start_run() as run:
         log_report(tmp_path, [Section("mnist", "", {}, [], rows, Future())])
     client = mlflow.MlflowClient()

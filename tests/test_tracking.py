@@ -16,7 +16,7 @@ from tests.conftest import REPO, synthetic_dataset
 WRITER = """
 import sys
 import mlflow
-from pipeline.tracking.runs import connect
+from pipeline.tracking.store import connect
 
 connect({"uri": "sqlite:///mlruns/mlflow.db", "experiment": "parallel"})
 for r in range(3):

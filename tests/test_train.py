@@ -27,6 +27,7 @@ from pipeline.modeling.models import build_model
 from pipeline.modeling.precision import resolve_precision
 from pipeline.modeling.progress import Progress
 from pipeline.tracking import runs
+from pipeline.tracking.store import connect
 from pipeline.train import (
     Fit,
     TrainingData,
@@ -227,7 +228,7 @@ def test_fit_logs_every_epoch_and_leaves_the_best_epochs_weights_in_the_model(wo
     ds = synthetic_dataset(10, 96, 0, seed=3)
     train_set, val = validation_split(ds.x_train, ds.y_train, 1 / 3, seed=0)
     model, _ = build_training_model(SMALL_CNN, NO_AUGMENT, {"precision": "float32", "fused_batch_norm": True}, 10, 1)
-    runs.connect(tiny_config().tracking)
+    connect(tiny_config().tracking)
     progress = Progress.find(workdir / "fit_progress", "a config")
     with mlflow.start_run(run_name="fit") as run:
         progress.start(run.info.run_id)
@@ -386,7 +387,7 @@ def test_the_datasets_logged_again_in_the_same_run_are_not_added_twice(trained):
     """As when an interrupted training resumes in its run: MLflow links a dataset (name, digest) to a run once."""
     cfg = tiny_config()
     data = prepare_data(trained.folder / "data/prepared/mnist.npz", None, cfg.train.validation_split, cfg.seed)
-    runs.connect(cfg.tracking)
+    connect(cfg.tracking)
     with mlflow.start_run(run_id=trained.run_id):
         runs.log_dataset("mnist", Path("data/prepared/mnist.npz"), *data.train, "training")
         runs.log_dataset("mnist", Path("data/prepared/mnist.npz"), *data.val, "validation")

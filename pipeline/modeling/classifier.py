@@ -17,7 +17,7 @@ def load_tracked_model(uri: str):
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from pipeline.tracking.runs import connect_default
+    from pipeline.tracking.store import connect_default
 
     try:
         connect_default()

@@ -25,9 +25,9 @@ from pipeline.config.schema import config_problems
 from pipeline.core import interrupt
 from pipeline.core.errors import exit_on_user_error
 from pipeline.core.files import read_json, write_json
-from pipeline.scoring.comparison import to_markdown
+from pipeline.scoring.comparison_tables import to_markdown
 from pipeline.sweeps.results import write_comparison
-from pipeline.tracking import runs
+from pipeline.tracking import runs, store
 
 SWEEP_FILE = "sweep.json"
 
@@ -121,10 +121,10 @@ class SweepTracking(Callback):
             problems = sweep_problems(config, sweep_overrides, varied)
         except HydraException as err:  # a variant that does not compose (Hydra's sweeper would refuse it next)
             problems = [str(err)]
-        problems += runs.server_problems(config.tracking)  # an absent tracking server, before any job starts
+        problems += store.server_problems(config.tracking)  # an absent tracking server, before any job starts
         if problems:
             exit_on_user_error("; ".join(problems))
-        runs.connect(config.tracking)
+        store.connect(config.tracking)
         name = "sweep " + " ".join(sweep_overrides)
         run = mlflow.MlflowClient().create_run(
             mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id,
@@ -140,7 +140,7 @@ class SweepTracking(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         parent = read_json(sweep_dir / SWEEP_FILE)["parent_run_id"]
-        runs.connect(config.tracking)
+        store.connect(config.tracking)
         client = mlflow.MlflowClient()
         comparison = write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir)
         if comparison.champion is not None:

@@ -16,17 +16,8 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from pipeline.core.files import atomic_path
-from pipeline.scoring.comparison import (
-    Comparison,
-    Correctness,
-    Run,
-    Settings,
-    compare,
-    markdown_table,
-    run_rows,
-    to_markdown,
-    to_rows,
-)
+from pipeline.scoring.comparison import Comparison, Correctness, Run, Settings, compare
+from pipeline.scoring.comparison_tables import markdown_table, run_rows, to_markdown, to_rows
 from pipeline.scoring.tables import to_csv
 
 REPEAT_KEY = "seed"  # swept, it repeats every variant: `seed=1,2,3` makes three runs of each

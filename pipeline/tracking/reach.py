@@ -5,7 +5,7 @@ storage's library does), and by then a training may be done with nowhere to go. 
 that into one line naming the URL and what to check. Only a missing far end is refused here: a server that
 answers at all (even 401 or 404) is there, and its answers are its client's business.
 
-pipeline/tracking/runs.py asks the tracking server; `python -m pipeline.reach` the repository's default DVC remote.
+pipeline/tracking/store.py asks the tracking server; `python -m pipeline.reach` the repository's default DVC remote.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MLflow: where runs are stored, and how stages find the one run that belongs to a trained model."""
+"""A model's MLflow run, start to end: its provenance, params and datasets, its run.json, and how it ended."""
 
 from __future__ import annotations
 
@@ -13,97 +13,13 @@ from typing import Any
 
 import mlflow
 import numpy as np
-from filelock import FileLock
 from mlflow import ActiveRun
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
 
-from pipeline.core.errors import UserError, first_line
+from pipeline.core.errors import first_line
 from pipeline.core.files import read_json, write_json
 from pipeline.core.interrupt import Interrupted
-from pipeline.core.paths import CONF, project_root
-from pipeline.tracking import reach
-
-ENV_URI = "MLFLOW_TRACKING_URI"
-
-
-def tracking_uri(configured: str, environ: Mapping[str, str] = os.environ) -> str:
-    """MLFLOW_TRACKING_URI wins over the configured (embedded SQLite) store, so any server needs no code change."""
-    return environ.get(ENV_URI) or configured
-
-
-def local_store(uri: str, root: Path) -> Path | None:
-    """The file of a relative `sqlite:///` URI, anchored at `root`; None for any other URI."""
-    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:////"):
-        return None
-    return root / uri.removeprefix("sqlite:///")
-
-
-def resolved_uri(configured: str) -> tuple[str, Path | None]:
-    """The URI to use, and the embedded store's file when that is what it names: in the user's project, also when
-    DVC runs a queued experiment in a temporary copy, so that every run lands in one store."""
-    uri = tracking_uri(configured)
-    store = local_store(uri, project_root())
-    return (f"sqlite:///{store}", store) if store is not None else (uri, None)
-
-
-def server_problems(tracking_cfg: Mapping[str, Any], timeout: float = reach.TIMEOUT) -> list[str]:
-    """Why the configured tracking server cannot be used, asked within seconds: [] when it answers, or when the
-    store is not a server. MLflow's client would retry for minutes, and a training could end with nowhere to go.
-    (Once a run is under way, MLflow's retries stay: a server restarting mid-training must not fail it.)"""
-    uri = resolved_uri(tracking_cfg["uri"])[0]
-    if not uri.startswith(("http://", "https://")):
-        return []
-    problem = reach.http_problem(f"{uri.rstrip('/')}/health", timeout)
-    if problem is None:
-        return []
-    source = ENV_URI if os.environ.get(ENV_URI) else "tracking.uri"
-    fix = "is it running (`make server` starts one) and are the address and port right?"
-    return [f"MLflow tracking server {uri} ({source}) not reachable: {problem} — {fix}"]
-
-
-def check_server(tracking_cfg: Mapping[str, Any]) -> None:
-    if problems := server_problems(tracking_cfg):
-        raise UserError(problems[0])
-
-
-def connect(tracking_cfg: Mapping[str, Any]) -> None:
-    """Point MLflow at the configured store and experiment; a tracking server that does not answer is a
-    UserError before anything else happens. A server decides where artifacts go (its proxied store); the
-    embedded store keeps them in a folder beside its file."""
-    check_server(tracking_cfg)
-    uri, store = resolved_uri(tracking_cfg["uri"])
-    mlflow.set_tracking_uri(uri)
-    name = tracking_cfg["experiment"]
-    if store is None:
-        mlflow.set_experiment(name)
-        return
-    store.parent.mkdir(parents=True, exist_ok=True)
-    # Parallel sweep jobs and queued experiments connect at once. MLflow makes a new store's tables, and we the
-    # experiment, with no guard against another process doing the same (four at once on a new store: an
-    # alembic error in every one); so one process at a time. Once set up, writes need no lock: MLflow gives
-    # SQLite a 20 s busy timeout.
-    with FileLock(f"{store}.lock"):
-        if mlflow.get_experiment_by_name(name) is None:
-            mlflow.create_experiment(name, artifact_location=(store.parent / name).as_uri())
-        mlflow.set_experiment(name)
-
-
-def connect_default() -> None:
-    """For tools outside the pipeline (predict, promote): the project's configured store, as the stages use it.
-
-    An embedded store that is not there is an error naming it: run from another folder, the tool would otherwise
-    look in a new, empty store (or fail on the folder it lacks) and report the run or model as unknown."""
-    from omegaconf import OmegaConf
-
-    cfg = OmegaConf.load(CONF / "tracking" / "local.yaml")
-    check_server(cfg)
-    uri, store = resolved_uri(cfg.uri)
-    if store is not None and not store.is_file():
-        raise UserError(
-            f"{store}: no MLflow store — run this in the project's folder, where `dvc repro` made it, or set "
-            f"{ENV_URI} to the store to use"
-        )
-    mlflow.set_tracking_uri(uri)
+from pipeline.tracking.store import connect
 
 
 def provenance_tags(environ: Mapping[str, str] = os.environ) -> dict[str, str]:

@@ -69,11 +69,11 @@ def measure(variant: dict, steps: int) -> dict:
     from pipeline.core.cpu import cpu_flags
     from pipeline.data.datasets import load_dataset
     from pipeline.modeling.batches import batches
+    from pipeline.modeling.fitting import compile_for_training
     from pipeline.modeling.flops import TRAINING_PASSES, forward_flops
     from pipeline.modeling.fused import with_fused_batch_norm
     from pipeline.modeling.models import build_model
     from pipeline.modeling.precision import resolve_precision
-    from pipeline.train import compile_for_training
 
     conf = load_conf(variant["overrides"])
     train_cfg = {**conf["train"], "steps_per_execution": variant["spe"], "schedule": "plateau"}

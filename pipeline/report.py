@@ -10,9 +10,8 @@ with dvc.lock and metrics/ so that `dvc plots diff` shows how a change moved the
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -28,14 +27,18 @@ from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import atomic_path, read_json
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
+from pipeline.core.workers import second_process
 from pipeline.data.datasets import Dataset, display, load_dataset, prepared_path
 from pipeline.figures import plots
 from pipeline.figures.report_pages import (
     MisclassifiedPdf,
     Page,
     augmented_grid,
+    config_line,
     confused_pairs_figure,
     correct_grid,
+    generalisation_note,
+    headline_table,
     incorrect_grid,
     reliability_figure,
     sample_grid,
@@ -44,7 +47,7 @@ from pipeline.figures.report_pages import (
 )
 from pipeline.scoring import metrics
 from pipeline.scoring.predictions import Predictions
-from pipeline.scoring.tables import classification_report, per_class_rows, to_csv
+from pipeline.scoring.tables import classification_report, history_rows, per_class_rows, to_csv
 from pipeline.tracking import runs
 
 if TYPE_CHECKING:
@@ -56,9 +59,10 @@ def report(cfg: DictConfig) -> None:
     reports = Path(cfg.paths.reports)
     with (
         runs.reopen_run(Path(cfg.paths.models) / "run.json", cfg.tracking, "report") as run,
-        pdf_writer() as writer,
+        second_process() as writer,
     ):
-        # Everything that can fail happens inside the run, so that a failure marks it FAILED.
+        # Everything that can fail happens inside the run, so that a failure marks it FAILED. The misclassification
+        # PDFs are most of the report's work: `writer`, a second process, draws them while this one does the rest.
         training = read_training(cfg)
         write_text(Path(cfg.paths.plots) / "history.csv", to_csv(history_rows(training.record["history"])))
         sections = [report_test_set(name, training, cfg, writer, run.info.run_name) for name in cfg.data.test_sets]
@@ -94,10 +98,6 @@ def read_training(cfg: DictConfig) -> Training:
         record=read_json(models_dir / "history.json"),
         augmented=augmented,
     )
-
-
-def history_rows(history: dict[str, Sequence[float]]) -> list[dict[str, float]]:
-    return [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}} for i in range(len(history["loss"]))]
 
 
 def run_pages(training: Training, reports: Path, cfg: DictConfig) -> list[Page]:
@@ -240,43 +240,6 @@ def summary_page(run_name: str, training: Training, sections: Sequence[Section],
     )
 
 
-def config_line(cfg: DictConfig, record: dict[str, Any], train_images: int) -> str:
-    t = cfg.train
-    return (
-        f"{cfg.model.name} · augment {cfg.augment.name} · trained on {display(cfg.data.name)} "
-        f"({train_images:,} images, {t.validation_split:.0%} held out)\n{record['epochs_run']} of {t.epochs} "
-        f"epochs, best {record['best_epoch']} · batch {t.batch_size} · Adam {t.learning_rate:g} {t.schedule} · "
-        f"{record['precision']} · "
-        f"seed {cfg.seed} · {record['train_seconds']:.0f} s"
-    )
-
-
-def headline_table(scores: dict[str, dict[str, float]]) -> list[list[str]]:
-    top5 = any("top5_accuracy" in s for s in scores.values())
-    header = ["test set", "images", "accuracy", "loss", "macro F1", "ECE"] + (["top-5"] if top5 else [])
-    rows = [header]
-    for name, s in scores.items():
-        row = [
-            display(name),
-            f"{s['images']:,}",
-            f"{s['accuracy']:.2%}",
-            f"{s['loss']:.4f}",
-            f"{s['macro_f1']:.4f}",
-            f"{s['ece']:.4f}",
-        ]
-        rows.append(row + ([f"{s['top5_accuracy']:.2%}"] if top5 else []))
-    return rows
-
-
-def generalisation_note(scores: dict[str, dict[str, float]]) -> str | None:
-    accuracy = {name: s["accuracy"] for name, s in scores.items()}
-    gap = metrics.generalisation_gap(accuracy)
-    if gap is None:
-        return None
-    m, e = (accuracy[name] for name in metrics.GAP_TEST_SETS)
-    return f"Generalisation gap MNIST → EMNIST digits: {m:.2%} − {e:.2%} = {100 * gap:+.2f} points"
-
-
 def log_report(reports: Path, sections: Sequence[Section]) -> None:
     """Every test set's per-class table and every file under `reports`, to the active MLflow run."""
     for s in sections:
@@ -287,24 +250,6 @@ def log_report(reports: Path, sections: Sequence[Section]) -> None:
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
-
-
-class InProcess(Executor):
-    """Runs each call at once, in this process."""
-
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        future: Future = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
-
-
-def pdf_writer() -> Executor:
-    """The misclassification PDFs are most of the report's work: a second process draws them while this one
-    does the rest. Not inside a sweep's worker process: the cores are already shared out there (and joblib's
-    workers cannot start processes the standard way)."""
-    if multiprocessing.parent_process() is None:
-        return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
-    return InProcess()
 
 
 @hydra_main

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.data.datasets import save_dataset
 from pipeline.data.mirror import ENV_VAR
-from pipeline.train import learning_rate
+from pipeline.modeling.fitting import learning_rate
 from tests.conftest import REPO, synthetic_dataset, tiny_config
 
 pytestmark = pytest.mark.slow  # real processes, trained for several epochs

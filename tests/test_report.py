@@ -22,15 +22,14 @@ from pipeline.evaluate import evaluate
 from pipeline.figures.report_pages import (
     Page,
     correct_sample,
+    generalisation_note,
+    headline_table,
     pair_examples,
     write_misclassified_pdf,
     write_summary_pdf,
 )
 from pipeline.report import (
     Section,
-    generalisation_note,
-    headline_table,
-    history_rows,
     log_report,
     misclassified_pdf,
     pdf_name,
@@ -45,7 +44,7 @@ from pipeline.report import (
     write_tables,
 )
 from pipeline.scoring.predictions import Predictions
-from pipeline.scoring.tables import per_class_rows
+from pipeline.scoring.tables import history_rows, per_class_rows
 from pipeline.tracking import store
 from tests.conftest import tiny_config, tiny_workdir
 from tests.test_evaluate import read_scores, start_run_ref, write_untrained_run

@@ -20,6 +20,7 @@ from pipeline.core.cpu import cpu_flags
 from pipeline.core.metric_direction import higher_is_better
 from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.modeling.batches import batches
+from pipeline.modeling.fitting import Fit, best_epoch, fit, learning_rate, schedule_callbacks
 from pipeline.modeling.flops import forward_flops
 from pipeline.modeling.fused import FusedBatchNormalization
 from pipeline.modeling.model_file import read_class_names
@@ -29,15 +30,10 @@ from pipeline.modeling.progress import Progress
 from pipeline.tracking import runs
 from pipeline.tracking.store import connect
 from pipeline.train import (
-    Fit,
     TrainingData,
-    best_epoch,
     build_training_model,
-    fit,
-    learning_rate,
     plain_float32_copy,
     prepare_data,
-    schedule_callbacks,
     train,
     training_summary,
     validation_split,

@@ -21,7 +21,7 @@ from pipeline.core.errors import UserError
 from pipeline.data.sources import parse_source
 from pipeline.modeling import augment, models, precision  # the registries, for their names (Keras comes later)
 
-SCHEDULES = ("one_cycle", "plateau")  # pipeline/train.py
+SCHEDULES = ("one_cycle", "plateau")  # pipeline/modeling/fitting.py
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")  # what the training history records
 INTERPOLATIONS = ("nearest", "bilinear")  # Keras's RandomRotation, RandomZoom and RandomTranslation
 HEADS = ("flatten", "average")  # pipeline/modeling/models.py's compact: what follows the last convolution

@@ -1,1 +1,1 @@
-"""Under everything: paths, errors, atomic files, signals, a quick exit, CPU flags, metric direction, lazy imports."""
+"""Under everything: paths, errors, atomic files, signals, exits, CPU flags, metric direction, lazy imports, workers."""

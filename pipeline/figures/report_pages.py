@@ -1,24 +1,26 @@
 """The report's figures: what each shows of a test set's predictions or of what training wrote (which images, their
-captions), drawn by plots.py; and the PDFs that gather them, the summary (every figure, each also saved as its own
-file) and the misclassified images."""
+captions; the summary page's text), drawn by plots.py; and the PDFs that gather them, the summary (every figure, each
+also saved as its own file) and the misclassified images."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
 from pipeline.core.files import atomic_path
+from pipeline.data.datasets import Dataset, display
 from pipeline.figures import plots
 from pipeline.scoring import metrics
 
 if TYPE_CHECKING:
-    from pipeline.data.datasets import Dataset
+    from omegaconf import DictConfig
+
     from pipeline.scoring.predictions import Predictions
 
 
@@ -91,6 +93,47 @@ def incorrect_grid(p: Predictions, n: int) -> Figure:
         f"{p.title}: most confident mistakes (true→predicted, confidence)",
         colours=["#d1352b"] * len(shown),
     )
+
+
+def config_line(cfg: DictConfig, record: dict[str, Any], train_images: int) -> str:
+    """What ran, in two lines under the summary's title: the network, the data, the training as configured and as
+    it went (`record`: history.json)."""
+    t = cfg.train
+    return (
+        f"{cfg.model.name} · augment {cfg.augment.name} · trained on {display(cfg.data.name)} "
+        f"({train_images:,} images, {t.validation_split:.0%} held out)\n{record['epochs_run']} of {t.epochs} "
+        f"epochs, best {record['best_epoch']} · batch {t.batch_size} · Adam {t.learning_rate:g} {t.schedule} · "
+        f"{record['precision']} · "
+        f"seed {cfg.seed} · {record['train_seconds']:.0f} s"
+    )
+
+
+def headline_table(scores: dict[str, dict[str, float]]) -> list[list[str]]:
+    """The summary's table: a header, then a row per test set; a top-5 column when any test set has it."""
+    top5 = any("top5_accuracy" in s for s in scores.values())
+    header = ["test set", "images", "accuracy", "loss", "macro F1", "ECE"] + (["top-5"] if top5 else [])
+    rows = [header]
+    for name, s in scores.items():
+        row = [
+            display(name),
+            f"{s['images']:,}",
+            f"{s['accuracy']:.2%}",
+            f"{s['loss']:.4f}",
+            f"{s['macro_f1']:.4f}",
+            f"{s['ece']:.4f}",
+        ]
+        rows.append(row + ([f"{s['top5_accuracy']:.2%}"] if top5 else []))
+    return rows
+
+
+def generalisation_note(scores: dict[str, dict[str, float]]) -> str | None:
+    """The MNIST → EMNIST digits gap as the summary states it; None unless both test sets were scored."""
+    accuracy = {name: s["accuracy"] for name, s in scores.items()}
+    gap = metrics.generalisation_gap(accuracy)
+    if gap is None:
+        return None
+    m, e = (accuracy[name] for name in metrics.GAP_TEST_SETS)
+    return f"Generalisation gap MNIST → EMNIST digits: {m:.2%} − {e:.2%} = {100 * gap:+.2f} points"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Tables: per-class scores and the classification report, as rows and as text."""
+"""Tables: per-class scores, the classification report and the training history, as rows and as text."""
 
 from __future__ import annotations
 
@@ -35,6 +35,11 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, class_names: S
     return sk.classification_report(
         y_true, y_pred, labels=labels, target_names=list(class_names), digits=4, zero_division=0
     )
+
+
+def history_rows(history: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
+    """One row per epoch, numbered from 1, with every metric the history holds for it."""
+    return [{"epoch": i + 1, **{k: v[i] for k, v in history.items()}} for i in range(len(history["loss"]))]
 
 
 def to_csv(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -1,60 +1,27 @@
-"""Shared fixtures: tiny IDX files the tests write themselves, and the real data mirror for end-to-end tests."""
+"""Shared fixtures: the real data mirror for end-to-end tests and what is made from it once per session, a tiny
+project on synthetic data for in-process tests; and the rule that marks the tests needing the mirror `slow`.
+What they build with is in tests/helpers/."""
 
 from __future__ import annotations
 
 import gc
-import gzip
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from pipeline.core.cpu import bfloat16_capped
 from pipeline.core.errors import USER_ERROR
-from pipeline.core.paths import ROOT
-from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
 from pipeline.data.mirror import ENV_VAR
-from tests.http_source import FileServer, nist_archive
-
-REPO = ROOT  # the repository under test, where the pipeline finds itself
-
-
-# Forcing bfloat16 is what these test; under an ISA cap that forbids its instructions (the AVX2 stand-in of
-# bench/RESULTS.md) oneDNN has no bfloat16 convolution to run, which a real CPU without them does have.
-needs_bfloat16_kernels = pytest.mark.skipif(bfloat16_capped(), reason="ONEDNN_MAX_CPU_ISA forbids bfloat16 kernels")
-
-
-def conf(group: str, name: str) -> dict:
-    """One option file of a config group (conf/<group>/<name>.yaml), the single source of truth, as a dict."""
-    return yaml.safe_load((REPO / "conf" / group / f"{name}.yaml").read_text())
-
-
-def idx_bytes(array: np.ndarray, magic: int | None = None) -> bytes:
-    """An IDX file for a uint8 array (magic from its number of dimensions unless given)."""
-    magic = magic if magic is not None else 0x0800 + array.ndim
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-
-
-def write_idx(path: Path, array: np.ndarray, compress: bool = True, magic: int | None = None) -> Path:
-    data = idx_bytes(array, magic)
-    path.write_bytes(gzip.compress(data) if compress else data)
-    return path
+from tests.helpers.repos import REPO, FastRepo, ServedRepo, copy_repo, run, stage_env
+from tests.helpers.servers import FileServer, TrackingServer, free_port, nist_archive, wait_for_http
+from tests.helpers.synthetic import tiny_workdir
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -80,47 +47,6 @@ def mirror() -> Path:
             pytest.fail(f"{ENV_VAR} is not set: CI must run the end-to-end tests on the real data mirror")
         pytest.skip(f"needs the real data: set {ENV_VAR} to a folder with mnist/ and emnist/ (see docs/data.md)")
     return Path(value).resolve()
-
-
-def stage_env(mirror: Path | None) -> dict[str, str]:
-    """The environment a user's shell would give `dvc repro`: our Python first on PATH, the mirror (or none, as on
-    a user's machine), no MLflow server."""
-    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", ENV_VAR)}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    if mirror is not None:
-        env[ENV_VAR] = str(mirror)
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    env.setdefault("GIT_AUTHOR_NAME", "test")
-    env.setdefault("GIT_AUTHOR_EMAIL", "test@example.com")
-    env.setdefault("GIT_COMMITTER_NAME", "test")
-    env.setdefault("GIT_COMMITTER_EMAIL", "test@example.com")
-    return env
-
-
-def copy_repo(dest: Path) -> Path:
-    """The files a fresh clone would have (tracked plus new, not ignored), as a new git repository."""
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split("\0")
-    for name in filter(None, listed):
-        src = REPO / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    return dest
-
-
-def run(cmd: list[str], cwd: Path, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(cmd)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-        )
-    return result
 
 
 @pytest.fixture
@@ -150,16 +76,6 @@ def official_site(mirror, tmp_path_factory) -> tuple[Path, str]:
     return root, nist_archive(mirror / "emnist", root / "EMNIST" / "gzip.zip")
 
 
-@dataclass(frozen=True)
-class FastRepo:
-    path: Path  # a new repository after `dvc repro` with the fast setting
-    env: dict[str, str]
-    compose: list[str]  # the overrides its params.yaml was composed with
-    first_repro: str  # what that `dvc repro` printed
-    run_id: str  # its MLflow run
-    models: Path  # a copy of its models/ folder, safe from later tests' changes
-
-
 @pytest.fixture(scope="session")
 def fast_repo(official_site, tmp_path_factory) -> FastRepo:
     """The real pipeline, once per session, as on a user's machine: a fresh copy of the repository, no mirror, the
@@ -183,31 +99,6 @@ def fast_repo(official_site, tmp_path_factory) -> FastRepo:
     shutil.copytree(path / "models", models, dirs_exist_ok=True)
     run_id = json.loads((path / "models" / "run.json").read_text())["run_id"]
     return FastRepo(path, env, compose, first.stdout, run_id, models)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(url: str, process: subprocess.Popen, what: str, seconds: float = 180) -> None:
-    """Until `url` answers; fails with `what`'s output if the process ends first or the time runs out."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"{what} did not start") from None
-            time.sleep(0.5)
-
-
-@dataclass(frozen=True)
-class TrackingServer:
-    url: str
-    folder: Path  # its SQLite store and the artifacts clients uploaded
 
 
 @pytest.fixture(scope="session")
@@ -238,14 +129,6 @@ def tracking_server(tmp_path_factory) -> Iterator[TrackingServer]:
         log.close()
 
 
-@dataclass(frozen=True)
-class ServedRepo:
-    path: Path  # a new repository after `dvc repro` with the fast setting against the tracking server, committed
-    env: dict[str, str]  # with MLFLOW_TRACKING_URI the server's URL
-    server: TrackingServer
-    run_id: str
-
-
 @pytest.fixture(scope="session")
 def served_repo(tracking_server, mirror, tmp_path_factory) -> ServedRepo:
     """The fast pipeline once against the tracking server, with MLFLOW_TRACKING_URI the only MLflow setting: a fresh
@@ -261,52 +144,6 @@ def served_repo(tracking_server, mirror, tmp_path_factory) -> ServedRepo:
     return ServedRepo(path, env, tracking_server, run_id)
 
 
-# Tiny synthetic data for in-process tests of the stages: no mirror, seconds per test.
-
-
-def synthetic_images(labels: np.ndarray, seed: int) -> np.ndarray:
-    """28x28 uint8 images a small network can tell apart: class c is a bright bar at a position of its own,
-    on faint noise."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 40, size=(len(labels), 28, 28), dtype=np.uint8)
-    for i, c in enumerate(labels):
-        row = 3 + 2 * (int(c) % 12)
-        x[i, row : row + 2, 4:24] = 255
-    return x
-
-
-def synthetic_dataset(num_classes: int, n_train: int, n_test: int, seed: int) -> Dataset:
-    rng = np.random.default_rng(seed)
-    y_train = (np.arange(n_train) % num_classes).astype(np.uint8)
-    y_test = rng.integers(0, num_classes, n_test).astype(np.uint8)
-    names = DIGIT_NAMES if num_classes == 10 else tuple(f"c{i}" for i in range(num_classes))
-    return Dataset(
-        x_train=synthetic_images(rng.permutation(y_train), seed),
-        y_train=rng.permutation(y_train),
-        x_test=synthetic_images(y_test, seed + 1),
-        y_test=y_test,
-        class_names=names,
-        source=f"synthetic, {num_classes} classes",
-    )
-
-
-def tiny_config(overrides: list[str] = ()) -> DictConfig:
-    """conf/ composed through Hydra as the stages see it, with the fast setting shrunk to seconds."""
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        return compose(
-            "config",
-            overrides=[
-                "experiment=fast",
-                "data.train_limit=null",
-                "evaluate.limit=null",
-                "train.batch_size=32",
-                "report.max_misclassified=12",
-                "report.grid_size=8",
-                *overrides,
-            ],
-        )
-
-
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory) -> Path:
     """An MLflow SQLite store with its tables made: creating them takes MLflow ~4 s, copying the file nothing."""
@@ -315,31 +152,6 @@ def empty_store(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("store") / "mlflow.db"
     SqlAlchemyStore(f"sqlite:///{path}", str(path.parent / "artifacts")).engine.dispose()
     return path
-
-
-@contextmanager
-def tiny_workdir(folder: Path, mp: pytest.MonkeyPatch, store: Path) -> Iterator[DictConfig]:
-    """`folder` as a project after fetch and ingest: the prepared datasets (MNIST-shaped, 300 training and 100 test
-    images; EMNIST digits, 100 test images), an empty embedded store, and the current directory, so that the
-    configured relative paths and the store land in it. Yields the composed fast config."""
-    import mlflow  # here, not on top: the first process of `pytest -n` loads this file and never needs MLflow
-
-    mp.chdir(folder)
-    # MLflow's own too: mlflow.set_experiment() exports MLFLOW_EXPERIMENT_ID, which a later test's subprocess
-    # would inherit (cleared below; monkeypatch then restores any value the variables had before).
-    for var in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "DVC_ROOT", "DVC_EXP_NAME", ENV_VAR):
-        mp.delenv(var, raising=False)
-    save_dataset(folder / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, 300, 100, seed=1))
-    save_dataset(folder / "data" / "prepared" / "emnist_digits.npz", synthetic_dataset(10, 0, 100, seed=2))
-    (folder / "mlruns").mkdir()
-    shutil.copy(store, folder / "mlruns" / "mlflow.db")
-    try:
-        yield tiny_config()
-    finally:
-        for var in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
-            os.environ.pop(var, None)
-        mlflow.set_tracking_uri(None)  # back to MLflow's default, as the next test expects
-        mlflow.tracking.fluent._active_experiment_id = None
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers.repos import REPO
 
 # Runs' and the environment's folders: their Markdown is not the project's.
 SKIPPED = {".venv", "mlruns", "multirun", "data", "outputs", "node_modules"}

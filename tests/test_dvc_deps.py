@@ -9,8 +9,8 @@ import re
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.imports import imported_modules, pipeline_imports, run_time_nodes
+from tests.helpers.imports import imported_modules, pipeline_imports, run_time_nodes
+from tests.helpers.repos import REPO
 
 
 def test_imports_for_type_hints_only_are_not_dependencies():

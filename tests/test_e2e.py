@@ -16,7 +16,8 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from pipeline.data import idx
-from tests.conftest import run, write_idx
+from tests.helpers.idx import write_idx
+from tests.helpers.repos import run
 from tests.test_report import TEST_SET_FILES as REPORT_FILES
 
 STAGES = ("fetch", "ingest", "train", "evaluate", "report")

@@ -24,7 +24,8 @@ from pipeline.data.idx import IdxError
 from pipeline.modeling.model_file import ModelFileError
 from pipeline.tracking import store
 from pipeline.tracking.registry import RegistryError
-from tests.conftest import REPO, stage_env, tiny_config
+from tests.helpers.configs import tiny_config
+from tests.helpers.repos import REPO, stage_env
 
 HYDRA_RUN = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 

@@ -27,7 +27,9 @@ from pipeline.modeling.models import build_model
 from pipeline.tracking import runs, store
 from pipeline.tracking.runs import content_digest
 from pipeline.train import write_augmented_examples
-from tests.conftest import REPO, tiny_config, tiny_workdir
+from tests.helpers.configs import tiny_config
+from tests.helpers.repos import REPO
+from tests.helpers.synthetic import tiny_workdir
 
 SCORES = {
     "accuracy",

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import copy_repo, run
+from tests.helpers.repos import copy_repo, run
 
 HEADLINE = ["emnist_digits.accuracy", "emnist_digits.loss", "mnist.accuracy", "mnist.loss"]
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

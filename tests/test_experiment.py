@@ -23,7 +23,8 @@ from pipeline.sweeps.callback import SWEEP_FILE, SweepTracking
 from pipeline.sweeps.jobs import SweepJob, launcher_threads, sweep_job, threads_per_job, with_job_outputs
 from pipeline.tracking.runs import load_run_id
 from pipeline.tracking.store import connect
-from tests.conftest import REPO, tiny_config
+from tests.helpers.configs import tiny_config
+from tests.helpers.repos import REPO
 
 
 def test_job_outputs_go_to_the_job_folder_and_inputs_stay_shared(tmp_path):

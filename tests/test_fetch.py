@@ -20,8 +20,9 @@ from pipeline.data.mirror import mnist_sources
 from pipeline.data.sources import parse_datasets
 from pipeline.fetch import MNIST_FILES, Origins, fetch_emnist, fetch_mnist, verified_content
 from pipeline.ingest import ingest_dataset, load_mnist
-from tests.conftest import REPO, write_idx
-from tests.http_source import FileServer
+from tests.helpers.idx import write_idx
+from tests.helpers.repos import REPO
+from tests.helpers.servers import FileServer
 
 KNOWN = checksums.KNOWN_SHA256
 DATASETS = parse_datasets(yaml.safe_load((REPO / "conf" / "config.yaml").read_text())["ingest"]["datasets"])

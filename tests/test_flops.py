@@ -8,7 +8,7 @@ from keras import layers
 
 from pipeline.modeling.flops import forward_flops, training_flops
 from pipeline.modeling.models import build_model
-from tests.conftest import conf
+from tests.helpers.configs import conf
 
 # cnn3_bn at 10 classes, layer by layer: 2 x output pixels x kernel x input channels x output channels per
 # convolution, 2 x inputs x units per dense layer.

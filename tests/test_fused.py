@@ -11,7 +11,8 @@ from pipeline.core.cpu import cpu_flags
 from pipeline.modeling.fused import FusedBatchNormalization, copy_weights, fused_copy, with_fused_batch_norm
 from pipeline.modeling.models import build_model
 from pipeline.modeling.precision import dtype_policy, resolve_precision
-from tests.conftest import conf, needs_bfloat16_kernels
+from tests.helpers.configs import conf
+from tests.helpers.marks import needs_bfloat16_kernels
 
 CNN3 = {"name": "cnn3_bn", "filters": [8, 8, 8], "conv_dropout": 0.0, "dense_units": [16], "dense_dropout": 0.0}
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pipeline.data import idx
-from tests.conftest import idx_bytes, write_idx
+from tests.helpers.idx import idx_bytes, write_idx
 
 
 def images(n: int = 3, size: int = 28) -> np.ndarray:

@@ -14,7 +14,8 @@ from pipeline.data import checksums, idx
 from pipeline.data.datasets import emnist_upright, keep_classes, parse_mapping
 from pipeline.data.sources import Source
 from pipeline.ingest import ingest_dataset, load_source
-from tests.conftest import REPO, write_idx
+from tests.helpers.idx import write_idx
+from tests.helpers.repos import REPO
 
 MAPPING_DIGITS = "".join(f"{i} {48 + i}\r\n" for i in range(10))  # NIST's file, byte for byte
 MAPPING_BYCLASS = "".join(

@@ -20,7 +20,9 @@ from mlflow.tracking import MlflowClient
 from pipeline.data.datasets import save_dataset
 from pipeline.data.mirror import ENV_VAR
 from pipeline.modeling.fitting import learning_rate
-from tests.conftest import REPO, synthetic_dataset, tiny_config
+from tests.helpers.configs import tiny_config
+from tests.helpers.repos import REPO
+from tests.helpers.synthetic import synthetic_dataset
 
 pytestmark = pytest.mark.slow  # real processes, trained for several epochs
 

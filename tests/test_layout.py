@@ -8,7 +8,7 @@ from collections.abc import Collection, Mapping
 
 import pytest
 
-from tests.imports import imported_modules, imported_packages, pipeline_modules, run_time_nodes
+from tests.helpers.imports import imported_modules, imported_packages, pipeline_modules, run_time_nodes
 
 MODULES = pipeline_modules()
 PACKAGES = sorted(m for m, path in MODULES.items() if path.name == "__init__.py" and m != "pipeline")

@@ -13,7 +13,7 @@ from pipeline.modeling.model_file import (
     save_with_class_names,
 )
 from pipeline.modeling.models import build_model
-from tests.conftest import conf
+from tests.helpers.configs import conf
 
 BALANCED = tuple("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")  # EMNIST balanced's 47 classes
 

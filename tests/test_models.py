@@ -8,7 +8,8 @@ import pytest
 
 from pipeline.modeling.augment import augmentation, augmented_examples
 from pipeline.modeling.models import build_model
-from tests.conftest import REPO, conf
+from tests.helpers.configs import conf
+from tests.helpers.repos import REPO
 
 CNN3 = conf("model", "cnn3_bn")
 STANDARD = conf("augment", "standard")

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from pipeline.config.params import composed_params
-from tests.conftest import REPO
+from tests.helpers.repos import REPO
 
 
 def test_params_yaml_is_the_composition_of_conf():

@@ -4,7 +4,7 @@ in the repository."""
 from __future__ import annotations
 
 from pipeline.core.paths import ROOT, project_root
-from tests.conftest import REPO
+from tests.helpers.repos import REPO
 
 
 def test_the_project_is_the_current_folder(tmp_path, monkeypatch):

@@ -31,7 +31,8 @@ from pipeline.data.datasets import DIGIT_NAMES
 from pipeline.modeling.model_file import save_with_class_names
 from pipeline.modeling.models import build_model
 from pipeline.tracking.registry import promote
-from tests.conftest import REPO, conf, run, stage_env
+from tests.helpers.configs import conf
+from tests.helpers.repos import REPO, run, stage_env
 from tests.test_model_file import BALANCED
 
 

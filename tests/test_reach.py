@@ -23,8 +23,8 @@ from pipeline.core.errors import UserError
 from pipeline.sweeps.callback import SweepTracking
 from pipeline.tracking import reach, store
 from pipeline.train import train
-from tests.conftest import REPO, copy_repo, free_port, run, stage_env
-from tests.http_source import FileServer
+from tests.helpers.repos import REPO, copy_repo, run, stage_env
+from tests.helpers.servers import FileServer, free_port
 from tests.test_errors import entrypoint, our_lines
 
 

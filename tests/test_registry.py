@@ -23,7 +23,9 @@ from pipeline.evaluate import evaluate
 from pipeline.promote import main as promote_main
 from pipeline.tracking.registry import RegistryError, model_name, promote
 from pipeline.train import train
-from tests.conftest import REPO, run, stage_env, synthetic_dataset, tiny_config, tiny_workdir
+from tests.helpers.configs import tiny_config
+from tests.helpers.repos import REPO, run, stage_env
+from tests.helpers.synthetic import synthetic_dataset, tiny_workdir
 
 
 @dataclass(frozen=True)

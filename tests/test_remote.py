@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import run, stage_env
+from tests.helpers.repos import run, stage_env
 
 
 def make(target: str, path: Path, env: dict[str, str]) -> subprocess.CompletedProcess:

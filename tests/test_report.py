@@ -46,7 +46,8 @@ from pipeline.report import (
 from pipeline.scoring.predictions import Predictions
 from pipeline.scoring.tables import history_rows, per_class_rows
 from pipeline.tracking import store
-from tests.conftest import tiny_config, tiny_workdir
+from tests.helpers.configs import tiny_config
+from tests.helpers.synthetic import tiny_workdir
 from tests.test_evaluate import read_scores, start_run_ref, write_untrained_run
 
 PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF-"

@@ -19,8 +19,9 @@ from omegaconf import OmegaConf
 from pipeline.config import schema
 from pipeline.config.schema import ConfigError, problems, shown
 from pipeline.modeling import augment, models, precision
-from tests.conftest import REPO, tiny_config
-from tests.imports import imported_packages, pipeline_imports, run_time_nodes
+from tests.helpers.configs import tiny_config
+from tests.helpers.imports import imported_packages, pipeline_imports, run_time_nodes
+from tests.helpers.repos import REPO
 
 
 def composed(overrides: list[str] = ()) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.sweeps.callback import child_name, parse, varied_keys
-from tests.conftest import copy_repo, run, stage_env
+from tests.helpers.repos import copy_repo, run, stage_env
 
 GRID = ["model=plain1,plain3", "augment=none,standard"]
 NAMES = {f"model={m},augment={a}" for m in ("plain1", "plain3") for a in ("none", "standard")}

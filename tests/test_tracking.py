@@ -11,7 +11,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from pipeline.tracking.runs import content_digest
-from tests.conftest import REPO, synthetic_dataset
+from tests.helpers.repos import REPO
+from tests.helpers.synthetic import synthetic_dataset
 
 WRITER = """
 import sys

@@ -21,7 +21,8 @@ from PIL import Image
 
 from pipeline import predict
 from pipeline.data import idx
-from tests.conftest import ServedRepo, TrackingServer, free_port, run, wait_for_http
+from tests.helpers.repos import ServedRepo, run
+from tests.helpers.servers import TrackingServer, free_port, wait_for_http
 
 
 def api(server: TrackingServer, endpoint: str, body: dict | None = None, **query: str) -> dict:

@@ -39,7 +39,9 @@ from pipeline.train import (
     validation_split,
     write_outputs,
 )
-from tests.conftest import needs_bfloat16_kernels, synthetic_dataset, tiny_config, tiny_workdir
+from tests.helpers.configs import tiny_config
+from tests.helpers.marks import needs_bfloat16_kernels
+from tests.helpers.synthetic import synthetic_dataset, tiny_workdir
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.helpers.repos import REPO
 
 
 def run_time_nodes(tree: ast.AST) -> Iterator[ast.AST]:

@@ -1,12 +1,17 @@
-"""A stand-in for NIST's and LeCun's servers on 127.0.0.1: files from a folder, HTTP Range requests honoured,
-every request recorded, and a connection that can be cut part way through a response."""
+"""Servers on 127.0.0.1: a stand-in for NIST's and LeCun's (files from a folder, HTTP Range requests honoured,
+every request recorded, and a connection that can be cut part way through a response) and an archive laid out like
+NIST's for it to serve; a free port, and waiting until a server answers."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
 import re
+import socket
+import subprocess
 import threading
+import time
+import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,3 +94,28 @@ def nist_archive(emnist: Path, dest: Path) -> str:
         for f in sorted(emnist.iterdir()):
             zf.write(f, f"gzip/{f.name}")
     return hashlib.md5(dest.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, what: str, seconds: float = 180) -> None:
+    """Until `url` answers; fails with `what`'s output if the process ends first or the time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{what} did not start") from None
+            time.sleep(0.5)
+
+
+@dataclass(frozen=True)
+class TrackingServer:
+    url: str
+    folder: Path  # its SQLite store and the artifacts clients uploaded

@@ -33,7 +33,7 @@ from pipeline.modeling.models import build_model
 from pipeline.tracking.registry import promote
 from tests.helpers.configs import conf
 from tests.helpers.repos import REPO, run, stage_env
-from tests.test_model_file import BALANCED
+from tests.modeling.test_model_file import BALANCED
 
 
 @pytest.fixture(scope="module")

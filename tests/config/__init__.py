@@ -1,0 +1,1 @@
+"""Tests of pipeline/config/: test_<module>.py for config/<module>.py."""

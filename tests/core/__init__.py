@@ -1,0 +1,1 @@
+"""Tests of pipeline/core/: test_<module>.py for core/<module>.py."""

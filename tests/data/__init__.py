@@ -1,0 +1,1 @@
+"""Tests of pipeline/data/: test_<module>.py for data/<module>.py."""

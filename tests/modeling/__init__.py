@@ -1,0 +1,1 @@
+"""Tests of pipeline/modeling/: test_<module>.py for modeling/<module>.py."""

@@ -1,0 +1,1 @@
+"""Tests of pipeline/scoring/: test_<module>.py for scoring/<module>.py."""

@@ -1,0 +1,1 @@
+"""Tests of pipeline/tracking/: test_<module>.py for tracking/<module>.py."""

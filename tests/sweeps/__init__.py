@@ -1,0 +1,1 @@
+"""Tests of pipeline/sweeps/: test_<module>.py for sweeps/<module>.py."""

@@ -51,7 +51,7 @@ def load_trained_model(models_dir: Path, fused_batch_norm: bool) -> tuple[keras.
     model, class_names = load_with_class_names(path, RESTORE_OR_RETRAIN)
     if fused_batch_norm:
         # The same weights through TensorFlow's fused inference kernel, which its graph optimiser merges with the
-        # convolution before it: predictions agree with the plain model's to ~1e-6 (tests/test_fused.py).
+        # convolution before it: predictions agree with the plain model's to ~1e-6 (tests/modeling/test_fused.py).
         model = fused_copy(model)
     return model, class_names
 

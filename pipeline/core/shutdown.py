@@ -18,7 +18,7 @@ def skip_final_collection() -> None:
     registered at import (logging's shutdown, MLflow's end of a run left open) and after those registered later
     (MLflow's queues for asynchronous logging, started on first use). The order does not matter: freezing only
     takes objects out of the cyclic collector's reach, so every handler still runs and flushes what it holds, and
-    what it lets go of is still freed by reference counting (tests/test_shutdown.py). What is skipped is the
+    what it lets go of is still freed by reference counting (tests/core/test_shutdown.py). What is skipped is the
     finalisers of objects in reference cycles that are garbage at exit: the stages close files and runs in `with`
     blocks rather than leave them to a finaliser."""
     atexit.register(gc.freeze)

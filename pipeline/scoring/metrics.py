@@ -25,7 +25,7 @@ def cross_entropy(probs: np.ndarray, y_true: np.ndarray) -> float:
 
     Not scikit-learn's `log_loss`: that clips at the dtype's machine epsilon (1.2e-7 for float32, 2.2e-16 for
     float64) instead of Keras's 1e-7, which moves the loss of a model with confident mistakes in the third
-    decimal. Where no probability is clipped the two agree (tests/test_metrics.py)."""
+    decimal. Where no probability is clipped the two agree (tests/scoring/test_metrics.py)."""
     if not len(y_true):
         return float("nan")
     p = np.clip(probs[np.arange(len(y_true)), y_true], EPS, 1.0)

@@ -1,5 +1,5 @@
-"""Which pipeline modules a module imports, read from its source (never executed): for tests/test_dvc_deps.py and
-tests/test_layout.py."""
+"""Which pipeline modules a module imports, read from its source (never executed): for the tests of the code's
+layout, of dvc.yaml's dependencies (tests/project/) and of the config schema's imports (tests/config/)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,8 @@ from pipeline.modeling.models import build_model
 from pipeline.tracking.registry import promote
 from tests.helpers.configs import conf
 from tests.helpers.repos import REPO, run, stage_env
-from tests.modeling.test_model_file import BALANCED
+from tests.helpers.servers import free_port
+from tests.helpers.synthetic import BALANCED
 
 
 @pytest.fixture(scope="module")
@@ -127,12 +127,6 @@ def test_missing_model_is_a_clear_error(tmp_path, user_error):
     Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(tmp_path / "a.png")
     _, err = user_error(lambda: predict.main([str(tmp_path / "a.png"), "--model", str(tmp_path / "none.keras")]))
     assert err.startswith(f"error: {tmp_path / 'none.keras'}: no model file")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.mark.parametrize("uri", ["run", "champion"])

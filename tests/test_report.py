@@ -47,20 +47,10 @@ from pipeline.scoring.predictions import Predictions
 from pipeline.scoring.tables import history_rows, per_class_rows
 from pipeline.tracking import store
 from tests.helpers.configs import tiny_config
+from tests.helpers.stage_outputs import TEST_SET_FILES, read_scores, start_run_ref, write_untrained_run
 from tests.helpers.synthetic import tiny_workdir
-from tests.test_evaluate import read_scores, start_run_ref, write_untrained_run
 
 PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF-"
-TEST_SET_FILES = [
-    "confusion.png",
-    "reliability.png",
-    "confused_pairs.png",
-    "correct.png",
-    "incorrect.png",
-    "per_class.csv",
-    "classification_report.txt",
-    "confused_pairs.csv",
-]
 RUN_FIGURES = ["curves.png", "samples.png", "augmented.png", "class_distribution.png"]
 
 

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +22,7 @@ from pipeline.modeling.model_file import ModelFileError
 from pipeline.tracking import store
 from pipeline.tracking.registry import RegistryError
 from tests.helpers.configs import tiny_config
-from tests.helpers.repos import REPO, stage_env
+from tests.helpers.repos import REPO, entrypoint, our_lines
 
 HYDRA_RUN = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
@@ -157,20 +154,6 @@ def test_every_stage_and_tool_ends_on_a_users_mistake_the_same_way(name, tmp_pat
 
 
 # The real entrypoints, in processes of their own.
-
-TF_STARTUP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} )")
-
-
-def our_lines(stderr: str) -> list[str]:
-    """stderr without what TensorFlow writes at import, whatever TF_CPP_MIN_LOG_LEVEL says."""
-    return [line for line in stderr.splitlines() if not TF_STARTUP.match(line)]
-
-
-def entrypoint(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    """`python <args>` as a user runs a stage by hand, from `cwd`, with this repository importable."""
-    environ = {k: v for k, v in stage_env(None).items() if k != "HYDRA_FULL_ERROR"}
-    environ.update(PYTHONPATH=str(REPO), **env)
-    return subprocess.run([sys.executable, *args], cwd=cwd, env=environ, capture_output=True, text=True, check=False)
 
 
 @pytest.mark.slow  # a real entrypoint process

@@ -4,6 +4,7 @@ a user's environment, and a copy after the fast `dvc repro`."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -74,3 +75,18 @@ class ServedRepo:
     env: dict[str, str]  # with MLFLOW_TRACKING_URI the server's URL
     server: TrackingServer
     run_id: str
+
+
+TF_STARTUP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} )")
+
+
+def our_lines(stderr: str) -> list[str]:
+    """stderr without what TensorFlow writes at import, whatever TF_CPP_MIN_LOG_LEVEL says."""
+    return [line for line in stderr.splitlines() if not TF_STARTUP.match(line)]
+
+
+def entrypoint(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """`python <args>` as a user runs a stage by hand, from `cwd`, with this repository importable."""
+    environ = {k: v for k, v in stage_env(None).items() if k != "HYDRA_FULL_ERROR"}
+    environ.update(PYTHONPATH=str(REPO), **env)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=environ, capture_output=True, text=True, check=False)

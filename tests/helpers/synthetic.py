@@ -66,3 +66,6 @@ def tiny_workdir(folder: Path, mp: pytest.MonkeyPatch, store: Path) -> Iterator[
             os.environ.pop(var, None)
         mlflow.set_tracking_uri(None)  # back to MLflow's default, as the next test expects
         mlflow.tracking.fluent._active_experiment_id = None
+
+
+BALANCED = tuple("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")  # EMNIST balanced's 47 classes

@@ -14,8 +14,7 @@ from pipeline.modeling.model_file import (
 )
 from pipeline.modeling.models import build_model
 from tests.helpers.configs import conf
-
-BALANCED = tuple("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabdefghnqrt")  # EMNIST balanced's 47 classes
+from tests.helpers.synthetic import BALANCED
 
 
 def test_saved_class_names_travel_in_a_file_keras_loads(tmp_path):

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.data import idx
 from tests.helpers.idx import write_idx
 from tests.helpers.repos import run
-from tests.test_report import TEST_SET_FILES as REPORT_FILES
+from tests.helpers.stage_outputs import TEST_SET_FILES as REPORT_FILES
 
 STAGES = ("fetch", "ingest", "train", "evaluate", "report")
 

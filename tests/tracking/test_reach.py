@@ -23,8 +23,7 @@ from pipeline.core.errors import UserError
 from pipeline.sweeps.callback import SweepTracking
 from pipeline.tracking import reach, store
 from pipeline.train import train
-from tests.core.test_errors import entrypoint, our_lines
-from tests.helpers.repos import REPO, copy_repo, run, stage_env
+from tests.helpers.repos import REPO, copy_repo, entrypoint, our_lines, run, stage_env
 from tests.helpers.servers import FileServer, free_port
 
 

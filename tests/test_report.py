@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.core.files import read_json
-from pipeline.data.datasets import Dataset
+from pipeline.data.datasets import Dataset, all_rows
 from pipeline.evaluate import evaluate
 from pipeline.figures.report_pages import (
     Page,
@@ -81,7 +81,16 @@ def hand_made() -> Predictions:
     """
     images = np.arange(5, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), dtype=np.uint8)
     ds = Dataset(
-        images[:0], np.zeros(0, np.uint8), images, np.array([0, 0, 1, 2, 2], np.uint8), ("a", "b", "c"), "hand"
+        images[:0],
+        np.zeros(0, np.uint8),
+        images,
+        np.array([0, 0, 1, 2, 2], np.uint8),
+        ("a", "b", "c"),
+        "hand",
+        all_rows(0),
+        all_rows(5),
+        "",
+        "hand-images",
     )
     probs = np.array([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.1, 0.8, 0.1], [0.1, 0.9, 0.0], [0.2, 0.7, 0.1]])
     return Predictions.of("emnist_digits", ds, probs, ds.y_test, confused_pairs=6)

@@ -136,6 +136,17 @@ def generalisation_note(scores: dict[str, dict[str, float]]) -> str | None:
     return f"Generalisation gap MNIST → EMNIST digits: {m:.2%} − {e:.2%} = {100 * gap:+.2f} points"
 
 
+def label_issue_note(test_set: str, counts: dict[str, float]) -> str:
+    """A test set's label issues as the summary states them: how many of its errors are flagged, and the accuracy
+    on the images not flagged, named so that nobody takes it for a corrected accuracy."""
+    kept = counts["images"] - counts["flagged"]
+    return (
+        f"{test_set}: {counts['flagged_errors']:,} of its {counts['errors']:,} errors flagged as likely label errors "
+        f"({counts['flagged']:,} images flagged in all); accuracy on the {kept:,} images not flagged: "
+        f"{counts['accuracy_excluding_flagged']:.2%} (not a corrected accuracy)"
+    )
+
+
 @dataclass(frozen=True)
 class MisclassifiedPdf:
     """What the process that draws a misclassification PDF needs: only the shown mistakes travel to it."""

@@ -308,8 +308,8 @@ def test_log_report_logs_the_files_and_the_per_class_tables(evaluated, tmp_path)
 def test_label_issue_note_says_it_is_not_a_corrected_accuracy():
     counts = {"images": 10_000, "flagged": 30, "errors": 45, "flagged_errors": 21, "accuracy_excluding_flagged": 0.9976}
     assert label_issue_note("MNIST", counts) == (
-        "MNIST: 21 of its 45 errors flagged as likely label errors (30 images flagged in all); accuracy on the "
-        "9,970 images not flagged: 99.76% (not a corrected accuracy)"
+        "MNIST: 30 labels flagged as likely wrong, 21 of its 45 errors; accuracy on the other 9,970: 99.76% "
+        "(not a corrected accuracy)"
     )
 
 

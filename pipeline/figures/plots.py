@@ -87,9 +87,13 @@ def _issue_panel(ax_img, ax_bar, image, probs, given, suggested, row, score, cla
     colours = [OTHER_COLOUR] * len(probs)
     colours[suggested], colours[given] = SUGGESTED_COLOUR, SUSPECT_COLOUR
     _panel_axes(ax_img, ax_bar, image, probs, class_names, colours)
+    # The given class's bar is often too short to see: its tick label carries the colour instead.
+    tick = ax_bar.get_xticklabels()[given]
+    tick.set_color(SUSPECT_COLOUR)
+    tick.set_fontweight("bold")
     ax_img.set_title(f"#{row}: given {class_names[given]}", fontsize=9, color=SUSPECT_COLOUR, pad=4)
     ax_bar.set_title(
-        f"suggested {class_names[suggested]} ({probs[suggested]:.2f}) · score {score:.3f}",
+        f"suggested {class_names[suggested]} ({probs[suggested]:.2f}) · given {class_names[given]} ({score:.2g})",
         fontsize=9,
         color=SUGGESTED_COLOUR,
         pad=4,

@@ -137,13 +137,13 @@ def generalisation_note(scores: dict[str, dict[str, float]]) -> str | None:
 
 
 def label_issue_note(test_set: str, counts: dict[str, float]) -> str:
-    """A test set's label issues as the summary states them: how many of its errors are flagged, and the accuracy
-    on the images not flagged, named so that nobody takes it for a corrected accuracy."""
+    """A test set's label issues as the summary states them: how many images are flagged and how many of its errors
+    they are, and the accuracy on the others, named so that nobody takes it for a corrected accuracy."""
     kept = counts["images"] - counts["flagged"]
     return (
-        f"{test_set}: {counts['flagged_errors']:,} of its {counts['errors']:,} errors flagged as likely label errors "
-        f"({counts['flagged']:,} images flagged in all); accuracy on the {kept:,} images not flagged: "
-        f"{counts['accuracy_excluding_flagged']:.2%} (not a corrected accuracy)"
+        f"{test_set}: {counts['flagged']:,} labels flagged as likely wrong, {counts['flagged_errors']:,} of its "
+        f"{counts['errors']:,} errors; accuracy on the other {kept:,}: {counts['accuracy_excluding_flagged']:.2%} "
+        "(not a corrected accuracy)"
     )
 
 

@@ -1,4 +1,4 @@
-"""The tool a sweep runs: train, evaluate and report one configuration, in one process.
+"""The tool a sweep runs: train, evaluate, find label issues and report one configuration, in one process.
 
 `python -m pipeline.experiment model=plain3` does it once. With `-m` (a Hydra multirun),
 `python -m pipeline.experiment -m model=cnn3_bn,plain3 augment=none,standard` does it for every combination, each a
@@ -23,13 +23,14 @@ from pipeline.core.errors import reports_user_errors
 from pipeline.core.interrupt import raise_on_signals, stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.evaluate import evaluate
+from pipeline.label_issues import find_issues
 from pipeline.report import report
 from pipeline.sweeps.jobs import SweepJob, launcher_threads, limit_threads, sweep_job, with_job_outputs
 from pipeline.train import default_run_name, train
 
 
 def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
-    """Train, evaluate and report one configuration with every output in `job_dir`; returns the accuracy on
+    """Train, evaluate, find label issues and report one configuration with every output in `job_dir`; returns the accuracy on
     the first test set (what a sweeper optimises), NaN for a failed variant of a sweep."""
     cfg = with_job_outputs(cfg, job_dir)
     name, parent = job.name, job.parent
@@ -37,6 +38,7 @@ def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
     try:
         train(cfg, name, parent, job.tags())
         results = evaluate(cfg)
+        find_issues(cfg)
         report(cfg)
     except Exception:
         if parent is None:

@@ -25,6 +25,7 @@ from pipeline.data.datasets import (
     DIGIT_NAMES,
     Dataset,
     DatasetError,
+    all_rows,
     emnist_upright,
     empty_images,
     keep_classes,
@@ -51,11 +52,13 @@ def load_mnist(folder: Path, known: Mapping[str, str]) -> Dataset:
     """MNIST's four IDX files (as fetch stores them) as a prepared dataset."""
     arrays = {}
     for split, prefix in (("train", "train"), ("test", "t10k")):
-        images, images_path = read_raw(folder, f"{prefix}-images-idx3-ubyte", known)
+        arrays[f"{split}_file"] = f"{prefix}-images-idx3-ubyte"
+        images, images_path = read_raw(folder, arrays[f"{split}_file"], known)
         labels, labels_path = read_raw(folder, f"{prefix}-labels-idx1-ubyte", known)
         arrays[f"x_{split}"] = idx.parse_images(images, images_path)
         arrays[f"y_{split}"] = idx.parse_labels(labels, labels_path)
         idx.check_pair(arrays[f"x_{split}"], arrays[f"y_{split}"], images_path, labels_path)
+        arrays[f"{split}_rows"] = all_rows(len(arrays[f"y_{split}"]))
     return Dataset(**arrays, class_names=DIGIT_NAMES, source="MNIST (LeCun et al.'s official files)")
 
 
@@ -75,8 +78,9 @@ def load_source(folder: Path, source: Source, known: Mapping[str, str]) -> Datas
     mapping_text, mapping_file = read_raw(folder, source.mapping_file(), known)
     mapping = parse_mapping(mapping_text.decode("ascii"), mapping_file)
     order = class_order(mapping, source.digits_only, str(mapping_file))
-    no_labels = np.zeros(0, dtype=np.uint8)
+    no_labels, no_rows = np.zeros(0, dtype=np.uint8), all_rows(0)
     arrays = {"x_train": empty_images(), "y_train": no_labels, "x_test": empty_images(), "y_test": no_labels}
+    arrays |= {"train_rows": no_rows, "test_rows": no_rows, "train_file": "", "test_file": ""}
     for part in source.parts:
         img_name, lbl_name = source.idx_files(part)
         images = idx.parse_images(*read_raw(folder, img_name, known))
@@ -85,12 +89,16 @@ def load_source(folder: Path, source: Source, known: Mapping[str, str]) -> Datas
         unknown = sorted(set(np.unique(labels).tolist()) - set(mapping))
         if unknown:
             raise idx.IdxError(f"{lbl_name}: labels {unknown[:5]} are not in {source.mapping_file()}")
-        arrays[f"x_{part}"], arrays[f"y_{part}"] = keep_classes(emnist_upright(images), labels, order)
+        kept = keep_classes(emnist_upright(images), labels, order)
+        arrays[f"x_{part}"], arrays[f"y_{part}"], arrays[f"{part}_rows"] = kept
+        arrays[f"{part}_file"] = img_name
     if source.holdout:
+        # Both sides come from the one part's file: each keeps its images' rows in it.
         part = source.parts[0]
-        x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
+        x, y, rows, file = (arrays[k] for k in (f"x_{part}", f"y_{part}", f"{part}_rows", f"{part}_file"))
         train, test = stratified_split(y, source.holdout.fraction, source.holdout.seed)
         arrays = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+        arrays |= {"train_rows": rows[train], "test_rows": rows[test], "train_file": file, "test_file": file}
     class_names = tuple(mapping[label] for label in order)
     return Dataset(**arrays, class_names=class_names, source=source.describe())
 

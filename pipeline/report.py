@@ -3,13 +3,16 @@
 Per run: reports/summary.pdf (read first), curves, 40 sample training images, 10 training images as augmentation
 changed them in training, the training class distribution.
 Per test set (reports/<test set>/): confusion matrices, reliability diagram, most confused pairs, grids of
-correct and incorrect predictions, the classification report; and the misclassification PDF in reports/.
+correct and incorrect predictions, the classification report, the likely label errors the label_issues stage found
+(copied here, so that every file of a run is in reports/, and in the run's reports/); and the misclassification PDF
+in reports/. The summary says how many of each test set's errors are flagged as label errors.
 DVC plot data goes to plots/ (history.csv; confusion/ and per_class/, a CSV per test set), which is committed
 with dvc.lock and metrics/ so that `dvc plots diff` shows how a change moved them. Everything is logged to the model's run.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ from pipeline.figures.report_pages import (
     generalisation_note,
     headline_table,
     incorrect_grid,
+    label_issue_note,
     reliability_figure,
     sample_grid,
     write_misclassified_pdf,
@@ -64,8 +68,11 @@ def report(cfg: DictConfig) -> None:
         # Everything that can fail happens inside the run, so that a failure marks it FAILED. The misclassification
         # PDFs are most of the report's work: `writer`, a second process, draws them while this one does the rest.
         training = read_training(cfg)
+        flagged = read_label_issue_counts(cfg)
         write_text(Path(cfg.paths.plots) / "history.csv", to_csv(history_rows(training.record["history"])))
-        sections = [report_test_set(name, training, cfg, writer, run.info.run_name) for name in cfg.data.test_sets]
+        sections = [
+            report_test_set(name, training, flagged, cfg, writer, run.info.run_name) for name in cfg.data.test_sets
+        ]
         pages = run_pages(training, reports, cfg) + [page for s in sections for page in s.pages]
         write_summary_pdf(reports / "summary.pdf", summary_page(run.info.run_name, training, sections, cfg), pages)
         for s in sections:
@@ -128,14 +135,20 @@ class Section:
     scores: dict[str, float]  # its row of the summary's table
     pages: list[Page]  # its figures, drawn with the summary
     per_class: list[dict[str, Any]]  # its per-class table, logged to the run
+    label_issues: dict[str, float]  # its counts in metrics/label_issues.json
     misclassified_pdf: Future[str]  # drawn in the PDF writer meanwhile; says what it wrote
 
 
-def report_test_set(name: str, training: Training, cfg: DictConfig, writer: Executor, run_name: str) -> Section:
-    """One test set: its tables and plot data written, its misclassification PDF handed to `writer`, its figures
-    and scores returned for the summary."""
+def report_test_set(
+    name: str, training: Training, flagged: dict[str, Any], cfg: DictConfig, writer: Executor, run_name: str
+) -> Section:
+    """One test set: its tables, plot data and label issues written, its misclassification PDF handed to `writer`,
+    its figures and scores returned for the summary."""
     p = read_predictions(name, training, cfg)
     reports = Path(cfg.paths.reports)
+    if name not in flagged:
+        raise FileNotFoundError(f"{LABEL_ISSUE_COUNTS}: no test set {name} — run the label_issues stage (`dvc repro`)")
+    copy_label_issues(name, Path(cfg.paths.label_issues), reports / name)
     per_class = write_tables(p, reports / name)
     write_plot_data(p, per_class, Path(cfg.paths.plots))
     pdf = misclassified_pdf(p, reports / pdf_name(name, training.name), cfg, run_name)
@@ -145,6 +158,7 @@ def report_test_set(name: str, training: Training, cfg: DictConfig, writer: Exec
         scores=metrics.summary_scores(p.probs, p.y, p.cm),
         pages=prediction_pages(p, reports / name, cfg),
         per_class=per_class,
+        label_issues=flagged[name],
         misclassified_pdf=writer.submit(write_misclassified_pdf, pdf),
     )
 
@@ -161,6 +175,27 @@ def read_predictions(name: str, training: Training, cfg: DictConfig) -> Predicti
     with np.load(path) as z:
         probs, y = z["probs"], z["y_true"]
     return Predictions.of(name, ds, probs, y, cfg.report.confused_pairs)
+
+
+LABEL_ISSUE_COUNTS = "label_issues.json"  # in paths.metrics, as the label_issues stage writes it
+
+
+def read_label_issue_counts(cfg: DictConfig) -> dict[str, Any]:
+    """metrics/label_issues.json: per test set, its flagged images and what leaving them out does."""
+    path = Path(cfg.paths.metrics) / LABEL_ISSUE_COUNTS
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found — run the label_issues stage first (`dvc repro`)")
+    return read_json(path)
+
+
+def copy_label_issues(name: str, found: Path, folder: Path) -> None:
+    """The label_issues stage's CSV and PDF of test set `name`, as label_issues.csv and .pdf in `folder`."""
+    for suffix in (".csv", ".pdf"):
+        source = found / f"{name}{suffix}"
+        if not source.is_file():
+            raise FileNotFoundError(f"{source}: not found — run the label_issues stage first (`dvc repro`)")
+        with atomic_path(folder / f"label_issues{suffix}") as tmp:
+            shutil.copyfile(source, tmp)
 
 
 def write_tables(p: Predictions, folder: Path) -> list[dict[str, Any]]:
@@ -231,6 +266,7 @@ def summary_page(run_name: str, training: Training, sections: Sequence[Section],
     scores = {s.name: s.scores for s in sections}
     gap = generalisation_note(scores)
     notes = ([gap] if gap else []) + [f"{display(s.name)}: {s.source}" for s in sections]
+    notes += [label_issue_note(display(s.name), s.label_issues) for s in sections]
     return plots.summary_page(
         run_name,
         config_line(cfg, training.record, len(training.labels)),

@@ -35,7 +35,7 @@ def test_job_outputs_go_to_the_job_folder_and_inputs_stay_shared(tmp_path):
         "prepared": "data/prepared",
         **{
             k: str(tmp_path / "job" / k)
-            for k in ("models", "checkpoints", "metrics", "predictions", "reports", "plots")
+            for k in ("models", "checkpoints", "metrics", "predictions", "label_issues", "reports", "plots")
         },
     }
 
@@ -67,7 +67,7 @@ def files_under(folder: Path) -> set[str]:
 
 @pytest.mark.slow  # a real training and its report, which starts a process for the PDFs: in the full suite only
 def test_an_experiment_job_writes_only_inside_its_folder(tiny):
-    """train -> evaluate -> report for one variant: every output in the job folder, none in the repository's own
+    """train -> evaluate -> label issues -> report for one variant: every output in the job folder, none in the repository's own
     models/, metrics/, predictions/, reports/ or plots/ (a sweep once overwrote plots/)."""
     # One test set, few pictures: what is checked is where the files go, not what they show.
     cfg = tiny_config(["model=plain1", "data.test_sets=[mnist]", "report.confused_pairs=1", "report.grid_size=4"])
@@ -83,6 +83,9 @@ def test_an_experiment_job_writes_only_inside_its_folder(tiny):
         "metrics/test.json",
         "metrics/test_details.json",
         "predictions/mnist.npz",
+        "metrics/label_issues.json",
+        "label_issues/mnist.csv",
+        "reports/mnist/label_issues.csv",
         "reports/summary.pdf",
         "plots/history.csv",
         "plots/per_class/mnist.csv",

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from pipeline.data import checksums, idx
-from pipeline.data.datasets import emnist_upright, keep_classes, parse_mapping
-from pipeline.data.sources import Source
-from pipeline.ingest import ingest_dataset, load_source
+from pipeline.data.datasets import emnist_upright, keep_classes, load_dataset, parse_mapping, save_dataset
+from pipeline.data.sources import Holdout, Source
+from pipeline.ingest import ingest_dataset, load_mnist, load_source
 from tests.helpers.idx import write_idx
 from tests.helpers.repos import REPO
 
@@ -59,9 +59,78 @@ def test_upright_is_a_transpose_not_a_flip():
 
 def test_keep_digits_relabels_in_order():
     x = np.arange(5)[:, None, None] * np.ones((5, 28, 28), np.uint8)
-    kept_x, kept_y = keep_classes(x, np.array([3, 40, 0, 12, 9], np.uint8), list(range(10)))
+    kept_x, kept_y, rows = keep_classes(x, np.array([3, 40, 0, 12, 9], np.uint8), list(range(10)))
     assert kept_y.tolist() == [3, 0, 9]
     assert kept_x[:, 0, 0].tolist() == [0, 2, 4]
+    assert rows.tolist() == [0, 2, 4]
+
+
+def row_marked(n: int) -> np.ndarray:
+    """n upright images, image r carrying r + 1 at pixel (5, 0): where it lands tells a transposition apart."""
+    images = np.zeros((n, 28, 28), np.uint8)
+    images[:, 5, 0] = np.arange(1, n + 1)
+    return images
+
+
+def write_part(folder: Path, split: str, part: str, labels: np.ndarray) -> None:
+    """One part of an EMNIST split as NIST stores it (transposed), its images marked by their row."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_idx(folder / f"emnist-{split}-{part}-images-idx3-ubyte.gz", row_marked(len(labels)).transpose(0, 2, 1))
+    write_idx(folder / f"emnist-{split}-{part}-labels-idx1-ubyte.gz", labels.astype(np.uint8))
+
+
+def assert_rows_found(images: np.ndarray, rows: np.ndarray) -> None:
+    """Each prepared image is the one at its recorded row of the official file, upright."""
+    assert rows.dtype == np.int64
+    np.testing.assert_array_equal(images[:, 5, 0], rows + 1)
+
+
+def test_mnist_rows_are_the_official_files_rows(tmp_path):
+    for prefix, n in (("train", 7), ("t10k", 5)):
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", row_marked(n))
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", np.arange(n, dtype=np.uint8) % 10)
+    ds = load_mnist(tmp_path, {})
+    assert_rows_found(ds.x_train, ds.train_rows)
+    assert_rows_found(ds.x_test, ds.test_rows)
+    assert ds.train_rows.tolist() == list(range(7)) and ds.test_rows.tolist() == list(range(5))
+    assert (ds.train_file, ds.test_file) == ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
+
+
+def test_digits_of_byclass_keep_their_rows_in_the_byclass_test_file(tmp_path):
+    labels = np.array([12, 3, 40, 0, 61, 9, 9, 10], np.uint8)  # letters (10+) are dropped
+    write_part(tmp_path, "byclass", "test", labels)
+    (tmp_path / "emnist-byclass-mapping.txt").write_text(MAPPING_BYCLASS)
+    ds = load_source(tmp_path, Source("byclass", ("test",), True), {})
+    assert ds.test_rows.tolist() == [1, 3, 5, 6] and ds.y_test.tolist() == [3, 0, 9, 9]
+    assert_rows_found(ds.x_test, ds.test_rows)
+    assert ds.test_file == "emnist-byclass-test-images-idx3-ubyte"
+    assert (ds.train_file, len(ds.train_rows)) == ("", 0)
+
+
+def test_each_side_of_the_bymerge_stand_in_keeps_its_rows_in_the_one_file(tmp_path):
+    labels = np.arange(60) % 3
+    write_part(tmp_path, "bymerge", "test", labels)
+    (tmp_path / "emnist-bymerge-mapping.txt").write_text("0 48\r\n1 49\r\n2 50\r\n")
+    ds = load_source(tmp_path, Source("bymerge", ("test",), False, Holdout(0.2, 47)), {})
+    assert (len(ds.train_rows), len(ds.test_rows)) == (48, 12)
+    assert sorted(ds.train_rows.tolist() + ds.test_rows.tolist()) == list(range(60))
+    assert_rows_found(ds.x_train, ds.train_rows)
+    assert_rows_found(ds.x_test, ds.test_rows)
+    np.testing.assert_array_equal(ds.y_test, labels[ds.test_rows])
+    assert ds.train_file == ds.test_file == "emnist-bymerge-test-images-idx3-ubyte"
+
+
+def test_official_split_files_give_their_own_rows_and_survive_saving(tmp_path):
+    write_part(tmp_path, "digits", "train", np.arange(9) % 10)
+    write_part(tmp_path, "digits", "test", np.arange(4) % 10)
+    (tmp_path / "emnist-digits-mapping.txt").write_text(MAPPING_DIGITS)
+    save_dataset(tmp_path / "d.npz", load_source(tmp_path, Source("digits", ("train", "test"), False), {}))
+    ds = load_dataset(tmp_path / "d.npz")
+    assert ds.train_rows.tolist() == list(range(9)) and ds.test_rows.tolist() == list(range(4))
+    assert_rows_found(ds.x_train, ds.train_rows)
+    assert_rows_found(ds.x_test, ds.test_rows)
+    assert ds.train_file == "emnist-digits-train-images-idx3-ubyte"
+    assert ds.test_file == "emnist-digits-test-images-idx3-ubyte"
 
 
 def test_mapping_file_with_crlf_and_bad_lines():

@@ -17,23 +17,27 @@ from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.core.files import read_json
-from pipeline.data.datasets import Dataset
+from pipeline.data.datasets import Dataset, all_rows
 from pipeline.evaluate import evaluate
 from pipeline.figures.report_pages import (
     Page,
     correct_sample,
     generalisation_note,
     headline_table,
+    label_issue_note,
     pair_examples,
     write_misclassified_pdf,
     write_summary_pdf,
 )
+from pipeline.label_issues import find_issues
 from pipeline.report import (
     Section,
+    copy_label_issues,
     log_report,
     misclassified_pdf,
     pdf_name,
     prediction_pages,
+    read_label_issue_counts,
     read_predictions,
     read_training,
     report,
@@ -81,7 +85,16 @@ def hand_made() -> Predictions:
     """
     images = np.arange(5, dtype=np.uint8)[:, None, None] * np.ones((1, 28, 28), dtype=np.uint8)
     ds = Dataset(
-        images[:0], np.zeros(0, np.uint8), images, np.array([0, 0, 1, 2, 2], np.uint8), ("a", "b", "c"), "hand"
+        images[:0],
+        np.zeros(0, np.uint8),
+        images,
+        np.array([0, 0, 1, 2, 2], np.uint8),
+        ("a", "b", "c"),
+        "hand",
+        all_rows(0),
+        all_rows(5),
+        "",
+        "hand-images",
     )
     probs = np.array([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.1, 0.8, 0.1], [0.1, 0.9, 0.0], [0.2, 0.7, 0.1]])
     return Predictions.of("emnist_digits", ds, probs, ds.y_test, confused_pairs=6)
@@ -107,6 +120,7 @@ def evaluated(tmp_path_factory, empty_store) -> tuple[DictConfig, str]:
         cfg = tiny_config(["report.confused_pairs=2"])  # two rows of pairs to draw, not six: a second saved
         run_id = write_untrained_run(cfg)
         evaluate(cfg)
+        find_issues(cfg)
         yield cfg, run_id
 
 
@@ -242,7 +256,9 @@ def test_read_predictions(evaluated):
 def test_report_test_set_writes_its_files_and_returns_its_section(tmp_path):
     out = tiny_config([f"paths.reports={tmp_path}/reports", f"paths.plots={tmp_path}/plots"])
     writer = Deferred()
-    section = report_test_set("emnist_digits", read_training(out), out, writer, "the run")
+    flagged = read_label_issue_counts(out)
+    section = report_test_set("emnist_digits", read_training(out), flagged, out, writer, "the run")
+    assert section.label_issues == flagged["emnist_digits"]
     # The scores on the summary page are the ones evaluate wrote.
     assert section.scores == read_scores("metrics")["emnist_digits"]
     assert section.source == "synthetic, 10 classes" and len(section.per_class) == 10
@@ -257,7 +273,11 @@ def test_report_test_set_writes_its_files_and_returns_its_section(tmp_path):
 def test_summary_page_shows_the_gap_and_each_test_sets_source(evaluated):
     cfg, _ = evaluated
     scores = read_scores("metrics")
-    sections = [Section(name, f"from {name}", scores[name], [], [], Future()) for name in ("mnist", "emnist_digits")]
+    flagged = read_label_issue_counts(cfg)
+    sections = [
+        Section(name, f"from {name}", scores[name], [], [], flagged[name], Future())
+        for name in ("mnist", "emnist_digits")
+    ]
     fig = summary_page("the run", read_training(cfg), sections, cfg)
     texts = [t.get_text() for t in fig.texts]
     plt.close(fig)
@@ -266,6 +286,8 @@ def test_summary_page_shows_the_gap_and_each_test_sets_source(evaluated):
         generalisation_note(scores),
         "MNIST: from mnist",
         "EMNIST digits: from emnist_digits",
+        label_issue_note("MNIST", flagged["mnist"]),
+        label_issue_note("EMNIST digits", flagged["emnist_digits"]),
     ]
 
 
@@ -276,11 +298,35 @@ def test_log_report_logs_the_files_and_the_per_class_tables(evaluated, tmp_path)
     rows = [{"class": "a", "recall": 0.5}, {"class": "b", "recall": 1.0}]
     store.connect(cfg.tracking)
     with mlflow.start_run() as run:
-        log_report(tmp_path, [Section("mnist", "", {}, [], rows, Future())])
+        log_report(tmp_path, [Section("mnist", "", {}, [], rows, {}, Future())])
     client = mlflow.MlflowClient()
     assert artifact_files(client, run.info.run_id) == {"reports/mnist/per_class.csv", "tables/per_class_mnist.json"}
     table = read_json(client.download_artifacts(run.info.run_id, "tables/per_class_mnist.json"))
     assert table["columns"] == ["class", "recall"] and table["data"] == [["a", 0.5], ["b", 1.0]]
+
+
+def test_label_issue_note_says_it_is_not_a_corrected_accuracy():
+    counts = {"images": 10_000, "flagged": 30, "errors": 45, "flagged_errors": 21, "accuracy_excluding_flagged": 0.9976}
+    assert label_issue_note("MNIST", counts) == (
+        "MNIST: 30 labels flagged as likely wrong, 21 of its 45 errors; accuracy on the other 9,970: 99.76% "
+        "(not a corrected accuracy)"
+    )
+
+
+def test_label_issues_are_copied_beside_the_test_set_s_files_or_their_absence_said(tmp_path):
+    (tmp_path / "found").mkdir()
+    (tmp_path / "found" / "mnist.csv").write_text("index\n")
+    (tmp_path / "found" / "mnist.pdf").write_bytes(b"%PDF-")
+    copy_label_issues("mnist", tmp_path / "found", tmp_path / "reports" / "mnist")
+    assert (tmp_path / "reports" / "mnist" / "label_issues.csv").read_text() == "index\n"
+    assert (tmp_path / "reports" / "mnist" / "label_issues.pdf").read_bytes() == b"%PDF-"
+    with pytest.raises(FileNotFoundError, match=r"emnist_digits.csv: not found — run the label_issues stage"):
+        copy_label_issues("emnist_digits", tmp_path / "found", tmp_path / "reports" / "emnist_digits")
+
+
+def test_report_without_label_issue_counts_says_which_stage_to_run(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"label_issues.json: not found — run the label_issues stage"):
+        read_label_issue_counts(tiny_config([f"paths.metrics={tmp_path}"]))
 
 
 @pytest.mark.slow  # report(cfg) starts a process for the PDFs (10 s here): in the full suite only; the fast
@@ -308,7 +354,10 @@ def test_report_writes_every_file_and_logs_them_to_the_run(evaluated, reported):
     written = {f"reports/{p.relative_to(reports).as_posix()}" for p in reports.rglob("*") if p.is_file()}
     tables = {f"tables/per_class_{test_set}.json" for test_set in cfg.data.test_sets}
     predictions = {f"predictions/{test_set}.npz" for test_set in cfg.data.test_sets}  # evaluate's, before report
-    assert artifact_files(mlflow.MlflowClient(), run_id) == written | tables | predictions
+    found = {f"label_issues/{t}.{ext}" for t in cfg.data.test_sets for ext in ("csv", "pdf")} | {
+        "metrics/label_issues.json"  # the label_issues stage's, before report
+    }
+    assert artifact_files(mlflow.MlflowClient(), run_id) == written | tables | predictions | found
     assert len(written) == 1 + 2 + len(RUN_FIGURES) + len(TEST_SET_FILES) * 2
 
 

@@ -18,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from pipeline.config.schema import MONITORS
 from pipeline.core.cpu import cpu_flags
 from pipeline.core.metric_direction import higher_is_better
-from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
+from pipeline.data.datasets import DIGIT_NAMES, Dataset, all_rows, save_dataset
 from pipeline.modeling.batches import batches
 from pipeline.modeling.fitting import Fit, best_epoch, fit, learning_rate, schedule_callbacks
 from pipeline.modeling.flops import forward_flops
@@ -79,7 +79,7 @@ def numbered_dataset(n_train: int) -> Dataset:
     x[:, 0, 0] = np.arange(n_train)
     empty = np.zeros((0, 28, 28), np.uint8)
     y = (np.arange(n_train) % 10).astype(np.uint8)
-    return Dataset(x, y, empty, np.zeros(0, np.uint8), DIGIT_NAMES, "numbered")
+    return Dataset(x, y, empty, np.zeros(0, np.uint8), DIGIT_NAMES, "numbered", all_rows(n_train), all_rows(0), "n", "")
 
 
 def test_prepare_data_splits_the_first_training_images_of_the_prepared_dataset(tmp_path):

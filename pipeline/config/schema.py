@@ -138,6 +138,8 @@ RULES: dict[str, Allowed] = {
     "evaluate.batch_size": integer(1),
     "evaluate.fused_batch_norm": BOOLEAN,
     "evaluate.limit": null_or(integer(1)),
+    "label_issues.max_shown": integer(0),  # 0: the PDF gives only the count of flagged images
+    "label_issues.per_page": integer(1),
     "report.max_misclassified": integer(0),  # 0: the PDF gives only the count of mistakes
     "report.per_page": integer(1),
     "report.grid_size": integer(1),

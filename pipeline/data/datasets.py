@@ -1,7 +1,9 @@
 """The prepared dataset format shared by every stage, and the pure transformations that produce it.
 
 A prepared dataset is `data/prepared/<name>.npz` holding x_train, y_train, x_test, y_test (uint8, N x 28 x 28,
-upright like MNIST), class_names, and `source` (one line saying where the data came from).
+upright like MNIST), class_names, `source` (one line saying where the data came from), and for every image its
+row in the official IDX file it came from (train_rows, test_rows; the files: train_file, test_file), so that a
+label found wrong can be looked up or reported by the index everyone else uses.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ class Dataset:
     y_test: np.ndarray
     class_names: tuple[str, ...]
     source: str
+    # Each image's row in its official IDX file (images and labels files share rows), and that file's name (the
+    # images file, without .gz; "" for a split with no images). The digits kept of a split, or one side of a
+    # stand-in's train/test division, are not rows 0..n-1 of their file.
+    train_rows: np.ndarray
+    test_rows: np.ndarray
+    train_file: str
+    test_file: str
 
     @property
     def num_classes(self) -> int:
@@ -54,6 +63,10 @@ def save_dataset(path: str | Path, ds: Dataset) -> None:
         y_test=ds.y_test,
         class_names=np.array(ds.class_names),
         source=np.array(ds.source),
+        train_rows=ds.train_rows,
+        test_rows=ds.test_rows,
+        train_file=np.array(ds.train_file),
+        test_file=np.array(ds.test_file),
     )
 
 
@@ -62,6 +75,10 @@ def load_dataset(path: str | Path) -> Dataset:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: prepared dataset not found — run `dvc repro` (fetch/ingest) first")
     with np.load(path) as z:
+        if "test_rows" not in z.files:
+            raise DatasetError(
+                f"{path}: written before official row indices were kept — run ingest again (`dvc repro`)"
+            )
         return Dataset(
             x_train=z["x_train"],
             y_train=z["y_train"],
@@ -69,6 +86,10 @@ def load_dataset(path: str | Path) -> Dataset:
             y_test=z["y_test"],
             class_names=tuple(str(c) for c in z["class_names"]),
             source=str(z["source"]),
+            train_rows=z["train_rows"],
+            test_rows=z["test_rows"],
+            train_file=str(z["train_file"]),
+            test_file=str(z["test_file"]),
         )
 
 
@@ -81,13 +102,20 @@ def emnist_upright(images: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(images.transpose(0, 2, 1))
 
 
-def keep_classes(images: np.ndarray, labels: np.ndarray, classes: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """Keep only the given classes, relabelled 0..len(classes)-1 in the given order."""
+def keep_classes(
+    images: np.ndarray, labels: np.ndarray, classes: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Keep only the given classes, relabelled 0..len(classes)-1 in the given order; and the rows kept."""
     remap = np.full(256, -1, dtype=np.int16)
     remap[np.asarray(classes)] = np.arange(len(classes))
     new = remap[labels]
     mask = new >= 0
-    return images[mask], new[mask].astype(np.uint8)
+    return images[mask], new[mask].astype(np.uint8), np.flatnonzero(mask)
+
+
+def all_rows(n: int) -> np.ndarray:
+    """The official rows of a whole file's n images, in the file's order."""
+    return np.arange(n, dtype=np.int64)
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,40 +60,55 @@ def close(fig: Figure) -> None:
     plt.close(fig)
 
 
-def _mistake_panel(ax_img, ax_bar, image, probs, true, class_names) -> None:
-    pred = int(np.argmax(probs))
+SUSPECT_COLOUR, SUGGESTED_COLOUR = "#d1352b", "#2b6cb0"
+
+
+def _panel_axes(ax_img, ax_bar, image, probs, class_names, colours) -> None:
+    """An image beside the probability of every class, its bars coloured by `colours`."""
     ax_img.imshow(image, cmap="gray_r", vmin=0, vmax=255)
     ax_img.set_xticks([])
     ax_img.set_yticks([])
-    ax_img.set_title(f"true {class_names[true]}", fontsize=9, color=TRUE_COLOUR, pad=4)
-    colours = [OTHER_COLOUR] * len(probs)
-    colours[true], colours[pred] = TRUE_COLOUR, WRONG_COLOUR
     ax_bar.bar(np.arange(len(probs)), probs, color=colours, width=0.8)
     ax_bar.set_ylim(0, 1)
     ax_bar.set_xticks(np.arange(len(probs)), class_names, fontsize=7 if len(probs) <= 20 else 4.5)
     ax_bar.tick_params(axis="y", labelsize=7)
+
+
+def _mistake_panel(ax_img, ax_bar, image, probs, true, class_names) -> None:
+    pred = int(np.argmax(probs))
+    colours = [OTHER_COLOUR] * len(probs)
+    colours[true], colours[pred] = TRUE_COLOUR, WRONG_COLOUR
+    _panel_axes(ax_img, ax_bar, image, probs, class_names, colours)
+    ax_img.set_title(f"true {class_names[true]}", fontsize=9, color=TRUE_COLOUR, pad=4)
     ax_bar.set_title(f"predicted {class_names[pred]} ({probs[pred]:.2f})", fontsize=9, color=WRONG_COLOUR, pad=4)
 
 
-def misclassified_pdf(
-    path: str | Path,
-    images: np.ndarray,
-    probs: np.ndarray,
-    y_true: np.ndarray,
-    order: np.ndarray,
-    class_names: Sequence[str],
-    title: str,
-    summary: str,
-    per_page: int = 12,
-) -> None:
-    """One panel per mistake in `order`: the image with its true label beside the probability of every class.
+def _issue_panel(ax_img, ax_bar, image, probs, given, suggested, row, score, class_names) -> None:
+    colours = [OTHER_COLOUR] * len(probs)
+    colours[suggested], colours[given] = SUGGESTED_COLOUR, SUSPECT_COLOUR
+    _panel_axes(ax_img, ax_bar, image, probs, class_names, colours)
+    # The given class's bar is often too short to see: its tick label carries the colour instead.
+    tick = ax_bar.get_xticklabels()[given]
+    tick.set_color(SUSPECT_COLOUR)
+    tick.set_fontweight("bold")
+    ax_img.set_title(f"#{row}: given {class_names[given]}", fontsize=9, color=SUSPECT_COLOUR, pad=4)
+    ax_bar.set_title(
+        f"suggested {class_names[suggested]} ({probs[suggested]:.2f}) · given {class_names[given]} ({score:.2g})",
+        fontsize=9,
+        color=SUGGESTED_COLOUR,
+        pad=4,
+    )
 
-    The first page opens with `title` and `summary` (count and accuracy). A page is drawn even when there are
-    no mistakes, so the file always exists and says so.
-    """
+
+def _panel_pages(
+    path: str | Path, count: int, draw: Callable, title: str, summary: str, per_page: int, empty: str
+) -> None:
+    """A PDF of `count` panels, two a row, `per_page` a page; `draw(k, ax_img, ax_bar)` draws the k-th. The first
+    page opens with `title` and `summary`; with no panels, one page says `empty`, so the file always exists."""
     cols = 2
     rows = max(1, per_page // cols)
-    pages = [order[i : i + rows * cols] for i in range(0, len(order), rows * cols)] or [order[:0]]
+    order = np.arange(count)
+    pages = [order[i : i + rows * cols] for i in range(0, count, rows * cols)] or [order[:0]]
     with atomic_path(path) as tmp, PdfPages(tmp) as pdf:
         for page_no, page in enumerate(pages):
             fig = plt.figure(figsize=A4_PORTRAIT)
@@ -114,19 +129,59 @@ def misclassified_pdf(
             )
             for k, i in enumerate(page):
                 r, c = divmod(k, cols)
-                _mistake_panel(
-                    fig.add_subplot(grid[r, 2 * c]),
-                    fig.add_subplot(grid[r, 2 * c + 1]),
-                    images[i],
-                    probs[i],
-                    int(y_true[i]),
-                    class_names,
-                )
+                draw(int(i), fig.add_subplot(grid[r, 2 * c]), fig.add_subplot(grid[r, 2 * c + 1]))
             if len(page) == 0:
-                fig.text(0.5, 0.5, "No misclassified images.", ha="center", fontsize=14)
+                fig.text(0.5, 0.5, empty, ha="center", fontsize=14)
             fig.text(0.98, 0.01, f"page {page_no + 1} of {len(pages)}", ha="right", fontsize=8, color="grey")
             pdf.savefig(fig)
             plt.close(fig)
+
+
+def misclassified_pdf(
+    path: str | Path,
+    images: np.ndarray,
+    probs: np.ndarray,
+    y_true: np.ndarray,
+    order: np.ndarray,
+    class_names: Sequence[str],
+    title: str,
+    summary: str,
+    per_page: int = 12,
+) -> None:
+    """One panel per mistake in `order`: the image with its true label beside the probability of every class.
+
+    The first page opens with `title` and `summary` (count and accuracy). A page is drawn even when there are
+    no mistakes, so the file always exists and says so.
+    """
+
+    def draw(k: int, ax_img, ax_bar) -> None:
+        i = order[k]
+        _mistake_panel(ax_img, ax_bar, images[i], probs[i], int(y_true[i]), class_names)
+
+    _panel_pages(path, len(order), draw, title, summary, per_page, "No misclassified images.")
+
+
+def label_issues_pdf(
+    path: str | Path,
+    images: np.ndarray,
+    probs: np.ndarray,
+    given: np.ndarray,
+    rows: np.ndarray,
+    scores: np.ndarray,
+    class_names: Sequence[str],
+    title: str,
+    summary: str,
+    per_page: int = 12,
+) -> None:
+    """One panel per flagged image, in the order given (most likely wrong first): the image with its row in the
+    official file and its given label, beside the probability of every class and the suggested (most probable)
+    one."""
+
+    def draw(k: int, ax_img, ax_bar) -> None:
+        p = probs[k]
+        _issue_panel(ax_img, ax_bar, images[k], p, int(given[k]), int(np.argmax(p)), rows[k], scores[k], class_names)
+
+    _panel_pages(path, len(given), draw, title, summary, per_page, "No images flagged.")
 
 
 VERDICT_COLOURS = {"best": TRUE_COLOUR, "not distinguishable": "#2b6cb0", "better": "#8e44ad"}

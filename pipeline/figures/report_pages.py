@@ -136,6 +136,17 @@ def generalisation_note(scores: dict[str, dict[str, float]]) -> str | None:
     return f"Generalisation gap MNIST → EMNIST digits: {m:.2%} − {e:.2%} = {100 * gap:+.2f} points"
 
 
+def label_issue_note(test_set: str, counts: dict[str, float]) -> str:
+    """A test set's label issues as the summary states them: how many images are flagged and how many of its errors
+    they are, and the accuracy on the others, named so that nobody takes it for a corrected accuracy."""
+    kept = counts["images"] - counts["flagged"]
+    return (
+        f"{test_set}: {counts['flagged']:,} labels flagged as likely wrong, {counts['flagged_errors']:,} of its "
+        f"{counts['errors']:,} errors; accuracy on the other {kept:,}: {counts['accuracy_excluding_flagged']:.2%} "
+        "(not a corrected accuracy)"
+    )
+
+
 @dataclass(frozen=True)
 class MisclassifiedPdf:
     """What the process that draws a misclassification PDF needs: only the shown mistakes travel to it."""

@@ -26,6 +26,8 @@ TEST_SET_FILES = [
     "per_class.csv",
     "classification_report.txt",
     "confused_pairs.csv",
+    "label_issues.csv",  # the label_issues stage's, copied
+    "label_issues.pdf",
 ]
 
 

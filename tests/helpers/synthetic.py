@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig
 
-from pipeline.data.datasets import DIGIT_NAMES, Dataset, save_dataset
+from pipeline.data.datasets import DIGIT_NAMES, Dataset, all_rows, save_dataset
 from pipeline.data.mirror import ENV_VAR
 from tests.helpers.configs import tiny_config
 
@@ -40,6 +40,10 @@ def synthetic_dataset(num_classes: int, n_train: int, n_test: int, seed: int) ->
         y_test=y_test,
         class_names=names,
         source=f"synthetic, {num_classes} classes",
+        train_rows=all_rows(n_train),
+        test_rows=all_rows(n_test),
+        train_file="synthetic-train-images",
+        test_file="synthetic-test-images",
     )
 
 

@@ -20,7 +20,7 @@ from tests.helpers.idx import write_idx
 from tests.helpers.repos import run
 from tests.helpers.stage_outputs import TEST_SET_FILES as REPORT_FILES
 
-STAGES = ("fetch", "ingest", "train", "evaluate", "report")
+STAGES = ("fetch", "ingest", "train", "evaluate", "label_issues", "report")
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,10 @@ def test_dvc_metrics_are_the_headline_scores_per_test_set(repo):
     path, env, _ = repo
     shown = json.loads(run(["dvc", "metrics", "show", "--json"], path, env).stdout)
     files = next(iter(shown.values()))["data"]
-    assert set(files) == {"metrics/test.json"}
+    assert set(files) == {"metrics/test.json", "metrics/label_issues.json"}
+    flagged = files["metrics/label_issues.json"]["data"]
+    assert set(flagged) == {"mnist", "emnist_digits"}
+    assert all(0 <= f["flagged_errors"] <= min(f["flagged"], f["errors"]) for f in flagged.values())
     data = files["metrics/test.json"]["data"]
     assert set(data) == {"mnist", "emnist_digits"}
     assert all(set(scores) == {"accuracy", "loss"} for scores in data.values())

@@ -26,6 +26,7 @@ def tiny_config(overrides: list[str] = ()) -> DictConfig:
                 "evaluate.limit=null",
                 "train.batch_size=32",
                 "report.max_misclassified=12",
+                "label_issues.max_shown=12",
                 "report.grid_size=8",
                 *overrides,
             ],

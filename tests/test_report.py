@@ -339,7 +339,8 @@ def test_report_writes_every_file_and_logs_them_to_the_run(evaluated, reported):
     for test_set in cfg.data.test_sets:
         for name in TEST_SET_FILES:
             data = (reports / test_set / name).read_bytes()
-            assert data[:8] == PNG or (name.endswith((".csv", ".txt")) and data), f"{test_set}/{name}"
+            kind = name.rpartition(".")[2]
+            assert {"png": data[:8] == PNG, "pdf": data[:5] == PDF}.get(kind, bool(data)), f"{test_set}/{name}"
         assert len(csv_rows(Path("plots/confusion") / f"{test_set}.csv")) == 100
         assert len(csv_rows(Path("plots/per_class") / f"{test_set}.csv")) == 10
     assert len(csv_rows(Path("plots/history.csv"))) == 2

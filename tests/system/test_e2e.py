@@ -199,7 +199,13 @@ def test_a_raw_file_added_by_hand_is_seen_and_acted_on(repo, mirror):
         "ingest": [{"changed deps": {"data/raw/emnist": "modified"}}],
     }
     out = run(["dvc", "repro"], path, env).stdout
-    assert [s for s in STAGES if f"Running stage '{s}'" in out] == ["fetch", "ingest", "evaluate", "report"], out
+    assert [s for s in STAGES if f"Running stage '{s}'" in out] == [
+        "fetch",
+        "ingest",
+        "evaluate",
+        "label_issues",
+        "report",
+    ], out
     assert "using EMNIST digits test (0 train, 40000 test images" in out
     assert "EMNIST digits test" in the_run(path).data.tags["dataset.test.emnist_digits"]
     assert "Running stage" not in run(["dvc", "repro"], path, env).stdout

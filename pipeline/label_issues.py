@@ -28,16 +28,16 @@ from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import Dataset, display, load_dataset, prepared_path
 from pipeline.figures import plots
 from pipeline.scoring.label_quality import (
+    COUNTS_FILE,
     LabelIssues,
     ProbabilitiesError,
     check_probabilities,
+    found_files,
     issue_counts,
     issues_csv,
     label_issues,
 )
 from pipeline.tracking import runs
-
-METRICS_FILE = "label_issues.json"
 
 
 def read_predictions(predictions_dir: Path, name: str) -> tuple[np.ndarray, np.ndarray, str]:
@@ -98,7 +98,7 @@ def summary_text(t: Findings, shown: int) -> str:
 
 def write_test_set(t: Findings, folder: Path, max_shown: int, per_page: int) -> list[Path]:
     """<test set>.csv and <test set>.pdf in `folder`; returns their paths."""
-    csv_path, pdf_path = folder / f"{t.name}.csv", folder / f"{t.name}.pdf"
+    csv_path, pdf_path = found_files(folder, t.name)
     with atomic_path(csv_path) as tmp:
         tmp.write_text(issues_csv(t.issues, t.probs, t.labels, t.dataset.test_rows, t.dataset.class_names), "utf-8")
     shown = t.issues.positions[:max_shown]
@@ -134,7 +134,7 @@ def find_issues(cfg: DictConfig) -> dict[str, dict[str, float]]:
                 flush=True,
             )
         results = {t.name: t.counts for t in test_sets}
-        metrics_file = Path(cfg.paths.metrics) / METRICS_FILE
+        metrics_file = Path(cfg.paths.metrics) / COUNTS_FILE
         write_json(metrics_file, results)
         mlflow.log_artifact(str(metrics_file), "metrics")
     return results

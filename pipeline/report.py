@@ -50,6 +50,7 @@ from pipeline.figures.report_pages import (
     write_summary_pdf,
 )
 from pipeline.scoring import metrics
+from pipeline.scoring.label_quality import COUNTS_FILE, found_files
 from pipeline.scoring.predictions import Predictions
 from pipeline.scoring.tables import classification_report, history_rows, per_class_rows, to_csv
 from pipeline.tracking import runs
@@ -147,7 +148,7 @@ def report_test_set(
     p = read_predictions(name, training, cfg)
     reports = Path(cfg.paths.reports)
     if name not in flagged:
-        raise FileNotFoundError(f"{LABEL_ISSUE_COUNTS}: no test set {name} — run the label_issues stage (`dvc repro`)")
+        raise FileNotFoundError(f"{COUNTS_FILE}: no test set {name} — run the label_issues stage (`dvc repro`)")
     copy_label_issues(name, Path(cfg.paths.label_issues), reports / name)
     per_class = write_tables(p, reports / name)
     write_plot_data(p, per_class, Path(cfg.paths.plots))
@@ -177,12 +178,9 @@ def read_predictions(name: str, training: Training, cfg: DictConfig) -> Predicti
     return Predictions.of(name, ds, probs, y, cfg.report.confused_pairs)
 
 
-LABEL_ISSUE_COUNTS = "label_issues.json"  # in paths.metrics, as the label_issues stage writes it
-
-
 def read_label_issue_counts(cfg: DictConfig) -> dict[str, Any]:
     """metrics/label_issues.json: per test set, its flagged images and what leaving them out does."""
-    path = Path(cfg.paths.metrics) / LABEL_ISSUE_COUNTS
+    path = Path(cfg.paths.metrics) / COUNTS_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found — run the label_issues stage first (`dvc repro`)")
     return read_json(path)
@@ -190,11 +188,10 @@ def read_label_issue_counts(cfg: DictConfig) -> dict[str, Any]:
 
 def copy_label_issues(name: str, found: Path, folder: Path) -> None:
     """The label_issues stage's CSV and PDF of test set `name`, as label_issues.csv and .pdf in `folder`."""
-    for suffix in (".csv", ".pdf"):
-        source = found / f"{name}{suffix}"
+    for source in found_files(found, name):
         if not source.is_file():
             raise FileNotFoundError(f"{source}: not found — run the label_issues stage first (`dvc repro`)")
-        with atomic_path(folder / f"label_issues{suffix}") as tmp:
+        with atomic_path(folder / f"label_issues{source.suffix}") as tmp:
             shutil.copyfile(source, tmp)
 
 

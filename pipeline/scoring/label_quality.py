@@ -10,14 +10,19 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-from cleanlab.filter import find_label_issues
-from cleanlab.rank import get_label_quality_scores
 
 from pipeline.core.errors import UserError
 
 RANKED_BY = "self_confidence"  # the model's probability of the given label: lowest, most likely wrong
+COUNTS_FILE = "label_issues.json"  # in paths.metrics: the label_issues stage writes it, report reads it
+
+
+def found_files(folder: Path, name: str) -> tuple[Path, Path]:
+    """Where the label_issues stage puts a test set's CSV and PDF (report copies them from there)."""
+    return folder / f"{name}.csv", folder / f"{name}.pdf"
 
 
 class ProbabilitiesError(UserError, ValueError):
@@ -47,6 +52,10 @@ class LabelIssues:
 def label_issues(probs: np.ndarray, labels: np.ndarray) -> LabelIssues:
     """cleanlab's label issues, ranked by self-confidence. One process (n_jobs=1): the answer is the same, and the
     cores are the pipeline's to share."""
+    # Here, not on top: cleanlab takes ~2 s to import, which report (it reads COUNTS_FILE) need not wait for.
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
     if len(labels) == 0:
         return LabelIssues(np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.int64))
     labels = np.asarray(labels, dtype=np.int64)

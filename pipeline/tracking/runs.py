@@ -15,6 +15,7 @@ import mlflow
 import numpy as np
 from mlflow import ActiveRun
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+from mlflow.exceptions import MlflowException
 
 from pipeline.core.errors import first_line
 from pipeline.core.files import read_json, write_json
@@ -84,11 +85,27 @@ def log_dataset(name: str, source: Path, x: np.ndarray, y: np.ndarray, context: 
     prepared file it was read from, its digest, and `context` (training, validation or test) saying the split.
 
     Logged again in the same run (a resumed training), it is not added a second time: MLflow links a dataset,
-    by name and digest, to a run once."""
+    by name and digest, to a run once.
+
+    Two jobs of a parallel sweep log the same dataset at the same moment: MLflow's store looks for it, finds it
+    in neither, and both insert it, so one fails on the table's unique key. By then the other's row is there, so
+    logging once more links it instead (seen in a 2-job sweep on SQLite; the tracking server's store is the same)."""
     # A local file: resolving the bare path instead warns that two registered kinds of source could take it.
     where = get_dataset_source_from_json(json.dumps({"uri": str(source)}), source_type="local")
     dataset = mlflow.data.from_numpy(x, source=where, targets=y, name=name, digest=content_digest(x, y))
-    mlflow.log_input(dataset, context=context)
+    try:
+        mlflow.log_input(dataset, context=context)
+    except MlflowException as error:
+        if not lost_insert_race(error):
+            raise
+        mlflow.log_input(dataset, context=context)
+
+
+def lost_insert_race(error: Exception) -> bool:
+    """Whether a store refused a row because another writer had just inserted the same key (SQLite, PostgreSQL,
+    MySQL each say it their own way)."""
+    message = str(error).lower()
+    return any(words in message for words in ("unique constraint", "duplicate key", "duplicate entry"))
 
 
 @contextmanager

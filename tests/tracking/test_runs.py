@@ -1,9 +1,16 @@
-"""A run's datasets: the digest by which MLflow knows the images and labels the run used."""
+"""A run's datasets: the digest by which MLflow knows the images and labels the run used, and logging them from
+two jobs at once."""
 
 from __future__ import annotations
 
-import numpy as np
+import subprocess
+import sys
 
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from pipeline.core.paths import project_root
 from pipeline.tracking.runs import content_digest
 from tests.helpers.synthetic import synthetic_dataset
 
@@ -22,3 +29,48 @@ def test_content_digest_tells_apart_any_change_to_images_labels_or_shape():
     assert content_digest(x.reshape(200, 784), y) != digest
     assert content_digest(x[:100], y[:100]) != digest
     assert content_digest(x[::2], y[::2]) == content_digest(np.ascontiguousarray(x[::2]), y[::2])
+
+
+# Two processes, as two jobs of a parallel sweep: each opens a run in the same experiment and, at one agreed
+# moment (when both are ready), logs the same datasets to it.
+RACING_JOB = """
+import os, sys, time
+from pathlib import Path
+import mlflow
+from pipeline.tracking.runs import log_dataset
+from tests.helpers.synthetic import synthetic_dataset
+
+mlflow.set_tracking_uri(sys.argv[1])
+mlflow.set_experiment("race")
+ds = synthetic_dataset(10, 400, 0, seed=1)
+parts = [(ds.x_train[i : i + 20], ds.y_train[i : i + 20]) for i in range(0, 400, 20)]
+ready = Path(sys.argv[2])
+with mlflow.start_run():
+    (ready / str(os.getpid())).touch()
+    while len(list(ready.iterdir())) < 2:
+        time.sleep(0.001)
+    for i, (x, y) in enumerate(parts):
+        log_dataset(f"part{i}", Path("data/prepared/synthetic.npz"), x, y, "training")
+"""
+
+
+@pytest.mark.slow
+def test_two_jobs_logging_the_same_datasets_at_once_both_link_them(tmp_path):
+    """Without the second attempt, one of the two fails on the datasets table's unique key on the first part."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("race")  # once, before the race, as a sweep's parent does
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-c", RACING_JOB, uri, str(ready)], cwd=project_root(), stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    errors = [job.communicate(timeout=120)[1] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], "\n".join(errors)[-2000:]
+    runs = client.search_runs([experiment_id])
+    assert len(runs) == 2
+    for finished in runs:
+        assert sorted(d.dataset.name for d in finished.inputs.dataset_inputs) == sorted(f"part{i}" for i in range(20))

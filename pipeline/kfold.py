@@ -5,7 +5,8 @@ training set (docs/data.md#the-training-sets-labels-by-k-fold).
 Run every fold as one Hydra sweep, `python -m pipeline.kfold -m 'kfold.fold=range(0,5)'`: each fold a sweep job
 (pipeline/sweeps/jobs.py) with its own folder, where it writes out_of_fold.npz, and a child MLflow run under the
 sweep's parent run; Hydra's launchers run the folds in parallel or on SLURM, and a fold run again resumes as any
-training does. `python -m pipeline.kfold_join <sweep folder>` then joins them.
+training does, and a fold already done with the same settings in the same sweep folder is kept, not trained again.
+`python -m pipeline.kfold_join <sweep folder>` then joins them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -28,7 +30,7 @@ from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import load_dataset, prepared_path
 from pipeline.data.folds import fold_of
 from pipeline.evaluate import load_trained_model, predict_probabilities
-from pipeline.scoring.out_of_fold import FOLD_FILE, FoldPredictions, fold_settings, write_fold
+from pipeline.scoring.out_of_fold import FOLD_FILE, FoldPredictions, FoldsError, fold_settings, read_fold, write_fold
 from pipeline.sweeps.jobs import SweepJob, launcher_threads, limit_threads, sweep_job, with_job_outputs
 from pipeline.tracking import runs
 from pipeline.train import default_run_name, train
@@ -37,6 +39,22 @@ from pipeline.train import default_run_name, train
 def held_out_positions(labels: np.ndarray, folds: int, seed: int, fold: int) -> np.ndarray:
     """The positions of fold `fold`'s images in the training set."""
     return np.flatnonzero(fold_of(labels, folds, seed) == fold)
+
+
+def held_out_accuracy(p: FoldPredictions) -> float:
+    return float(np.mean(p.probs.argmax(axis=1) == p.labels))
+
+
+def finished_fold(path: Path, fold: int, settings: dict[str, Any]) -> float | None:
+    """The held-out accuracy of the fold's file if this job already wrote it with the same settings (the sweep run
+    again after an interruption: only the folds not done train), else None."""
+    if not path.is_file():
+        return None
+    try:
+        done = read_fold(path)
+    except (FoldsError, OSError, ValueError):  # a file of another kind, or cut short: train the fold again
+        return None
+    return held_out_accuracy(done) if done.fold == fold and done.settings == settings else None
 
 
 def run_fold(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
@@ -49,6 +67,11 @@ def run_fold(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
             f"'kfold.fold=range(0,{cfg.kfold.folds})'`, or one with kfold.fold=<0 … {cfg.kfold.folds - 1}>"
         )
     cfg = with_job_outputs(cfg, job_dir)
+    settings = fold_settings(runs.flatten(OmegaConf.to_container(cfg, resolve=True)))
+    path = job_dir / FOLD_FILE
+    if (done := finished_fold(path, fold, settings)) is not None:
+        print(f"kfold: fold {fold} already done with these settings, kept: {path}", flush=True)
+        return done
     raise_on_signals()  # also in a launcher's worker process, which does not run this module's __main__
     try:
         ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
@@ -59,11 +82,10 @@ def run_fold(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
         with runs.reopen_run(models_dir / "run.json", cfg.tracking, "kfold"):
             model, _ = load_trained_model(models_dir, cfg.evaluate.fused_batch_norm)
             probs = predict_probabilities(model, ds.x_train[held_out], cfg.evaluate.batch_size)
-            settings = fold_settings(runs.flatten(OmegaConf.to_container(cfg, resolve=True)))
-            path = job_dir / FOLD_FILE
-            write_fold(path, FoldPredictions(fold, cfg.kfold.folds, held_out, labels[held_out], probs, settings, ""))
+            predicted = FoldPredictions(fold, cfg.kfold.folds, held_out, labels[held_out], probs, settings, "")
+            write_fold(path, predicted)
             mlflow.log_artifact(str(path), "kfold")
-            accuracy = float(np.mean(probs.argmax(axis=1) == labels[held_out]))
+            accuracy = held_out_accuracy(predicted)
             mlflow.log_metric("kfold.held_out_accuracy", accuracy)
     except Exception:
         if job.parent is None:

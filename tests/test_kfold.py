@@ -10,15 +10,16 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from pipeline import kfold_join
 from pipeline.core.errors import UserError
 from pipeline.core.files import read_json
-from pipeline.kfold import held_out_positions, run_fold
-from pipeline.scoring.out_of_fold import FOLD_FILE, read_fold
+from pipeline.kfold import finished_fold, held_out_positions, run_fold
+from pipeline.scoring.out_of_fold import FOLD_FILE, FoldPredictions, fold_settings, read_fold, write_fold
 from pipeline.sweeps.callback import SWEEP_FILE, SweepTracking
-from pipeline.sweeps.jobs import SweepJob
+from pipeline.sweeps.jobs import SweepJob, with_job_outputs
+from pipeline.tracking.runs import flatten
 from tests.helpers.configs import tiny_config
 from tests.helpers.repos import REPO
 
@@ -64,6 +65,21 @@ def test_two_folds_as_a_sweep_then_joined(tiny, tmp_path, capsys):
     assert counts["images"] == 300 and 0 <= counts["flagged"] <= 300
     assert (sweep_dir / "label_issues" / "mnist_train.csv").is_file()
     assert "label_issues: mnist_train:" in capsys.readouterr().out
+
+
+def test_a_fold_done_with_the_same_settings_is_kept_and_with_others_trained_again(tiny):
+    """The sweep run again into the same folder after an interruption trains only the folds not done."""
+    cfg = tiny_config(["kfold.fold=1"])
+    settings = fold_settings(flatten(OmegaConf.to_container(with_job_outputs(cfg, Path("job")), resolve=True)))
+    probs = np.eye(10)[[1, 2, 3, 3]]  # 3 of 4 right
+    write_fold(
+        Path("job") / FOLD_FILE, FoldPredictions(1, 5, np.arange(4), np.array([1, 2, 3, 4]), probs, settings, "")
+    )
+    assert finished_fold(Path("job") / FOLD_FILE, 1, settings) == 0.75
+    assert run_fold(cfg, Path("job"), SweepJob("kfold.fold=1", None, "kfold.fold=1")) == 0.75
+    assert not Path("job/models").exists()  # not trained
+    assert finished_fold(Path("job") / FOLD_FILE, 1, {**settings, "seed": 7}) is None
+    assert finished_fold(Path("job") / FOLD_FILE, 2, settings) is None
 
 
 def test_a_fold_job_without_its_fold_index_is_a_users_error(tiny):

@@ -67,14 +67,37 @@ def checked_issues(name: str, ds: Dataset, probs: np.ndarray, labels: np.ndarray
 
 @dataclass(frozen=True)
 class Findings:
-    """One test set's label issues with what writing them needs."""
+    """One set of images' label issues with what writing them needs: a test set's here, the training set's in
+    pipeline/kfold_join.py."""
 
-    name: str
-    dataset: Dataset
+    name: str  # the files': label_issues/<name>.csv and .pdf
+    title: str  # the PDF's
+    described: str  # the PDF's first line: `Test set: <where it came from>`
+    images: np.ndarray  # the scored images, in the order of `probs`
+    rows: np.ndarray  # each one's row in the official file
+    official_file: str
+    class_names: tuple[str, ...]
     probs: np.ndarray
     labels: np.ndarray
     issues: LabelIssues
     counts: dict[str, float]
+
+
+def findings(
+    name: str,
+    title: str,
+    described: str,
+    images: np.ndarray,
+    rows: np.ndarray,
+    official_file: str,
+    class_names: tuple[str, ...],
+    probs: np.ndarray,
+    labels: np.ndarray,
+    issues: LabelIssues,
+) -> Findings:
+    """The label issues of checked probabilities, with their counts."""
+    counts = issue_counts(issues, probs, labels)
+    return Findings(name, title, described, images, rows, official_file, class_names, probs, labels, issues, counts)
 
 
 def read_test_set(name: str, cfg: DictConfig) -> Findings:
@@ -82,39 +105,52 @@ def read_test_set(name: str, cfg: DictConfig) -> Findings:
     probs, labels, source = read_predictions(Path(cfg.paths.predictions), name)
     ds = load_dataset(prepared_path(cfg.paths.prepared, name))
     issues = checked_issues(name, ds, probs, labels, source)
-    return Findings(name, ds, probs, labels, issues, issue_counts(issues, probs, labels))
+    n = len(labels)
+    return findings(
+        name, f"Likely label errors: {display(name)}", f"Test set: {ds.source}", ds.x_test[:n], ds.test_rows[:n],
+        ds.test_file, ds.class_names, probs, labels, issues,
+    )  # fmt: skip
 
 
 def summary_text(t: Findings, shown: int) -> str:
     """The first page's lines under the title of the PDF."""
     c = t.counts
     return (
-        f"Test set: {t.dataset.source}\n"
+        f"{t.described}\n"
         f"{c['flagged']:,} of {c['images']:,} labels flagged as likely wrong (cleanlab), "
         f"{c['flagged_errors']:,} of them among the model's {c['errors']:,} errors\n"
-        f"Showing {shown:,}, most likely wrong first; #: the image's row in {t.dataset.test_file}"
+        f"Showing {shown:,}, most likely wrong first; #: the image's row in {t.official_file}"
     )
 
 
-def write_test_set(t: Findings, folder: Path, max_shown: int, per_page: int) -> list[Path]:
-    """<test set>.csv and <test set>.pdf in `folder`; returns their paths."""
+def write_findings(t: Findings, folder: Path, max_shown: int, per_page: int) -> list[Path]:
+    """<name>.csv and <name>.pdf in `folder`; returns their paths."""
     csv_path, pdf_path = found_files(folder, t.name)
     with atomic_path(csv_path) as tmp:
-        tmp.write_text(issues_csv(t.issues, t.probs, t.labels, t.dataset.test_rows, t.dataset.class_names), "utf-8")
+        tmp.write_text(issues_csv(t.issues, t.probs, t.labels, t.rows, t.class_names), "utf-8")
     shown = t.issues.positions[:max_shown]
     plots.label_issues_pdf(
         pdf_path,
-        t.dataset.x_test[shown],
+        t.images[shown],
         t.probs[shown],
         t.labels[shown],
-        t.dataset.test_rows[shown],
+        t.rows[shown],
         t.issues.scores[: len(shown)],
-        t.dataset.class_names,
-        f"Likely label errors: {display(t.name)}",
+        t.class_names,
+        t.title,
         summary_text(t, len(shown)),
         per_page,
     )
     return [csv_path, pdf_path]
+
+
+def issues_line(t: Findings, folder: Path) -> str:
+    """What the stage prints of one set of images."""
+    c = t.counts
+    return (
+        f"label_issues: {t.name}: {c['flagged']} of {c['images']} labels flagged, {c['flagged_errors']} "
+        f"of them among the {c['errors']} errors; wrote {folder}/{t.name}.csv and .pdf"
+    )
 
 
 def find_issues(cfg: DictConfig) -> dict[str, dict[str, float]]:
@@ -124,15 +160,10 @@ def find_issues(cfg: DictConfig) -> dict[str, dict[str, float]]:
         # Every test set is read and checked before anything is written: bad input leaves no new file.
         test_sets = [read_test_set(name, cfg) for name in cfg.data.test_sets]
         for t in test_sets:
-            for path in write_test_set(t, folder, cfg.label_issues.max_shown, cfg.label_issues.per_page):
+            for path in write_findings(t, folder, cfg.label_issues.max_shown, cfg.label_issues.per_page):
                 mlflow.log_artifact(str(path), "label_issues")
             mlflow.log_metrics({f"label_issues.{t.name}.{k}": v for k, v in t.counts.items() if k != "images"})
-            c = t.counts
-            print(
-                f"label_issues: {t.name}: {c['flagged']} of {c['images']} labels flagged, {c['flagged_errors']} "
-                f"of them among the {c['errors']} errors; wrote {folder}/{t.name}.csv and .pdf",
-                flush=True,
-            )
+            print(issues_line(t, folder), flush=True)
         results = {t.name: t.counts for t in test_sets}
         metrics_file = Path(cfg.paths.metrics) / COUNTS_FILE
         write_json(metrics_file, results)

@@ -39,9 +39,14 @@ from pipeline.tracking import registry, runs, store
 
 
 def train(
-    cfg: DictConfig, run_name: str, parent_run_id: str | None = None, tags: Mapping[str, str] | None = None
+    cfg: DictConfig,
+    run_name: str,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    without: np.ndarray | None = None,
 ) -> str:
-    """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep, tagged with `tags`);
+    """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep, tagged with `tags`),
+    on the training set but the images at the positions `without` (a K-fold's held-out fold: pipeline/kfold.py);
     returns its id.
 
     The steps: prepare the data, build the network, fit it, export the best epoch's weights as a plain model."""
@@ -57,7 +62,7 @@ def train(
             mlflow.set_tag("train.resumed_after_epoch", len(progress.epochs))
             print(f"train: resuming MLflow run {run.info.run_id} after epoch {len(progress.epochs)}", flush=True)
         source = prepared_path(cfg.paths.prepared, cfg.data.name)
-        data = prepare_data(source, cfg.data.train_limit, cfg.train.validation_split, cfg.seed)
+        data = prepare_data(source, cfg.data.train_limit, cfg.train.validation_split, cfg.seed, without)
         runs.log_dataset(cfg.data.name, source, *data.train, "training")
         runs.log_dataset(cfg.data.name, source, *data.val, "validation")
         model, precision = build_training_model(cfg.model, cfg.augment, cfg.train, data.num_classes, cfg.seed)
@@ -116,10 +121,18 @@ class TrainingData:
         return len(self.class_names)
 
 
-def prepare_data(path: Path, limit: int | None, validation_fraction: float, seed: int) -> TrainingData:
-    """The prepared dataset's first `limit` training images (every one for None), split by `validation_split`."""
+def prepare_data(
+    path: Path, limit: int | None, validation_fraction: float, seed: int, without: np.ndarray | None = None
+) -> TrainingData:
+    """The prepared dataset's first `limit` training images (every one for None), but those at the positions
+    `without`, split by `validation_split`."""
     ds = load_dataset(path)
-    train, val = validation_split(ds.x_train[:limit], ds.y_train[:limit], validation_fraction, seed)
+    x, y = ds.x_train[:limit], ds.y_train[:limit]
+    if without is not None:
+        kept = np.ones(len(y), dtype=bool)
+        kept[without] = False
+        x, y = x[kept], y[kept]
+    train, val = validation_split(x, y, validation_fraction, seed)
     return TrainingData(train, val, ds.class_names, ds.source)
 
 

@@ -140,6 +140,9 @@ RULES: dict[str, Allowed] = {
     "evaluate.limit": null_or(integer(1)),
     "label_issues.max_shown": integer(0),  # 0: the PDF gives only the count of flagged images
     "label_issues.per_page": integer(1),
+    "kfold.folds": integer(2),  # one fold trains on nothing else
+    "kfold.fold": null_or(integer(0)),  # and below kfold.folds: see related_problems
+    "kfold.seed": integer(0, 2**32 - 1),  # NumPy's seeds for scikit-learn's shuffle
     "report.max_misclassified": integer(0),  # 0: the PDF gives only the count of mistakes
     "report.per_page": integer(1),
     "report.grid_size": integer(1),
@@ -178,6 +181,11 @@ def related_problems(cfg: Mapping[str, Any], bad: set[str]) -> list[str]:
         found.append(
             f"train.warmup_epochs={shown(train['warmup_epochs'])}: must be a number in [0, {train['epochs']}] "
             "(at most train.epochs)"
+        )
+    kfold = cfg.get("kfold", {})
+    if not {"kfold.folds", "kfold.fold"} & bad and kfold["fold"] is not None and kfold["fold"] >= kfold["folds"]:
+        found.append(
+            f"kfold.fold={kfold['fold']}: must be null or an integer in [0, {kfold['folds'] - 1}] (below kfold.folds)"
         )
     datasets, trainable, dataset_problems = prepared_datasets(cfg.get("ingest", {}).get("datasets", {}))
     data = cfg.get("data", {})

@@ -93,6 +93,9 @@ RANGES = {
     "evaluate.limit": ([None, 1], [0, -5], "null or an integer ≥ 1"),
     "label_issues.max_shown": ([0, 400], [-1, 2.5], "an integer ≥ 0"),
     "label_issues.per_page": ([1, 12], [0], "an integer ≥ 1"),
+    "kfold.folds": ([2, 10], [1, 0, 2.5], "an integer ≥ 2"),
+    "kfold.fold": ([None, 0, 4], [-1, 1.5], "null or an integer ≥ 0"),
+    "kfold.seed": ([0, 2**32 - 1], [-1, 2**32, 0.5], "an integer in [0, 4294967295]"),
     "report.max_misclassified": ([0, 400], [-1], "an integer ≥ 0"),
     "report.per_page": ([1, 12], [0], "an integer ≥ 1"),
     "report.grid_size": ([1, 40], [0], "an integer ≥ 1"),
@@ -123,6 +126,14 @@ def test_the_message_reads_like_the_override_that_caused_it():
     ]
     assert problems(with_value("train.fused_batch_norm", None)) == [
         "train.fused_batch_norm=null: must be true or false"
+    ]
+
+
+def test_the_kfold_fold_is_one_of_the_folds():
+    three = with_value("kfold.folds", 3)
+    assert problems(with_value("kfold.fold", 2, three)) == []
+    assert problems(with_value("kfold.fold", 3, three)) == [
+        "kfold.fold=3: must be null or an integer in [0, 2] (below kfold.folds)"
     ]
 
 

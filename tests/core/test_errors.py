@@ -111,7 +111,7 @@ def test_the_run_of_a_stage_that_failed_on_a_user_error_is_failed(tiny):
 # Every stage and tool, in process: a user's mistake ends each the same way.
 
 ENTRYPOINTS = sorted(p.stem for p in (REPO / "pipeline").glob("*.py") if p.stem != "__init__")
-STAGES = {"fetch", "ingest", "train", "evaluate", "label_issues", "report", "experiment"}
+STAGES = {"fetch", "ingest", "train", "evaluate", "label_issues", "report", "experiment", "kfold"}  # Hydra's
 
 
 def a_mistake(name: str, folder: Path) -> tuple[Callable[[], object], str]:
@@ -129,6 +129,7 @@ def a_mistake(name: str, folder: Path) -> tuple[Callable[[], object], str]:
         "predict": (lambda: main([str(image), "--model", "none.keras"]), "none.keras: no model file"),
         "reach": (main, "no default DVC remote: add one with `dvc remote add -d <name> <url>`"),
         "compose": (lambda: main(["train.epochz=3"]), "Could not override 'train.epochz'."),
+        "kfold_join": (lambda: main(["multirun/nowhere"]), "multirun/nowhere: no such folder"),
     }
     if name == "reach":
         Repo.init(str(folder), no_scm=True).close()  # a DVC project without a remote

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -19,7 +18,7 @@ from omegaconf import DictConfig
 
 from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
-from pipeline.core.errors import reports_user_errors
+from pipeline.core.errors import failure_report, reports_user_errors
 from pipeline.core.interrupt import raise_on_signals, stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.evaluate import evaluate
@@ -40,12 +39,12 @@ def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
         results = evaluate(cfg)
         find_issues(cfg)
         report(cfg)
-    except Exception:
+    except Exception as err:
         if parent is None:
             raise
         # In a sweep, one failed variant must not lose the others' comparison: its run is already marked
         # FAILED, the sweep's end lists it and exits non-zero.
-        print(f"experiment: {name} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+        print(f"experiment: {name} failed:{failure_report(err)}", file=sys.stderr, flush=True)
         return float("nan")
     return results[cfg.data.test_sets[0]]["accuracy"]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
-from pipeline.core.errors import UserError, reports_user_errors
+from pipeline.core.errors import UserError, failure_report, reports_user_errors
 from pipeline.core.interrupt import raise_on_signals, stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import load_dataset, prepared_path
@@ -87,11 +86,11 @@ def run_fold(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
             mlflow.log_artifact(str(path), "kfold")
             accuracy = held_out_accuracy(predicted)
             mlflow.log_metric("kfold.held_out_accuracy", accuracy)
-    except Exception:
+    except Exception as err:
         if job.parent is None:
             raise
         # In a sweep, one failed fold must not stop the others: the join names it missing, and it can be run again.
-        print(f"kfold: {job.name} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+        print(f"kfold: {job.name} failed:{failure_report(err)}", file=sys.stderr, flush=True)
         return float("nan")
     print(
         f"kfold: fold {fold} of {cfg.kfold.folds}: {len(held_out)} held-out images, accuracy {accuracy:.4f}; "

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
@@ -57,6 +58,15 @@ def reports_user_errors(main: Callable[..., T]) -> Callable[..., T]:
             exit_on_user_error(str(err))
 
     return run
+
+
+def failure_report(err: BaseException) -> str:
+    """How a sweep reports a job that failed while the others go on: a user's mistake by its message alone, as
+    `reports_user_errors` would (five folds of one stale file are five lines, not five tracebacks); anything else
+    with its traceback, which is a bug's report."""
+    if isinstance(err, USER_ERRORS):
+        return f" {err}"
+    return "\n" + "".join(traceback.format_exception(err))
 
 
 def first_line(err: BaseException, limit: int = 120) -> str:

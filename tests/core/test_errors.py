@@ -13,7 +13,7 @@ import pytest
 from dvc.repo import Repo
 from PIL import Image
 
-from pipeline.core.errors import UserError, reports_user_errors
+from pipeline.core.errors import UserError, failure_report, reports_user_errors
 from pipeline.data.checksums import ChecksumError
 from pipeline.data.datasets import DatasetError
 from pipeline.data.download import SourcesExhausted
@@ -217,3 +217,14 @@ def test_an_unknown_setting_is_hydras_short_message_without_a_traceback(tmp_path
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("Could not override 'train.epochz'.\nTo append to your config use +train.epochz=3")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_sweep_reports_a_failed_jobs_user_error_by_its_message_and_a_bug_by_its_traceback():
+    assert failure_report(DatasetError("data/prepared/mnist.npz: run ingest again")) == (
+        " data/prepared/mnist.npz: run ingest again"
+    )
+    try:
+        {}["missing"]
+    except KeyError as bug:
+        report = failure_report(bug)
+    assert report.startswith("\nTraceback (most recent call last):") and report.rstrip().endswith("KeyError: 'missing'")

@@ -26,6 +26,7 @@ from pipeline.core.files import atomic_path, write_json, write_npz
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import load_dataset, prepared_path
+from pipeline.data.exclusion import excluded_positions, listed_images
 from pipeline.modeling.augment import augmented_examples
 from pipeline.modeling.fitting import Fit, best_epoch, fit
 from pipeline.modeling.flops import forward_flops, training_flops
@@ -62,7 +63,11 @@ def train(
             mlflow.set_tag("train.resumed_after_epoch", len(progress.epochs))
             print(f"train: resuming MLflow run {run.info.run_id} after epoch {len(progress.epochs)}", flush=True)
         source = prepared_path(cfg.paths.prepared, cfg.data.name)
-        data = prepare_data(source, cfg.data.train_limit, cfg.train.validation_split, cfg.seed, without)
+        exclude_list = Path(cfg.data.exclude_label_issues) if cfg.data.exclude_label_issues else None
+        data = prepare_data(source, cfg.data.train_limit, cfg.train.validation_split, cfg.seed, without, exclude_list)
+        if exclude_list is not None:
+            mlflow.set_tag("data.excluded_images", data.excluded)
+            mlflow.log_artifact(str(exclude_list), "excluded")  # the list itself: its path may change or go
         runs.log_dataset(cfg.data.name, source, *data.train, "training")
         runs.log_dataset(cfg.data.name, source, *data.val, "validation")
         model, precision = build_training_model(cfg.model, cfg.augment, cfg.train, data.num_classes, cfg.seed)
@@ -73,7 +78,8 @@ def train(
         mlflow.log_metric("model.forward_flops", flops)
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         print(
-            f"train: {run_name}: {len(data.train[0])} training, {len(data.val[0])} validation images, "
+            f"train: {run_name}: {len(data.train[0])} training, {len(data.val[0])} validation images"
+            f"{f' ({data.excluded} left out as label issues)' if exclude_list else ''}, "
             f"{model.count_params():,} parameters, {flops / 1e6:.1f} MFLOP per image, {precision}; "
             f"MLflow run {run.info.run_id}",
             flush=True,
@@ -115,6 +121,7 @@ class TrainingData:
     val: tuple[np.ndarray, np.ndarray]
     class_names: tuple[str, ...]
     source: str  # where the images came from, as ingest recorded it
+    excluded: int = 0  # training images a label-issues list left out (data.exclude_label_issues)
 
     @property
     def num_classes(self) -> int:
@@ -122,18 +129,29 @@ class TrainingData:
 
 
 def prepare_data(
-    path: Path, limit: int | None, validation_fraction: float, seed: int, without: np.ndarray | None = None
+    path: Path,
+    limit: int | None,
+    validation_fraction: float,
+    seed: int,
+    without: np.ndarray | None = None,
+    exclude_list: Path | None = None,
 ) -> TrainingData:
     """The prepared dataset's first `limit` training images (every one for None), but those at the positions
-    `without`, split by `validation_split`."""
+    `without` and those the label-issues list `exclude_list` names, split by `validation_split`."""
     ds = load_dataset(path)
     x, y = ds.x_train[:limit], ds.y_train[:limit]
+    kept = np.ones(len(y), dtype=bool)
     if without is not None:
-        kept = np.ones(len(y), dtype=bool)
         kept[without] = False
-        x, y = x[kept], y[kept]
-    train, val = validation_split(x, y, validation_fraction, seed)
-    return TrainingData(train, val, ds.class_names, ds.source)
+    listed = np.empty(0, dtype=np.int64)
+    if exclude_list is not None:
+        listed = excluded_positions(
+            exclude_list, *listed_images(exclude_list), ds.train_rows, ds.y_train, ds.class_names, ds.train_file
+        )
+        listed = listed[listed < len(y)]  # beyond train_limit: not trained on anyway
+        kept[listed] = False
+    train, val = validation_split(x[kept], y[kept], validation_fraction, seed)
+    return TrainingData(train, val, ds.class_names, ds.source, excluded=len(listed))
 
 
 # Build: the network as it trains.

@@ -3,6 +3,7 @@ on tiny synthetic data, as MLflow and the later stages see it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from pipeline.modeling.model_file import read_class_names
 from pipeline.modeling.models import build_model
 from pipeline.modeling.precision import resolve_precision
 from pipeline.modeling.progress import Progress
+from pipeline.scoring.label_quality import LabelIssues, issues_csv
 from pipeline.tracking import runs
 from pipeline.tracking.store import connect
 from pipeline.train import (
@@ -94,6 +96,21 @@ def test_prepare_data_splits_the_first_training_images_of_the_prepared_dataset(t
     np.testing.assert_array_equal(y_val, expected_y_val)
     assert data.class_names == DIGIT_NAMES and data.num_classes == 10 and data.source == "numbered"
     assert len(prepare_data(tmp_path / "numbered.npz", None, 0.2, seed=5).train[0]) == 160
+
+
+def test_prepare_data_leaves_out_the_images_a_label_issues_list_names_from_training_and_validation(tmp_path):
+    ds = numbered_dataset(200)
+    ds = dataclasses.replace(ds, train_rows=ds.train_rows[::-1].copy())  # official rows in another order
+    save_dataset(tmp_path / "numbered.npz", ds)
+    listed = [5, 17, 150]  # positions; 150 is beyond the limit of 100 below
+    issues = LabelIssues(np.array(listed), np.zeros(3), np.zeros(3, int))
+    probs = np.full((200, 10), 0.1)
+    csv_path = tmp_path / "numbered_train.csv"
+    csv_path.write_text(issues_csv(issues, probs, ds.y_train, ds.train_rows, DIGIT_NAMES), "utf-8")
+    data = prepare_data(tmp_path / "numbered.npz", 100, 0.2, seed=5, exclude_list=csv_path)
+    kept = sorted(np.concatenate([data.train[0], data.val[0]])[:, 0, 0])
+    assert kept == [i for i in range(100) if i not in (5, 17)] and data.excluded == 2
+    assert prepare_data(tmp_path / "numbered.npz", None, 0.2, seed=5, exclude_list=csv_path).excluded == 3
 
 
 def test_prepare_data_without_the_prepared_dataset_says_which_stage_makes_it(tmp_path):

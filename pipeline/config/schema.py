@@ -104,6 +104,7 @@ DROPOUT = between(0, 1, "[)")
 RULES: dict[str, Allowed] = {
     "seed": integer(0, 2**32 - 1),  # NumPy's legacy seed, which keras.utils.set_random_seed sets, is 32 bits
     "data.train_limit": null_or(integer(1)),
+    "data.exclude_label_issues": null_or(Allowed(lambda v: isinstance(v, str) and v != "", "a path to a CSV")),
     "model.name": one_of(sorted(models.ARCHITECTURES)),
     "model.filters": integers(1, non_empty=True),
     "model.dense_units": integers(1, non_empty=False),  # none: the softmax straight after the convolutions

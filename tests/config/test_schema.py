@@ -49,6 +49,11 @@ def with_value(key: str, value: Any, cfg: dict[str, Any] = DEFAULT) -> dict[str,
 RANGES = {
     "seed": ([0, 2**32 - 1], [-1, 2**32, 4.5, "42"], "an integer in [0, 4294967295]"),
     "data.train_limit": ([None, 1], [0, -5, 2.5], "null or an integer ≥ 1"),
+    "data.exclude_label_issues": (
+        [None, "multirun/kfold-mnist/label_issues/mnist_train.csv"],
+        ["", 3],
+        "null or a path to a CSV",
+    ),
     "model.name": (["cnn2_bn", "compact"], ["nope", None], f"one of {', '.join(sorted(models.ARCHITECTURES))}"),
     "model.filters": ([[1], [32, 64, 128]], [[], [32, 0], [32.5], 32], "a non-empty list of integers ≥ 1"),
     "model.dense_units": ([[], [1, 256]], [[0], 128, [True]], "a list of integers ≥ 1"),

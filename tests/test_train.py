@@ -19,7 +19,8 @@ from mlflow.tracking import MlflowClient
 from pipeline.config.schema import MONITORS
 from pipeline.core.cpu import cpu_flags
 from pipeline.core.metric_direction import higher_is_better
-from pipeline.data.datasets import DIGIT_NAMES, Dataset, all_rows, save_dataset
+from pipeline.data.datasets import DIGIT_NAMES, Dataset, all_rows, load_dataset, save_dataset
+from pipeline.data.exclusion import ExclusionError
 from pipeline.modeling.batches import batches
 from pipeline.modeling.fitting import Fit, best_epoch, fit, learning_rate, schedule_callbacks
 from pipeline.modeling.flops import forward_flops
@@ -443,3 +444,37 @@ def test_a_failure_inside_train_leaves_a_failed_run(workdir):
     (run,) = store(workdir).search_runs([experiment.experiment_id], "attributes.run_name = 'no data'")
     assert run.info.status == "FAILED"
     assert run.data.params["data.name"] == "emnist_balanced"
+
+
+def written_training_list(folder: Path, positions: list[int], rows_shift: int = 0) -> Path:
+    """A label-issues list of the prepared training images at `positions`, as kfold_join writes it."""
+    ds = load_dataset(folder / "data/prepared/mnist.npz")
+    probs = np.full((len(ds.y_train), 10), 0.1)
+    issues = LabelIssues(np.array(positions), np.zeros(len(positions)), np.zeros(len(positions), int))
+    path = folder / "mnist_train.csv"
+    path.write_text(issues_csv(issues, probs, ds.y_train, ds.train_rows + rows_shift, ds.class_names), "utf-8")
+    return path
+
+
+@pytest.mark.slow  # a second tiny training
+def test_train_without_a_lists_images_tags_how_many_and_keeps_the_list(workdir):
+    listed = written_training_list(workdir, [0, 3, 7])
+    cfg = tiny_config([f"data.exclude_label_issues={listed}", "data.train_limit=100"])
+    client = store(workdir)
+    run = client.get_run(train(cfg, "without three"))
+    assert run.info.status == "FINISHED" and run.data.tags["data.excluded_images"] == "3"
+    (kept,) = [i.dataset for i in run.inputs.dataset_inputs if i.tags[0].value == "training"]
+    assert json.loads(kept.profile)["targets_shape"] == [97 - round(97 * cfg.train.validation_split)]
+    assert (
+        Path(client.download_artifacts(run.info.run_id, "excluded/mnist_train.csv")).read_text() == listed.read_text()
+    )
+
+
+def test_train_refuses_a_list_of_another_training_set_in_a_failed_run(workdir):
+    listed = written_training_list(workdir, [1], rows_shift=10**6)  # rows no training image has
+    with pytest.raises(ExclusionError, match=r"mnist_train\.csv: row 100000\d is not in the training set"):
+        train(tiny_config([f"data.exclude_label_issues={listed}"]), "another list")
+    cfg = tiny_config()
+    experiment = store(workdir).get_experiment_by_name(cfg.tracking.experiment)
+    (run,) = store(workdir).search_runs([experiment.experiment_id], "attributes.run_name = 'another list'")
+    assert run.info.status == "FAILED"

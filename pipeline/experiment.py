@@ -9,11 +9,9 @@ parent run. The name is this tool's alone: not a Hydra `experiment=` file, a DVC
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from pipeline.config.entrypoint import hydra_main
@@ -24,7 +22,7 @@ from pipeline.core.shutdown import skip_final_collection
 from pipeline.evaluate import evaluate
 from pipeline.label_issues import find_issues
 from pipeline.report import report
-from pipeline.sweeps.jobs import SweepJob, launcher_threads, limit_threads, sweep_job, with_job_outputs
+from pipeline.sweeps.jobs import SweepJob, start_job, with_job_outputs
 from pipeline.train import default_run_name, train
 
 
@@ -53,9 +51,7 @@ def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
 @reports_user_errors
 def main(cfg: DictConfig) -> float:
     validate(cfg)
-    hc = HydraConfig.get()
-    limit_threads(launcher_threads(hc.launcher, os.cpu_count() or 1))
-    return run_experiment(cfg, Path(hc.runtime.output_dir), sweep_job(default_run_name(cfg)))
+    return run_experiment(cfg, *start_job(default_run_name(cfg)))
 
 
 if __name__ == "__main__":

@@ -11,14 +11,12 @@ training does, and a fold already done with the same settings in the same sweep 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.config.entrypoint import hydra_main
@@ -30,7 +28,7 @@ from pipeline.data.datasets import load_dataset, prepared_path
 from pipeline.data.folds import fold_of
 from pipeline.evaluate import load_trained_model, predict_probabilities
 from pipeline.scoring.out_of_fold import FOLD_FILE, FoldPredictions, FoldsError, fold_settings, read_fold, write_fold
-from pipeline.sweeps.jobs import SweepJob, launcher_threads, limit_threads, sweep_job, with_job_outputs
+from pipeline.sweeps.jobs import SweepJob, start_job, with_job_outputs
 from pipeline.tracking import runs
 from pipeline.train import default_run_name, train
 
@@ -104,10 +102,7 @@ def run_fold(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
 @reports_user_errors
 def main(cfg: DictConfig) -> float:
     validate(cfg)
-    hc = HydraConfig.get()
-    limit_threads(launcher_threads(hc.launcher, os.cpu_count() or 1))
-    name = f"kfold.fold={cfg.kfold.fold} {default_run_name(cfg)}"
-    return run_fold(cfg, Path(hc.runtime.output_dir), sweep_job(name))
+    return run_fold(cfg, *start_job(f"kfold.fold={cfg.kfold.fold} {default_run_name(cfg)}"))
 
 
 if __name__ == "__main__":

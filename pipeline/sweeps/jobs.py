@@ -4,6 +4,7 @@ the sweep folder's sweep.json), its own output folders, and its share of the mac
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,3 +75,11 @@ def limit_threads(threads: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass  # a reused worker process: TensorFlow keeps the threads it was given for its first job
+
+
+def start_job(default_name: str) -> tuple[Path, SweepJob]:
+    """The Hydra job now starting: its folder and what `sweep_job` tells it, with TensorFlow held to the threads
+    its launcher gives it (before anything builds a model)."""
+    hc = HydraConfig.get()
+    limit_threads(launcher_threads(hc.launcher, os.cpu_count() or 1))
+    return Path(hc.runtime.output_dir), sweep_job(default_name)

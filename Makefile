@@ -21,20 +21,26 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 repro: env
 	$(BIN)/dvc repro
 
-# An MLflow tracking server for a team: its runs in the SQLite file $(SERVER_DIR)/mlflow.db, artifacts uploaded by the
-# clients over HTTP into ARTIFACTS (--artifacts-destination: a folder, or s3://… with boto3 installed).
-# Clients set MLFLOW_TRACKING_URI=http://<this machine>:$(PORT) and nothing else. HOST=0.0.0.0 listens on every
-# interface (MLflow then accepts private-network addresses; name others with SERVER_OPTS="--allowed-hosts …").
-# MLflow's job runner (GenAI evaluation jobs, seven more processes) is off: nothing here uses it.
+# An MLflow tracking server: its runs, datasets and registry in the database DB (the SQLite file
+# $(SERVER_DIR)/mlflow.db for one user; a team's PostgreSQL: DB=postgresql://mlflow@db.lab/mlflow, its password in
+# PGPASSWORD or ~/.pgpass rather than in the URI), artifacts uploaded by the clients over HTTP into ARTIFACTS
+# (--artifacts-destination: a folder, or s3://… with boto3 installed). LOGINS=yes asks every client for a login
+# (MLflow's basic-auth app, its users in DB too): the admin's password from MLFLOW_AUTH_ADMIN_PASSWORD, or made
+# once into $(SERVER_DIR)/admin-password (0600) — pipeline/tracking/logins.py. Clients set
+# MLFLOW_TRACKING_URI=http://<this machine>:$(PORT), and with logins MLFLOW_TRACKING_USERNAME and _PASSWORD.
+# HOST=0.0.0.0 listens on every interface (MLflow then accepts private-network addresses; name others with
+# SERVER_OPTS="--allowed-hosts …"). MLflow's job runner (GenAI evaluation jobs, seven more processes) is off:
+# nothing here uses it.
 HOST ?= 127.0.0.1
 PORT ?= 5000
 SERVER_DIR ?= mlflow-server
+DB ?= sqlite:///$(abspath $(SERVER_DIR))/mlflow.db
+LOGINS ?= no
 ARTIFACTS ?= $(abspath $(SERVER_DIR))/artifacts
 WORKERS ?= 2
 server: env
-	mkdir -p $(SERVER_DIR)
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow server \
-	  --backend-store-uri sqlite:///$(abspath $(SERVER_DIR))/mlflow.db \
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/python -m pipeline.server \
+	  --folder $(SERVER_DIR) --store '$(DB)' --logins $(LOGINS) -- \
 	  --artifacts-destination $(ARTIFACTS) \
 	  --host $(HOST) --port $(PORT) --workers $(WORKERS) $(SERVER_OPTS)
 

@@ -38,18 +38,51 @@ def resolved_uri(configured: str) -> tuple[str, Path | None]:
 
 
 def server_problems(tracking_cfg: Mapping[str, Any], timeout: float = reach.TIMEOUT) -> list[str]:
-    """Why the configured tracking server cannot be used, asked within seconds: [] when it answers, or when the
-    store is not a server. MLflow's client would retry for minutes, and a training could end with nowhere to go.
-    (Once a run is under way, MLflow's retries stay: a server restarting mid-training must not fail it.)"""
+    """Why the configured tracking server cannot be used, asked within seconds — it does not answer, or it wants a
+    login that we lack: [] when it takes our requests, or when the store is not a server. MLflow's client would
+    retry for minutes, and a training could end with nowhere to go. (Once a run is under way, MLflow's retries
+    stay: a server restarting mid-training must not fail it.)"""
     uri = resolved_uri(tracking_cfg["uri"])[0]
     if not uri.startswith(("http://", "https://")):
         return []
-    problem = reach.http_problem(f"{uri.rstrip('/')}/health", timeout)
-    if problem is None:
-        return []
     source = ENV_URI if os.environ.get(ENV_URI) else "tracking.uri"
-    fix = "is it running (`make server` starts one) and are the address and port right?"
-    return [f"MLflow tracking server {uri} ({source}) not reachable: {problem} — {fix}"]
+    problem = reach.http_problem(f"{uri.rstrip('/')}/health", timeout)
+    if problem is not None:
+        fix = "is it running (`make server` starts one) and are the address and port right?"
+        return [f"MLflow tracking server {uri} ({source}) not reachable: {problem} — {fix}"]
+    problem = login_problem(uri, timeout)
+    return [] if problem is None else [f"MLflow tracking server {uri} ({source}) {problem}"]
+
+
+def login_problem(uri: str, timeout: float = reach.TIMEOUT) -> str | None:
+    """Why the server at `uri` turns our requests away: it wants a login and has none, or refuses the one given;
+    None when it takes them. Asked with MLflow's own credentials (MLFLOW_TRACKING_USERNAME and _PASSWORD, a
+    token, ~/.mlflow/credentials), so what passes here passes for MLflow's client; without this question, a
+    server with logins (`make server LOGINS=yes`) would fail a training at its first call, in a traceback."""
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+
+    creds = get_default_host_creds(uri)
+    try:
+        answer = http_request(
+            creds,
+            "/api/2.0/mlflow/experiments/search",
+            "GET",
+            params={"max_results": 1},
+            max_retries=0,
+            timeout=timeout,
+            raise_on_status=False,
+        )
+    except Exception:  # noqa: BLE001 (it answered /health: anything else here is MLflow's client's to report)
+        return None
+    if answer.status_code != 401:
+        return None
+    if creds.username:
+        who = f"{creds.username!r} (MLFLOW_TRACKING_USERNAME)"
+        return f"refused the login of {who} — check it and MLFLOW_TRACKING_PASSWORD, or ask the server's admin"
+    if creds.token:
+        return "refused MLFLOW_TRACKING_TOKEN — check it, or ask the server's admin"
+    return "wants a login — set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (an account from its admin)"
 
 
 def check_server(tracking_cfg: Mapping[str, Any]) -> None:

@@ -130,9 +130,17 @@ def a_mistake(name: str, folder: Path) -> tuple[Callable[[], object], str]:
         "reach": (main, "no default DVC remote: add one with `dvc remote add -d <name> <url>`"),
         "compose": (lambda: main(["train.epochz=3"]), "Could not override 'train.epochz'."),
         "kfold_join": (lambda: main(["multirun/nowhere"]), "multirun/nowhere: no such folder"),
+        "server": (
+            lambda: main(["--folder", str(folder / "server"), "--store", "sqlite:///x.db", "--logins", "yes"]),
+            f"{folder / 'server' / 'admin-password'}: readable by others (mode 0644)",
+        ),
     }
     if name == "reach":
         Repo.init(str(folder), no_scm=True).close()  # a DVC project without a remote
+    if name == "server":  # the admin's password left where others can read it
+        (folder / "server").mkdir()
+        (folder / "server" / "admin-password").write_text("a-long-enough-password\n")
+        (folder / "server" / "admin-password").chmod(0o644)
     assert name in calls, f"pipeline/{name}.py: give it a mistake here, to show it ends as every entrypoint does"
     return calls[name]
 

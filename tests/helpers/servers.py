@@ -1,18 +1,23 @@
 """Servers on 127.0.0.1: a stand-in for NIST's and LeCun's (files from a folder, HTTP Range requests honoured,
 every request recorded, and a connection that can be cut part way through a response) and an archive laid out like
-NIST's for it to serve; a free port, and waiting until a server answers."""
+NIST's for it to serve; a free port, waiting until a server answers, and `make server` as a user starts it."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import re
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
@@ -119,3 +124,44 @@ def wait_for_http(url: str, process: subprocess.Popen, what: str, seconds: float
 class TrackingServer:
     url: str
     folder: Path  # its SQLite store and the artifacts clients uploaded
+
+
+@contextmanager
+def make_server(repo: Path, folder: Path, settings: list[str], env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """`make server` in `repo` with `settings` (DB=…, LOGINS=…), on a free loopback port, its files in `folder`;
+    yields its URL once it answers, and stops it (make, the mlflow CLI and its workers) when the block ends."""
+    port = free_port()
+    venv = Path(sys.prefix)  # the environment running the tests; `-o` keeps make from rebuilding it
+    log_path = folder / "server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            ["make", "-s", "-C", str(repo), f"VENV={venv}", "-o", f"{venv}/.installed", "server"]
+            + ["HOST=127.0.0.1", f"PORT={port}", f"SERVER_DIR={folder}", *settings],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=None if env is None else dict(env),
+            start_new_session=True,  # one process group to stop at the end
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            try:
+                wait_for_http(f"{url}/health", server, "mlflow server")
+            except AssertionError:
+                raise AssertionError(f"`make server` did not start: {log_path.read_text()[-3000:]}") from None
+            yield url
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+
+
+@dataclass(frozen=True)
+class TeamServer:
+    url: str
+    folder: Path  # its secrets, its auth config and the artifacts clients uploaded
+    database: str  # the PostgreSQL URI of its runs, registry and users, without the password
+    database_password: str
+    admin_password: str  # as `make server LOGINS=yes` made it, in folder/admin-password

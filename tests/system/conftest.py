@@ -1,47 +1,44 @@
-"""The system tests' own fixtures: a team's tracking server, once per session, and the fast pipeline run against it."""
+"""The system tests' own fixtures, once per session: a tracking server and the fast pipeline run against it; a
+team's server (PostgreSQL, logins)."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
+from tests.helpers import postgres
 from tests.helpers.repos import REPO, ServedRepo, copy_repo, run, stage_env
-from tests.helpers.servers import TrackingServer, free_port, wait_for_http
+from tests.helpers.servers import TeamServer, TrackingServer, make_server
 
 
 @pytest.fixture(scope="session")
 def tracking_server(tmp_path_factory) -> Iterator[TrackingServer]:
     """`make server` as documented, on a free loopback port, its store in a temporary folder; once per session."""
     folder = tmp_path_factory.mktemp("tracking_server")
-    port = free_port()
-    venv = Path(sys.prefix)  # the environment running the tests; `-o` keeps make from rebuilding it
-    log = open(folder / "server.log", "w")  # noqa: SIM115 (open while the server runs)
-    server = subprocess.Popen(
-        ["make", "-s", "-C", str(REPO), f"VENV={venv}", "-o", f"{venv}/.installed", "server"]
-        + ["HOST=127.0.0.1", f"PORT={port}", f"SERVER_DIR={folder}"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # make, the mlflow CLI and its uvicorn workers: one group to stop at the end
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/health", server, f"mlflow server ({folder / 'server.log'})")
+    with make_server(REPO, folder, []) as url:
         yield TrackingServer(url, folder)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
-        log.close()
+
+
+@pytest.fixture(scope="session")
+def team_server(tmp_path_factory) -> Iterator[TeamServer]:
+    """`make server` as a team runs it (docs/scaling.md): its database a real PostgreSQL of its own on a loopback
+    port, its password in PGPASSWORD, logins on, the admin's password made by the server on its first start."""
+    bin_dir = postgres.binaries()
+    if bin_dir is None:
+        reason = "needs PostgreSQL's initdb and pg_ctl: `apt-get install postgresql` (.ci/run does, as root)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must test the team's tracking server: {reason}")
+        pytest.skip(reason)
+    folder = tmp_path_factory.mktemp("team_server")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "PG"))}
+    with postgres.postgres(bin_dir) as db:
+        settings = [f"DB={db.uri}", "LOGINS=yes"]
+        with make_server(REPO, folder, settings, {**env, "PGPASSWORD": db.password}) as url:
+            password = (folder / "admin-password").read_text().strip()
+            yield TeamServer(url, folder, db.uri, db.password, password)
 
 
 @pytest.fixture(scope="session")

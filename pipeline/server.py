@@ -1,0 +1,43 @@
+"""A team's MLflow tracking server, as `make server` starts it: `python -m pipeline.server --folder DIR --store URI
+[--logins yes] -- <mlflow server's options>`.
+
+Its runs, datasets and registry in the database `--store` names (the SQLite file in the folder for one user;
+PostgreSQL for a team: docs/scaling.md). With `--logins yes`, MLflow's basic-auth app asks every client for a
+login; the admin's password and the session key come from the environment or from private files in the folder
+(pipeline/tracking/logins.py). This process becomes `mlflow server`, so stopping it stops the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pipeline.core.errors import reports_user_errors
+from pipeline.tracking.logins import server_environ
+
+
+@reports_user_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.server", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--folder", type=Path, required=True, help="the server's own files: SQLite store, secrets")
+    parser.add_argument("--store", required=True, help="the database: sqlite:///… or postgresql://user@host/db")
+    parser.add_argument("--logins", choices=["yes", "no"], default="no", help="ask every client for a login")
+    parser.add_argument("mlflow_options", nargs=argparse.REMAINDER, help="after --: passed to `mlflow server`")
+    args = parser.parse_args(argv)
+    args.folder.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", args.store]
+    env = dict(os.environ)
+    if args.logins == "yes":
+        secrets, note = server_environ(args.folder, args.store)
+        env.update(secrets)
+        command += ["--app-name", "basic-auth"]
+        print(note, file=sys.stderr, flush=True)
+    options = args.mlflow_options[1:] if args.mlflow_options[:1] == ["--"] else args.mlflow_options
+    os.execve(sys.executable, [*command, *options], env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

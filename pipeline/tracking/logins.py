@@ -1,0 +1,96 @@
+"""The tracking server's logins (MLflow's basic-auth app), its side: the secrets it needs and the config that names
+where its users are kept.
+
+MLflow's basic-auth app needs an admin password the first time it starts (it makes the admin then) and a key that
+signs its sessions. Each is taken from its environment variable when the server's operator sets one (from the
+team's secret store), or else made once, 32 random characters, into a file in the server's folder that only its
+owner can read; the next start reads it there. A password anyone could guess is refused, MLflow's old default
+first: a server reachable by a team must not open with it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+from pipeline.core.errors import UserError
+
+ADMIN = "admin"
+ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
+SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
+CONFIG_ENV = "MLFLOW_AUTH_CONFIG_PATH"
+ADMIN_PASSWORD_FILE = "admin-password"
+SECRET_KEY_FILE = "secret-key"
+CONFIG_FILE = "basic_auth.ini"
+OLD_DEFAULT = "password1234"  # the admin password MLflow's basic_auth.ini shipped until 3.x (GHSA-gq3w-7jj3-x7gr)
+MIN_LENGTH = 12  # MLflow's own minimum for a user's password
+# Every login may add runs to every experiment and versions to every registered model: a team trains into one
+# experiment (handwriting-lab) and one model per dataset, and promotes each other's runs. Deleting and changing
+# permissions (MANAGE) stay with whoever made the experiment or model, and the admin.
+DEFAULT_PERMISSION = "EDIT"
+
+
+def write_private(path: Path, text: str) -> None:
+    """`text` into a new file that only its owner may read (0600 from the start: no moment when others can)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def read_private(path: Path) -> str:
+    """A secret kept in a file; one that others may read is refused, not used."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise UserError(
+            f"{path}: readable by others (mode {mode:04o}) — `chmod 600 {path}`, or delete it for a new one"
+        )
+    return path.read_text().strip()
+
+
+def kept_secret(folder: Path, name: str, given: str | None) -> tuple[str, bool]:
+    """The secret `given` (from the environment) or kept in `folder/name`, made there first if there is none; and
+    whether it was made now."""
+    if given:
+        return given, False
+    path = folder / name
+    if path.exists():
+        return read_private(path), False
+    write_private(path, secrets.token_urlsafe(24) + "\n")
+    return read_private(path), True
+
+
+def check_password(password: str, source: str) -> None:
+    if password == OLD_DEFAULT:
+        raise UserError(
+            f"{source}: {OLD_DEFAULT} is the admin password MLflow used to ship, which anyone can guess — choose "
+            f"another, or unset {ADMIN_PASSWORD_ENV} to have one made"
+        )
+    if len(password) < MIN_LENGTH:
+        raise UserError(f"{source}: the admin password has {len(password)} characters; MLflow needs {MIN_LENGTH}")
+
+
+def auth_config(store_uri: str) -> str:
+    """MLflow's basic-auth config: its users in the same database as the runs (their tables, and their migrations'
+    version table, are their own), so one database holds the team's server and one backup restores it. MLflow
+    reads the file with interpolation: a `%` of a URL-encoded password is written `%%`."""
+    settings = {"default_permission": DEFAULT_PERMISSION, "database_uri": store_uri, "admin_username": ADMIN}
+    return "[mlflow]\n" + "".join(f"{key} = {value.replace('%', '%%')}\n" for key, value in settings.items())
+
+
+def server_environ(folder: Path, store_uri: str, environ: Mapping[str, str] = os.environ) -> tuple[dict[str, str], str]:
+    """What `mlflow server --app-name basic-auth` needs in its environment, with its config written into `folder`;
+    and a line for the operator when the admin password was made now (where to read it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = ADMIN_PASSWORD_ENV if environ.get(ADMIN_PASSWORD_ENV) else str(folder / ADMIN_PASSWORD_FILE)
+    password, made = kept_secret(folder, ADMIN_PASSWORD_FILE, environ.get(ADMIN_PASSWORD_ENV))
+    check_password(password, source)
+    key, _ = kept_secret(folder, SECRET_KEY_FILE, environ.get(SECRET_KEY_ENV))
+    config = folder / CONFIG_FILE
+    config.unlink(missing_ok=True)  # written anew each start; private, as the database URI may hold a password
+    write_private(config, auth_config(store_uri))
+    note = f"logins on: the admin is {ADMIN!r}, "
+    note += f"with the password made now in {source}" if made else f"with the password in {source}"
+    return {ADMIN_PASSWORD_ENV: password, SECRET_KEY_ENV: key, CONFIG_ENV: str(config)}, note

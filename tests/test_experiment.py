@@ -45,7 +45,7 @@ def test_threads_per_job_share_the_cores():
     assert threads_per_job(2, 2) == 1 and threads_per_job(4, 16) == 4 and threads_per_job(8, 2) == 1
 
 
-@pytest.mark.parametrize(("launcher", "threads"), [("basic", None), ("parallel", 1), ("local", 1), ("slurm", 4)])
+@pytest.mark.parametrize(("launcher", "threads"), [("basic", None), ("parallel", 1), ("local", 1), ("slurm", 2)])
 def test_each_launcher_gives_its_jobs_their_threads(launcher, threads):
     """joblib's workers share the cores; a submitit job (SLURM or local) gets what it reserved (cpus_per_task),
     not every core of a node it shares."""

@@ -66,6 +66,7 @@ def launcher_threads(launcher: Mapping[str, Any], cores: int) -> int | None:
 
 
 def limit_threads(threads: int | None) -> None:
+    """TensorFlow's compute threads, said in the job's log (a cluster job's log shows it used what it reserved)."""
     if threads is None:
         return
     import tensorflow as tf
@@ -75,6 +76,7 @@ def limit_threads(threads: int | None) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass  # a reused worker process: TensorFlow keeps the threads it was given for its first job
+    print(f"sweep job: {tf.config.threading.get_intra_op_parallelism_threads()} TensorFlow threads", flush=True)
 
 
 def start_job(default_name: str) -> tuple[Path, SweepJob]:

@@ -1,5 +1,5 @@
 """The system tests' own fixtures, once per session: a tracking server and the fast pipeline run against it; a
-team's server (PostgreSQL, logins)."""
+team's server (PostgreSQL, logins); a single-node SLURM cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from tests.helpers import postgres
 from tests.helpers.repos import REPO, ServedRepo, copy_repo, run, stage_env
 from tests.helpers.servers import TeamServer, TrackingServer, make_server
+from tests.helpers.slurm import SlurmCluster, missing_reason, slurm_cluster
 
 
 @pytest.fixture(scope="session")
@@ -54,3 +55,16 @@ def served_repo(tracking_server, mirror, tmp_path_factory) -> ServedRepo:
     run(["git", "commit", "-q", "-m", "fast run, tracked on the server"], path, env)
     run_id = json.loads((path / "models" / "run.json").read_text())["run_id"]
     return ServedRepo(path, env, tracking_server, run_id)
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory) -> Iterator[SlurmCluster]:
+    """A single-node SLURM cluster on this machine (tests/helpers/slurm.py), once per session. Without Debian's
+    slurm-wlm and munge the tests that need it are skipped (CI installs them: .ci/run), with the reason."""
+    reason = missing_reason()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the SLURM tests: {reason}")
+        pytest.skip(reason)
+    with slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster:
+        yield cluster

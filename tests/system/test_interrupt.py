@@ -6,23 +6,15 @@ few seconds), waits for the progress it needs to see, sends the signal, and read
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.data.datasets import save_dataset
-from pipeline.data.mirror import ENV_VAR
 from pipeline.modeling.fitting import learning_rate
 from tests.helpers.configs import tiny_config
-from tests.helpers.repos import REPO
-from tests.helpers.synthetic import synthetic_dataset
+from tests.helpers.projects import N_TRAIN, project, start, wait_for_epochs
 
 pytestmark = pytest.mark.slow  # real processes, trained for several epochs
 
@@ -36,41 +28,6 @@ SETTINGS = [
     "hydra.output_subdir=null",
     "hydra/job_logging=stdout",
 ]
-N_TRAIN = 6000  # about 170 steps an epoch: seconds, so that a signal sent after epoch 1 lands in epoch 2
-
-
-def project(folder: Path, store: Path) -> Path:
-    """A project folder after fetch and ingest: the prepared MNIST-shaped set and an empty MLflow store."""
-    save_dataset(folder / "data" / "prepared" / "mnist.npz", synthetic_dataset(10, N_TRAIN, 100, seed=1))
-    (folder / "mlruns").mkdir()
-    shutil.copy(store, folder / "mlruns" / "mlflow.db")
-    return folder
-
-
-def start(folder: Path, module: str, *args: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_")) and k != ENV_VAR}
-    env.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=folder,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for_epochs(epochs_file: Path, count: int, process: subprocess.Popen, timeout: float = 300) -> None:
-    """Until the training has completed `count` epochs (the progress file says so)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"the process ended first:\n{process.communicate()[1][-3000:]}")
-        if epochs_file.is_file() and len(json.loads(epochs_file.read_text() or "[]")) >= count:
-            return
-        time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"no {count} epoch(s) in {timeout} s")
 
 
 def store(folder: Path) -> MlflowClient:

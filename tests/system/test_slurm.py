@@ -1,0 +1,167 @@
+"""Sweeps through a real SLURM scheduler: a single-node cluster on this machine (tests/helpers/slurm.py), `make
+server` as the tracking server, and `python -m pipeline.experiment -m hydra/launcher=slurm` as a user runs it, with
+conf/hydra/launcher/slurm.yaml as committed. Every job goes through sbatch (Hydra's submitit launcher); the runs,
+the comparison and the champion are read back from the server. And pre-emption: a training job sent SIGTERM by the
+scheduler ends its run KILLED, and requeued, resumes it.
+
+The data are synthetic (tests/helpers/projects.py): what is checked is where jobs run and what they record."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.helpers.configs import conf
+from tests.helpers.projects import project, start, wait_for_epochs
+from tests.helpers.servers import TrackingServer
+from tests.helpers.slurm import SlurmCluster
+
+pytestmark = pytest.mark.slow  # a cluster, a tracking server and real trainings
+
+LAUNCHER = conf("hydra/launcher", "slurm")
+SETTINGS = [
+    "hydra/launcher=slurm",
+    "hydra.launcher.partition=debug",  # the one partition of the test cluster, named as a user names theirs
+    "hydra.sweep.dir=sweep",
+    "experiment=fast",
+    "data.train_limit=2000",
+    "data.test_sets=[mnist]",
+    "report.max_misclassified=12",
+    "report.grid_size=8",
+    "report.confused_pairs=1",
+    "label_issues.max_shown=12",
+]
+
+
+def sweep_runs(server: TrackingServer, experiment: str):
+    client = MlflowClient(server.url)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+def job_ids(sweep: Path) -> list[str]:
+    """The SLURM job ids submitit gave the sweep's jobs, each the name of its folder under .submitit/: `12_0` (array
+    12, task 0) for a sweep of several jobs, `12` for one."""
+    return sorted(p.parent.name for p in (sweep / ".submitit").glob("*/*_submitted.pkl"))
+
+
+def job_log(sweep: Path, job: str) -> str:
+    """Where docs/scaling.md says a job's log is."""
+    return (sweep / ".submitit" / job / f"{job}_0_log.out").read_text()
+
+
+@contextmanager
+def sweeping(folder: Path, *overrides: str, **env: str) -> Iterator[subprocess.Popen]:
+    """The sweep's process, killed if the test fails before it ends (it would wait for its jobs)."""
+    sweep = start(folder, "pipeline.experiment", "-m", *SETTINGS, *overrides, **env)
+    try:
+        yield sweep
+    finally:
+        if sweep.poll() is None:
+            sweep.kill()
+            sweep.communicate()
+
+
+def job_field(slurm: SlurmCluster, job: str, name: str) -> str:
+    shown = slurm.run("scontrol", "show", "job", job)
+    return re.search(rf"\b{name}=(\S+)", shown).group(1)
+
+
+def wait_for_state(slurm: SlurmCluster, job: str, states: set[str], seconds: float = 120) -> str:
+    deadline = time.monotonic() + seconds
+    while (state := job_field(slurm, job, "JobState")) not in states:
+        assert time.monotonic() < deadline, f"job {job} still {state} after {seconds} s"
+        time.sleep(0.5)
+    return state
+
+
+def test_a_two_job_sweep_goes_through_sbatch_into_the_tracking_server(slurm, tracking_server, tmp_path):
+    folder = project(tmp_path)
+    experiment = "slurm-sweep"
+    env = {**slurm.env, "MLFLOW_TRACKING_URI": tracking_server.url}
+    with sweeping(folder, f"tracking.experiment={experiment}", "model=plain1,plain3", **env) as sweep:
+        out, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, (out[-3000:], err[-3000:])
+
+    # Every job went through the scheduler: a SLURM job of the sweep's array, run to completion with what
+    # slurm.yaml reserves, its log where docs/scaling.md says.
+    jobs = job_ids(folder / "sweep")
+    assert len(jobs) == 2 and len({j.split("_")[0] for j in jobs}) == 1, jobs
+    for job in jobs:
+        assert wait_for_state(slurm, job, {"COMPLETED", "FAILED"}) == "COMPLETED"  # its result came before its end
+        assert job_field(slurm, job, "NumCPUs") == str(LAUNCHER["cpus_per_task"])
+        assert job_field(slurm, job, "MinMemoryNode") == f"{LAUNCHER['mem_gb']}G"
+        assert job_field(slurm, job, "Partition") == "debug"
+        assert job_field(slurm, job, "Requeue") == "1"  # --requeue: a pre-empted job goes back to the queue
+        # TensorFlow computes with the threads the job reserved, not with every core of the node.
+        log = job_log(folder / "sweep", job)
+        assert f"sweep job: {LAUNCHER['cpus_per_task']} TensorFlow threads" in log, log[-2000:]
+    assert f"sched: Allocate JobId={jobs[0].split('_')[0]}_" in slurm.log("slurmctld")
+
+    # As with the local launchers: a parent, a child per variant, the comparison and the champion.
+    client, parents, children = sweep_runs(tracking_server, experiment)
+    assert len(parents) == 1 and len(children) == 2
+    (parent,) = parents
+    assert parent.info.status == "FINISHED"
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    assert {c.info.run_name for c in children} == {"model=plain1", "model=plain3"}
+    assert all(c.info.status == "FINISHED" and "test.mnist.accuracy" in c.data.metrics for c in children)
+    listed = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert listed == {f"comparison/{f}" for f in ("comparison.md", "comparison.csv", "runs.csv", "comparison.png")}
+    assert parent.data.tags["compare.best"] in {"model=plain1", "model=plain3"}
+    assert parent.data.tags["compare.champion"].startswith("handwriting-mnist/")
+
+
+def test_a_training_job_sent_sigterm_ends_killed_and_requeued_resumes_in_the_same_run(slurm, tracking_server, tmp_path):
+    """What a scheduler that takes the node back does: SIGTERM to the job's processes (scancel --signal=TERM, as
+    pre-emption sends it), then the job back in the queue (scontrol requeue, as PreemptMode=REQUEUE does). The
+    requeued job is the same sweep job: it finds its checkpoint in its folder and resumes the same MLflow run."""
+    folder = project(tmp_path)
+    experiment = "slurm-preempted"
+    env = {**slurm.env, "MLFLOW_TRACKING_URI": tracking_server.url}
+    longer = ["data.train_limit=null", "train.epochs=3", "train.batch_size=32"]  # epochs of seconds each
+    # A sweep of one job, its run named by its model.
+    with sweeping(folder, f"tracking.experiment={experiment}", *longer, "model=choice(plain1)", **env) as sweep:
+        epochs = folder / "sweep" / "0" / "checkpoints" / "epochs.json"
+        wait_for_epochs(epochs, 1, sweep)
+        (job,) = job_ids(folder / "sweep")
+        slurm.run("scancel", "--signal=TERM", job)
+        wait_for_state(slurm, job, {"COMPLETED", "FAILED"})
+
+        client, parents, children = sweep_runs(tracking_server, experiment)
+        (killed,) = children
+        assert killed.info.status == "KILLED", killed.info
+        assert killed.data.tags["run.ended_by"] == "train: interrupted by SIGTERM"
+        done = len(json.loads(epochs.read_text()))
+        assert 1 <= done < 3 and sweep.poll() is None  # the sweep waits for its job
+
+        # SLURM holds a requeued job 2 min; started again at once, in the second its last run ended, slurmd would
+        # refuse it ("Job credential revoked"): a second between, then at once.
+        time.sleep(2)
+        slurm.run("scontrol", "requeue", job)
+        slurm.run("scontrol", "update", f"JobId={job}", "StartTime=now")
+        out, err = sweep.communicate(timeout=300)
+    assert sweep.returncode == 0, (out[-3000:], err[-3000:])
+
+    assert wait_for_state(slurm, job, {"COMPLETED", "FAILED"}) == "COMPLETED"  # its result came before its end
+    assert job_field(slurm, job, "Restarts") == "1"
+    log = job_log(folder / "sweep", job)
+    assert f"resuming MLflow run {killed.info.run_id} after epoch {done}" in log, log[-3000:]
+    client, parents, children = sweep_runs(tracking_server, experiment)
+    (resumed,) = children  # the same run, not a second one
+    assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
+    assert resumed.data.tags["train.resumed_after_epoch"] == str(done)
+    for metric in ("loss", "val_loss", "learning_rate"):
+        assert [m.step for m in client.get_metric_history(resumed.info.run_id, metric)] == [1, 2, 3], metric
+    assert parents[0].info.status == "FINISHED" and parents[0].data.tags["compare.best"] == "model=plain1"

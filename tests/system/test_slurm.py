@@ -1,6 +1,6 @@
-"""Sweeps through a real SLURM scheduler: a single-node cluster on this machine (tests/helpers/slurm.py), `make
-server` as the tracking server, and `python -m pipeline.experiment -m hydra/launcher=slurm` as a user runs it, with
-conf/hydra/launcher/slurm.yaml as committed. Every job goes through sbatch (Hydra's submitit launcher); the runs,
+"""Sweeps through a real SLURM scheduler: a single-node cluster on this machine (tests/helpers/slurm.py), a tracking
+server (the team's, `make server` on PostgreSQL with logins, or the one-user SQLite one) and `python -m
+pipeline.experiment -m hydra/launcher=slurm` as a user runs it, with conf/hydra/launcher/slurm.yaml as committed. Every job goes through sbatch (Hydra's submitit launcher); the runs,
 the comparison and the champion are read back from the server. And pre-emption: a training job sent SIGTERM by the
 scheduler ends its run KILLED, and requeued, resumes it.
 
@@ -17,11 +17,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from mlflow.server import get_app_client
 from mlflow.tracking import MlflowClient
 
 from tests.helpers.configs import conf
 from tests.helpers.projects import project, start, wait_for_epochs
-from tests.helpers.servers import TrackingServer
+from tests.helpers.servers import TeamServer, TrackingServer
 from tests.helpers.slurm import SlurmCluster
 
 pytestmark = pytest.mark.slow  # a cluster, a tracking server and real trainings
@@ -41,8 +42,8 @@ SETTINGS = [
 ]
 
 
-def sweep_runs(server: TrackingServer, experiment: str):
-    client = MlflowClient(server.url)
+def sweep_runs(server: TrackingServer | TeamServer, experiment: str):
+    client = MlflowClient(server.url)  # with the login in the environment, if any
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id])
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
@@ -86,10 +87,21 @@ def wait_for_state(slurm: SlurmCluster, job: str, states: set[str], seconds: flo
     return state
 
 
-def test_a_two_job_sweep_goes_through_sbatch_into_the_tracking_server(slurm, tracking_server, tmp_path):
+CAROL = ("carol", "carol-sweeps-on-slurm-3")  # a team member who sweeps on the cluster
+
+
+def test_a_two_job_sweep_goes_through_sbatch_into_the_team_server(slurm, team_server, tmp_path, monkeypatch):
+    """Into the team's server as the README's cluster step has it: PostgreSQL-backed, behind logins; every job
+    logs in with the member's login, which sbatch passes on with the rest of the environment."""
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_server.admin_password)
+    get_app_client("basic-auth", tracking_uri=team_server.url).create_user(*CAROL)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", CAROL[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", CAROL[1])
     folder = project(tmp_path)
     experiment = "slurm-sweep"
-    env = {**slurm.env, "MLFLOW_TRACKING_URI": tracking_server.url}
+    login = {"MLFLOW_TRACKING_USERNAME": CAROL[0], "MLFLOW_TRACKING_PASSWORD": CAROL[1]}
+    env = {**slurm.env, "MLFLOW_TRACKING_URI": team_server.url, **login}
     with sweeping(folder, f"tracking.experiment={experiment}", "model=plain1,plain3", **env) as sweep:
         out, err = sweep.communicate(timeout=300)
     assert sweep.returncode == 0, (out[-3000:], err[-3000:])
@@ -110,7 +122,7 @@ def test_a_two_job_sweep_goes_through_sbatch_into_the_tracking_server(slurm, tra
     assert f"sched: Allocate JobId={jobs[0].split('_')[0]}_" in slurm.log("slurmctld")
 
     # As with the local launchers: a parent, a child per variant, the comparison and the champion.
-    client, parents, children = sweep_runs(tracking_server, experiment)
+    client, parents, children = sweep_runs(team_server, experiment)
     assert len(parents) == 1 and len(children) == 2
     (parent,) = parents
     assert parent.info.status == "FINISHED"

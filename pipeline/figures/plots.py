@@ -184,7 +184,12 @@ def label_issues_pdf(
     _panel_pages(path, len(given), draw, title, summary, per_page, "No images flagged.")
 
 
-VERDICT_COLOURS = {"best": TRUE_COLOUR, "not distinguishable": "#2b6cb0", "better": "#8e44ad"}
+VERDICT_COLOURS = {
+    "best": TRUE_COLOUR,
+    "not distinguishable": "#2b6cb0",
+    "seeds disagree": "#e08a1e",
+    "better": "#8e44ad",
+}
 
 
 def sweep_comparison(comparison: Comparison) -> Figure:

@@ -7,7 +7,9 @@
 - Each other variant against it: McNemar's exact test on the same test images, run seed against seed (seed 1 of
   one against seed 1 of the other, …). A variant is called worse (or better) only when every paired seed says so
   at the level `alpha`: the p-value shown is the largest of the seeds' (an intersection-union test, which needs no
-  correction for the number of seeds). Otherwise it is "not distinguishable" from the best.
+  correction for the number of seeds). When seeds differ significantly in opposite directions (one seed's better,
+  another's worse), the seeds disagree: neither a verdict nor "not distinguishable", since each of those seeds did
+  tell the variants apart. Otherwise it is "not distinguishable" from the best.
 - A variant that failed in some seeds is compared on the seeds it has.
 
 Plain values in and out: the runs are read from MLflow, and the comparison written, where a sweep ends and by
@@ -25,6 +27,7 @@ from pipeline.core.metric_direction import higher_is_better
 from pipeline.scoring.stats import Spread, mcnemar_exact, spread, wilson_interval
 
 BEST, NOT_DISTINGUISHABLE, WORSE, BETTER = "best", "not distinguishable", "worse", "better"
+SEEDS_DISAGREE = "seeds disagree"  # significant in opposite directions, seed against seed
 UNPAIRED, FAILED = "no paired data", "failed"  # no seed in common with the best; no finished run
 
 
@@ -125,11 +128,11 @@ def settings_key(settings: Settings) -> str:
 
 def paired_test(
     runs: Sequence[Run], best_runs: Sequence[Run], test_set: str, correct: Correctness
-) -> tuple[float, int] | None:
-    """(largest McNemar p-value over the seeds both have, the direction all of them agree on: -1 worse, +1 better,
-    0 mixed); None when no seed can be paired."""
+) -> list[tuple[float, int]]:
+    """Per seed both have: McNemar's p-value and the direction (-1 worse than the best, +1 better, 0 as many right);
+    empty when no seed can be paired."""
     best_by_seed = {r.seed: r for r in best_runs}
-    p_values, signs = [], set()
+    paired = []
     for run in runs:
         other = best_by_seed.get(run.seed)
         if other is None:
@@ -137,20 +140,21 @@ def paired_test(
         a, b = correct(run, test_set), correct(other, test_set)
         if a is None or b is None or a.shape != b.shape:
             continue
-        p_values.append(mcnemar_exact(a, b))
-        signs.add(int(np.sign(int(a.sum()) - int(b.sum()))))
-    if not p_values:
-        return None
-    return max(p_values), (signs.pop() if len(signs) == 1 else 0)
+        paired.append((mcnemar_exact(a, b), int(np.sign(int(a.sum()) - int(b.sum())))))
+    return paired
 
 
-def verdict(paired: tuple[float, int] | None, alpha: float) -> str:
-    if paired is None:
+def verdict(paired: Sequence[tuple[float, int]], alpha: float) -> str:
+    """Worse or better when every seed says so at `alpha`; the seeds disagree when one says better and another
+    worse; else not distinguishable."""
+    if not paired:
         return UNPAIRED
-    p, direction = paired
-    if p >= alpha or direction == 0:
-        return NOT_DISTINGUISHABLE
-    return WORSE if direction < 0 else BETTER
+    significant = [direction for p, direction in paired if p < alpha]
+    if -1 in significant and 1 in significant:
+        return SEEDS_DISAGREE
+    if len(significant) == len(paired) and set(significant) in ({-1}, {1}):
+        return WORSE if significant[0] < 0 else BETTER
+    return NOT_DISTINGUISHABLE
 
 
 def variant_result(
@@ -168,7 +172,7 @@ def variant_result(
     if done and images:
         test_interval = wilson_interval(round(accuracy.mean * images), images)
     is_best = runs is best_runs
-    paired = None if is_best else paired_test(done, finished(best_runs, key), test_set, correct)
+    paired = [] if is_best else paired_test(done, finished(best_runs, key), test_set, correct)
     return VariantResult(
         variant=variant,
         test_set=test_set,
@@ -178,7 +182,7 @@ def variant_result(
         values=tuple(r.metrics[key] for r in done),
         test_interval=test_interval,
         difference=None if is_best or not done else accuracy.mean - best_mean,
-        p_value=None if paired is None else paired[0],
+        p_value=max((p for p, _ in paired), default=None),
         verdict=BEST if is_best else (verdict(paired, settings.alpha) if done else FAILED),
         train_flops=mean_metric(done, "train.flops"),
         train_seconds=mean_metric(done, "train.train_seconds"),

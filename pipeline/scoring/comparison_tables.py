@@ -46,7 +46,8 @@ def to_markdown(comparison: Comparison) -> str:
         f"Best variant by mean test.{s.test_set}.{s.metric}: **{comparison.best}**. Intervals are 95%: over seeds "
         "(Student t; n/a with one seed) and over the test images (Wilson, at the mean). p: McNemar's exact test "
         "against the best on the same images, seed against seed, the largest over the seeds; a variant is worse "
-        f"or better only when p < {s.alpha} in every seed. Cost: a training's FLOPs (3 x forward x images x "
+        f"or better only when p < {s.alpha} in every seed; the seeds disagree when one seed is significantly better "
+        "and another significantly worse. Cost: a training's FLOPs (3 x forward x images x "
         "epochs) and seconds, means over the seeds."
     )
     lines = [*textwrap.wrap(explained, 110), ""]  # one paragraph in markdown, lines that fit a terminal

@@ -16,7 +16,7 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from pipeline.core.files import atomic_path
-from pipeline.scoring.comparison import Comparison, Correctness, Run, Settings, compare
+from pipeline.scoring.comparison import SEEDS_DISAGREE, Comparison, Correctness, Run, Settings, compare
 from pipeline.scoring.comparison_tables import markdown_table, run_rows, to_markdown, to_rows
 from pipeline.scoring.tables import to_csv
 
@@ -130,7 +130,8 @@ def write_comparison(
     client: Any, parent_run_id: str, cfg: Mapping[str, Any], preferred: Sequence[str], folder: Path
 ) -> Comparison:
     """A sweep's comparison as comparison.md (the variants, then every run), comparison.csv, runs.csv and
-    comparison.png in `folder`, and as its parent run's artifacts (comparison/), metrics and `compare.best` tag."""
+    comparison.png in `folder`, and as its parent run's artifacts (comparison/), metrics, `compare.best` tag and, if
+    any variant's seeds disagree, `compare.seeds_disagree` (those variants)."""
     from mlflow.entities import Metric
 
     from pipeline.figures import plots
@@ -154,4 +155,7 @@ def write_comparison(
         client.log_batch(parent_run_id, metrics=metrics[start : start + 1000])
     if comparison.best is not None:
         client.set_tag(parent_run_id, "compare.best", comparison.best)
+    disagreeing = [r.variant for r in comparison.of(comparison.settings.test_set) if r.verdict == SEEDS_DISAGREE]
+    if disagreeing:  # a result to look at before trusting the best: its seeds point both ways against another
+        client.set_tag(parent_run_id, "compare.seeds_disagree", ", ".join(disagreeing))
     return comparison

@@ -10,12 +10,15 @@ from pipeline.config.schema import SCORES
 from pipeline.core.metric_direction import higher_is_better
 from pipeline.scoring.comparison import (
     BEST,
+    BETTER,
     NOT_DISTINGUISHABLE,
+    SEEDS_DISAGREE,
     UNPAIRED,
     WORSE,
     Run,
     Settings,
     compare,
+    verdict,
 )
 from pipeline.scoring.comparison_tables import run_rows, to_markdown, to_rows
 from pipeline.sweeps.results import metric_name, parent_metrics
@@ -84,7 +87,7 @@ def test_a_variant_not_worse_in_every_seed_cannot_be_told_from_the_best():
     assert (b.verdict, b.p_value) == (NOT_DISTINGUISHABLE, pytest.approx(0.625))
 
 
-def test_significant_differences_in_opposite_directions_are_not_a_verdict():
+def test_significant_differences_in_opposite_directions_are_seeds_that_disagree():
     comparison = sweep(
         make_run("a", 1, list(range(20, 32))),  # seed 1: a wrong on 12 that b gets right
         make_run("a", 2, []),
@@ -93,7 +96,24 @@ def test_significant_differences_in_opposite_directions_are_not_a_verdict():
     )
     assert comparison.best == "a"
     b = comparison.of("mnist")[1]
-    assert b.p_value == pytest.approx(2 * 0.5**12) and b.verdict == NOT_DISTINGUISHABLE
+    assert b.p_value == pytest.approx(2 * 0.5**12) and b.verdict == SEEDS_DISAGREE
+
+
+@pytest.mark.parametrize(
+    "paired, expected",
+    [
+        ([(0.01, -1), (0.02, -1)], WORSE),
+        ([(0.01, 1), (0.02, 1)], BETTER),
+        ([(0.01, -1), (0.30, -1)], NOT_DISTINGUISHABLE),  # one seed alone does not make it worse
+        ([(0.01, -1), (0.02, 1)], SEEDS_DISAGREE),
+        ([(0.01, -1), (0.60, 1), (0.03, 1)], SEEDS_DISAGREE),  # two seeds each sure, the other way round
+        ([(0.30, -1), (0.40, 1)], NOT_DISTINGUISHABLE),
+        ([(1.0, 0)], NOT_DISTINGUISHABLE),
+        ([], UNPAIRED),
+    ],
+)
+def test_the_verdict_of_the_seeds_paired_tests(paired, expected):
+    assert verdict(paired, alpha=0.05) == expected
 
 
 def test_one_seed_has_no_seed_interval_but_keeps_the_test_images_interval():

@@ -290,7 +290,7 @@ def test_checking_a_config_imports_no_tensorflow():
 
 # The entrypoints: a bad value stops them before any work.
 
-ENTRYPOINTS = ["fetch", "ingest", "train", "evaluate", "report", "experiment"]
+ENTRYPOINTS = ["fetch", "ingest", "train", "evaluate", "report", "experiment", "tune"]
 
 
 @pytest.mark.parametrize("name", ENTRYPOINTS)

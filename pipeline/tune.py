@@ -43,10 +43,11 @@ def tune(cfg: DictConfig) -> optuna.Study:
     best trial and the figures on the parent run."""
     config = plain(cfg)
     dimensions = parse_space(config["search"]["params"], config)  # a bad space stops here, before any training
+    url = studies.storage_url(cfg.tune, cfg.tracking)
     store.connect(cfg.tracking)
-    study = studies.open_study(config, [d.key for d in dimensions])
+    study = studies.open_study(config, [d.key for d in dimensions], url)
     space_text = " ".join(as_overrides(flatten(config["search"]["params"])))
-    parent = studies.parent_run(study, cfg.tracking.experiment, space_text, studies.storage_url(cfg.tune, cfg.tracking))
+    parent = studies.parent_run(study, cfg.tracking.experiment, space_text, url)
     print(f"tune: study {study.study_name}, {studies.trials_done(study)} trials done; parent MLflow run {parent}")
     try:
         search(study, cfg, dimensions, parent)

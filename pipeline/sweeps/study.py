@@ -24,7 +24,8 @@ RUN_ATTR = "mlflow_run_id"  # a trial's user attribute: its training's run
 
 def storage_url(tune_cfg: Mapping[str, Any], tracking_cfg: Mapping[str, Any]) -> str:
     """`tune.storage`, or an SQLite file `optuna.db` beside the embedded MLflow store; a tracking server has no
-    such folder here, so then the study needs its own database (the team's: docs/scaling.md)."""
+    such folder here, so then the study needs its own database (the team's: docs/scaling.md). Asked before
+    connecting to MLflow, which sets MLFLOW_TRACKING_URI to the store's absolute URI."""
     if tune_cfg["storage"]:
         return tune_cfg["storage"]
     _, mlflow_file = store.resolved_uri(tracking_cfg["uri"])
@@ -55,11 +56,12 @@ def pruner(tune_cfg: Mapping[str, Any], epochs: int) -> optuna.pruners.BasePrune
     return optuna.pruners.NopPruner()
 
 
-def open_study(config: Mapping[str, Any], searched: list[str]) -> optuna.Study:
+def open_study(config: Mapping[str, Any], searched: list[str], url: str) -> optuna.Study:
     """The study of this search, made or resumed (`load_if_exists`): TPE, seeded from `seed` and the trials
     already run (a resumed search does not draw its first trials' values again), the configured pruner, and the
-    direction of `train.monitor`. A study of other settings is refused: its trials could not be compared."""
-    name, url = study_name(config), storage_url(config["tune"], config["tracking"])
+    direction of `train.monitor`, in the storage at `url`. A study of other settings is refused: its trials could
+    not be compared."""
+    name = study_name(config)
     monitor = config["train"]["monitor"]
     study = optuna.create_study(
         storage=url,

@@ -8,7 +8,7 @@ run records the training and validation parts as its datasets.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +45,11 @@ def train(
     parent_run_id: str | None = None,
     tags: Mapping[str, str] | None = None,
     without: np.ndarray | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> str:
     """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep, tagged with `tags`),
-    on the training set but the images at the positions `without` (a K-fold's held-out fold: pipeline/kfold.py);
-    returns its id.
+    on the training set but the images at the positions `without` (a K-fold's held-out fold: pipeline/kfold.py),
+    with `callbacks` at each epoch's end (a search's pruning: pipeline/tune.py); returns its id.
 
     The steps: prepare the data, build the network, fit it, export the best epoch's weights as a plain model."""
     models_dir = Path(cfg.paths.models)
@@ -85,7 +86,7 @@ def train(
             flush=True,
         )
 
-        fitted = fit(model, data.train, data.val, cfg.train, cfg.seed, progress)
+        fitted = fit(model, data.train, data.val, cfg.train, cfg.seed, progress, callbacks)
 
         best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
         summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision, flops)

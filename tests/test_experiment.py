@@ -35,7 +35,7 @@ def test_job_outputs_go_to_the_job_folder_and_inputs_stay_shared(tmp_path):
         "prepared": "data/prepared",
         **{
             k: str(tmp_path / "job" / k)
-            for k in ("models", "checkpoints", "metrics", "predictions", "label_issues", "reports", "plots")
+            for k in ("models", "checkpoints", "metrics", "predictions", "label_issues", "reports", "plots", "tune")
         },
     }
 

@@ -25,6 +25,7 @@ SCHEDULES = ("one_cycle", "plateau")  # pipeline/modeling/fitting.py
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")  # what the training history records
 INTERPOLATIONS = ("nearest", "bilinear")  # Keras's RandomRotation, RandomZoom and RandomTranslation
 HEADS = ("flatten", "average")  # pipeline/modeling/models.py's compact: what follows the last convolution
+PRUNERS = ("median", "hyperband", "none")  # pipeline/sweeps/study.py
 SCORES = ("accuracy", "loss", "macro_f1", "macro_precision", "macro_recall", "ece", "top5_accuracy")  # metrics.py
 
 
@@ -150,6 +151,12 @@ RULES: dict[str, Allowed] = {
     "report.confused_pairs": integer(1),  # 0 would draw "No misclassified images." whatever the mistakes
     "compare.metric": one_of(SCORES),
     "compare.alpha": between(0, 1, "()"),
+    "tune.trials": null_or(integer(1)),  # with tune.minutes, at least one set: see related_problems
+    "tune.minutes": null_or(above(0)),
+    "tune.pruner": one_of(PRUNERS),
+    "tune.startup_trials": integer(0),
+    "tune.storage": null_or(Allowed(lambda v: isinstance(v, str) and "://" in v, "an SQLAlchemy URL")),
+    "tune.study": null_or(Allowed(lambda v: isinstance(v, str) and v != "", "a name")),
 }
 
 # Settings of the chosen architecture or augmentation policy: checked where its config file has them.
@@ -188,6 +195,9 @@ def related_problems(cfg: Mapping[str, Any], bad: set[str]) -> list[str]:
         found.append(
             f"kfold.fold={kfold['fold']}: must be null or an integer in [0, {kfold['folds'] - 1}] (below kfold.folds)"
         )
+    tune = cfg.get("tune", {})
+    if not {"tune.trials", "tune.minutes"} & bad and tune["trials"] is None and tune["minutes"] is None:
+        found.append("tune.trials=null, tune.minutes=null: must not both be null (a search needs a budget)")
     datasets, trainable, dataset_problems = prepared_datasets(cfg.get("ingest", {}).get("datasets", {}))
     data = cfg.get("data", {})
     if data.get("name") not in trainable:

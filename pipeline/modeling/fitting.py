@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,9 +76,18 @@ class Fit:
     epochs_fitted: int  # in this process: fewer than the history's when resumed
 
 
-def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], seed: int, progress: Progress) -> Fit:
+def fit(
+    model: keras.Model,
+    train,
+    val,
+    train_cfg: Mapping[str, Any],
+    seed: int,
+    progress: Progress,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> Fit:
     """Train as configured, each epoch logged to the active MLflow run and backed up in `progress` (a resumed
-    training fits only the epochs left); leaves in `model` the weights of the best epoch by `train.monitor`."""
+    training fits only the epochs left); leaves in `model` the weights of the best epoch by `train.monitor`.
+    `callbacks` act at each epoch's end after it is recorded (a search's pruning: pipeline/modeling/pruning.py)."""
     started = time.perf_counter()
     compile_for_training(model, train_cfg, len(train[0]))
     history = model.fit(
@@ -86,7 +95,7 @@ def fit(model: keras.Model, train, val, train_cfg: Mapping[str, Any], seed: int,
         validation_data=batches(*val, batch_size=train_cfg["batch_size"]),
         epochs=train_cfg["epochs"],
         shuffle=False,  # `batches` reshuffles every epoch itself
-        callbacks=[*schedule_callbacks(train_cfg), *progress.callbacks(train_cfg["monitor"])],
+        callbacks=[*schedule_callbacks(train_cfg), *progress.callbacks(train_cfg["monitor"]), *callbacks],
         verbose=1 if sys.stdout.isatty() else 2,  # a bar in a terminal; in a log (sweeps, CI) a line per epoch
     )
     seconds = time.perf_counter() - started

@@ -107,6 +107,12 @@ RANGES = {
     "report.confused_pairs": ([1, 6], [0], "an integer ≥ 1"),
     "compare.metric": (["accuracy", "loss", "top5_accuracy"], ["acc", None], f"one of {', '.join(schema.SCORES)}"),
     "compare.alpha": ([0.001, 0.5], [0, 1, -0.05], "a number in (0, 1)"),
+    "tune.trials": ([1, 50], [0, 2.5], "null or an integer ≥ 1"),  # null: only with tune.minutes (below)
+    "tune.minutes": ([None, 0.5, 60], [0, -1], "null or a number > 0"),
+    "tune.pruner": (["median", "hyperband", "none"], ["successive"], "one of median, hyperband, none"),
+    "tune.startup_trials": ([0, 5], [-1, 1.5], "an integer ≥ 0"),
+    "tune.storage": ([None, "sqlite:///mlruns/optuna.db"], ["", "mlruns/optuna.db"], "null or an SQLAlchemy URL"),
+    "tune.study": ([None, "lr"], [""], "null or a name"),
 }
 
 
@@ -146,6 +152,13 @@ def test_a_missing_setting_is_named_but_an_options_own_settings_may_be_absent():
     cfg = copy.deepcopy(DEFAULT)
     del cfg["train"]["epochs"], cfg["model"]["dropout"], cfg["augment"]["zoom"]
     assert problems(cfg) == ["train.epochs: missing; must be an integer ≥ 1"]
+
+
+def test_a_search_needs_a_budget_of_trials_or_minutes():
+    assert problems(with_value("tune.trials", None, with_value("tune.minutes", 5))) == []
+    assert problems(with_value("tune.trials", None)) == [
+        "tune.trials=null, tune.minutes=null: must not both be null (a search needs a budget)"
+    ]
 
 
 def test_one_cycles_warm_up_lasts_at_most_the_training():
@@ -277,7 +290,7 @@ def test_checking_a_config_imports_no_tensorflow():
 
 # The entrypoints: a bad value stops them before any work.
 
-ENTRYPOINTS = ["fetch", "ingest", "train", "evaluate", "report", "experiment"]
+ENTRYPOINTS = ["fetch", "ingest", "train", "evaluate", "report", "experiment", "tune"]
 
 
 @pytest.mark.parametrize("name", ENTRYPOINTS)

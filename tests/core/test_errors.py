@@ -111,7 +111,7 @@ def test_the_run_of_a_stage_that_failed_on_a_user_error_is_failed(tiny):
 # Every stage and tool, in process: a user's mistake ends each the same way.
 
 ENTRYPOINTS = sorted(p.stem for p in (REPO / "pipeline").glob("*.py") if p.stem != "__init__")
-STAGES = {"fetch", "ingest", "train", "evaluate", "label_issues", "report", "experiment", "kfold"}  # Hydra's
+STAGES = {"fetch", "ingest", "train", "evaluate", "label_issues", "report", "experiment", "kfold", "tune"}  # Hydra's
 
 
 def a_mistake(name: str, folder: Path) -> tuple[Callable[[], object], str]:

@@ -1,0 +1,164 @@
+"""A search's Optuna study and its parent MLflow run: where the study is stored (beside the MLflow store), what it
+is called, how it samples and prunes, how much of its budget is spent, and what the parent run shows of it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import optuna
+from optuna.trial import TrialState
+
+from pipeline.core.errors import UserError
+from pipeline.core.metric_direction import higher_is_better
+from pipeline.tracking import runs, store
+
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)  # what the budget counts: a failed or killed trial is not spent
+SETTINGS_ATTR = "settings"  # the study's user attribute: the settings its trials share, to refuse a different search
+PARENT_ATTR = "mlflow_parent_run_id"
+RUN_ATTR = "mlflow_run_id"  # a trial's user attribute: its training's run
+
+
+def storage_url(tune_cfg: Mapping[str, Any], tracking_cfg: Mapping[str, Any]) -> str:
+    """`tune.storage`, or an SQLite file `optuna.db` beside the embedded MLflow store; a tracking server has no
+    such folder here, so then the study needs its own database (the team's: docs/scaling.md). Asked before
+    connecting to MLflow, which sets MLFLOW_TRACKING_URI to the store's absolute URI."""
+    if tune_cfg["storage"]:
+        return tune_cfg["storage"]
+    _, mlflow_file = store.resolved_uri(tracking_cfg["uri"])
+    if mlflow_file is None:
+        raise UserError(
+            "tune.storage=null: MLflow's store is a server, so the study has no folder beside it — set tune.storage "
+            "to an SQLAlchemy URL every search process reaches (e.g. the team's PostgreSQL)"
+        )
+    mlflow_file.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{mlflow_file.parent / 'optuna.db'}"
+
+
+def study_name(cfg: Mapping[str, Any]) -> str:
+    return cfg["tune"]["study"] or f"{cfg['search']['name']}-{cfg['data']['name']}"
+
+
+def shared_settings(config: Mapping[str, Any], searched: list[str]) -> dict[str, Any]:
+    """The settings every trial of a study shares: all but the searched ones, the budget and the folders."""
+    skip = ("tune.", "paths.", "hydra.")
+    return {k: v for k, v in runs.flatten(config).items() if k not in searched and not k.startswith(skip)}
+
+
+def pruner(tune_cfg: Mapping[str, Any], epochs: int) -> optuna.pruners.BasePruner:
+    if tune_cfg["pruner"] == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=tune_cfg["startup_trials"])
+    if tune_cfg["pruner"] == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(config: Mapping[str, Any], searched: list[str], url: str) -> optuna.Study:
+    """The study of this search, made or resumed (`load_if_exists`): TPE, seeded from `seed` and the trials
+    already run (a resumed search does not draw its first trials' values again), the configured pruner, and the
+    direction of `train.monitor`, in the storage at `url`. A study of other settings is refused: its trials could
+    not be compared."""
+    name = study_name(config)
+    monitor = config["train"]["monitor"]
+    study = optuna.create_study(
+        storage=url,
+        study_name=name,
+        direction="maximize" if higher_is_better(monitor) else "minimize",
+        pruner=pruner(config["tune"], config["train"]["epochs"]),
+        load_if_exists=True,
+    )
+    study.sampler = optuna.samplers.TPESampler(seed=config["seed"] + len(study.trials))
+    settings = shared_settings(config, searched)
+    before = study.user_attrs.get(SETTINGS_ATTR)
+    if before is None:
+        study.set_user_attr(SETTINGS_ATTR, json.loads(json.dumps(settings, default=str)))
+    elif before != json.loads(json.dumps(settings, default=str)):
+        differ = sorted(k for k in set(before) | set(settings) if before.get(k) != settings.get(k))
+        raise UserError(
+            f"study {name} in {url} searched with other settings ({', '.join(differ[:5])}"
+            f"{', …' if len(differ) > 5 else ''}) — run it with the same settings to resume it, or name a new study "
+            "with tune.study=<name>"
+        )
+    return study
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by state: complete, pruned, fail, running."""
+    found = {s.name.lower(): 0 for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state.name.lower() in found:
+            found[trial.state.name.lower()] += 1
+    return found
+
+
+def trials_done(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=DONE))
+
+
+def parent_run(study: optuna.Study, experiment: str, space_text: str, url: str) -> str:
+    """The search's parent run: the one the study names (a resumed search, RUNNING again), or a new one."""
+    client = mlflow.MlflowClient()
+    known = study.user_attrs.get(PARENT_ATTR)
+    if known is not None:
+        try:
+            client.get_run(known)
+        except mlflow.exceptions.MlflowException:
+            print(f"tune: the study's parent run {known} is not in this MLflow store; starting another", flush=True)
+        else:
+            client.update_run(known, status="RUNNING")
+            client.set_tag(known, runs.END_TAG, "")
+            return known
+    experiment_id = mlflow.get_experiment_by_name(experiment).experiment_id
+    tags = {**runs.provenance_tags(), "tune.study": study.study_name, "tune.storage": shown_url(url)}
+    run = client.create_run(experiment_id, run_name=f"tune {study.study_name}", tags={**tags, "tune.space": space_text})
+    study.set_user_attr(PARENT_ATTR, run.info.run_id)
+    return run.info.run_id
+
+
+def shown_url(url: str) -> str:
+    """A storage URL without its password, fit for a tag."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def record_best(study: optuna.Study, parent: str) -> optuna.trial.FrozenTrial | None:
+    """The study's state on the parent run: trials by state as metrics; the best trial, its value, its values
+    and its run as tags. None while no trial has completed."""
+    client = mlflow.MlflowClient()
+    for state, n in counts(study).items():
+        client.log_metric(parent, f"tune.trials_{state}", n)
+    try:
+        best = study.best_trial
+    except ValueError:
+        return None
+    client.log_metric(parent, "tune.best_value", best.value, step=trials_done(study))
+    tags = {"tune.best_trial": str(best.number), "tune.best_run": best.user_attrs.get(RUN_ATTR, "")}
+    tags.update({f"tune.best.{k}": str(v) for k, v in best.params.items()})
+    for key, value in tags.items():
+        client.set_tag(parent, key, value)
+    return best
+
+
+def log_figures(parent: str, files: Mapping[str, Path]) -> None:
+    client = mlflow.MlflowClient()
+    for path in files.values():
+        client.log_artifact(parent, str(path), "optuna")
+
+
+def close_parent(parent: str, status: str, why: str | None = None) -> None:
+    client = mlflow.MlflowClient()
+    if why:
+        client.set_tag(parent, runs.END_TAG, why)
+    client.set_terminated(parent, status)
+
+
+def mark_run(run_id: str, state: str, name: str | None = None) -> None:
+    """A trial's run tagged with its state in the study (`tune.state`), renamed (a pruned trial says so)."""
+    client = mlflow.MlflowClient()
+    client.set_tag(run_id, "tune.state", state)
+    if name is not None:
+        client.set_tag(run_id, "mlflow.runName", name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from concurrent.futures import Executor, Future
 from pathlib import Path
 
@@ -380,3 +381,13 @@ def test_a_failed_report_marks_the_run_failed(evaluated):
         report(failing)
     assert mlflow.get_run(run_id).info.status == "FAILED"
     assert not Path("failing/reports").exists()
+
+
+def test_the_same_pdf_drawn_twice_is_the_same_file(tmp_path):
+    """No creation date in it: a report run again with nothing changed gives DVC the same output."""
+    p = hand_made()
+    cfg = OmegaConf.create({"report": {"max_misclassified": 2, "per_page": 4}})
+    write_misclassified_pdf(misclassified_pdf(p, tmp_path / "a.pdf", cfg, "run"))
+    time.sleep(1.1)  # a creation date would differ by now: it is kept to the second
+    write_misclassified_pdf(misclassified_pdf(p, tmp_path / "b.pdf", cfg, "run"))
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()

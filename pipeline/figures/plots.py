@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 A4_PORTRAIT = (8.27, 11.69)
 TRUE_COLOUR, WRONG_COLOUR, OTHER_COLOUR = "#2a9d3c", "#d1352b", "#9aa3ad"
+# A PDF without its creation date: the same report twice is the same file, so DVC does not see a new output.
+SAME_BYTES = {"CreationDate": None}
 
 
 def draw_curves(axes, history: Mapping[str, Sequence[float]]) -> None:
@@ -109,7 +111,7 @@ def _panel_pages(
     rows = max(1, per_page // cols)
     order = np.arange(count)
     pages = [order[i : i + rows * cols] for i in range(0, count, rows * cols)] or [order[:0]]
-    with atomic_path(path) as tmp, PdfPages(tmp) as pdf:
+    with atomic_path(path) as tmp, PdfPages(tmp, metadata=SAME_BYTES) as pdf:
         for page_no, page in enumerate(pages):
             fig = plt.figure(figsize=A4_PORTRAIT)
             top = 0.84 if page_no == 0 else 0.95

@@ -172,7 +172,7 @@ def write_misclassified_pdf(pdf: MisclassifiedPdf) -> str:
 
 def write_summary_pdf(path: Path, first: Figure, pages: Sequence[Page]) -> None:
     """`first`, then every page's figure, each drawn once and also saved as its own file."""
-    with atomic_path(path) as tmp, PdfPages(tmp) as pdf:
+    with atomic_path(path) as tmp, PdfPages(tmp, metadata=plots.SAME_BYTES) as pdf:
         pdf.savefig(first)
         plots.close(first)
         for page in pages:

@@ -22,14 +22,15 @@ from pipeline.core.shutdown import skip_final_collection
 from pipeline.evaluate import evaluate
 from pipeline.label_issues import find_issues
 from pipeline.report import report
-from pipeline.sweeps.jobs import SweepJob, start_job, with_job_outputs
+from pipeline.sweeps.jobs import SweepJob, start_job, with_job_outputs, with_settings
+from pipeline.sweeps.study import best_settings
 from pipeline.train import default_run_name, train
 
 
 def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
     """Train, evaluate, find label issues and report one configuration with every output in `job_dir`; returns the accuracy on
     the first test set (what a sweeper optimises), NaN for a failed variant of a sweep."""
-    cfg = with_job_outputs(cfg, job_dir)
+    cfg = with_job_outputs(tuned(cfg), job_dir)
     name, parent = job.name, job.parent
     raise_on_signals()  # also in a launcher's worker process, which does not run this module's __main__
     try:
@@ -45,6 +46,16 @@ def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
         print(f"experiment: {name} failed:{failure_report(err)}", file=sys.stderr, flush=True)
         return float("nan")
     return results[cfg.data.test_sets[0]]["accuracy"]
+
+
+def tuned(cfg: DictConfig) -> DictConfig:
+    """With `tune.best_of=<study>`, the config with the study's training settings and best values (the seed stays
+    this run's); else the config as it is."""
+    if not cfg.tune.best_of:
+        return cfg
+    tuned_cfg = with_settings(cfg, best_settings(cfg.tune, cfg.tracking))
+    validate(tuned_cfg)
+    return tuned_cfg
 
 
 @hydra_main

@@ -10,7 +10,6 @@ trial and Optuna's figures.
 
 from __future__ import annotations
 
-import copy
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -18,34 +17,40 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from pipeline.config.entrypoint import hydra_main
-from pipeline.config.schema import validate
+from pipeline.config.schema import plain_settings, validate
 from pipeline.core import interrupt
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import read_json
-from pipeline.core.interrupt import Interrupted, stop_on_signals
+from pipeline.core.interrupt import Interrupted, raise_on_signals, stop_on_signals
 from pipeline.core.metric_direction import higher_is_better
 from pipeline.core.shutdown import skip_final_collection
-from pipeline.figures.study_figures import study_figures
 from pipeline.modeling.pruning import PruneUnpromising
 from pipeline.sweeps import study as studies
-from pipeline.sweeps.jobs import with_job_outputs
+from pipeline.sweeps.jobs import take_job_share, with_job_outputs, with_settings
 from pipeline.sweeps.search_space import Dimension, as_overrides, parse_space, suggest, trial_name
+from pipeline.sweeps.tune_sweep import job_search
 from pipeline.tracking import store
 from pipeline.tracking.runs import flatten
 from pipeline.train import train
 
 
-def tune(cfg: DictConfig) -> optuna.Study:
+def tune(cfg: DictConfig, search_in_sweep: Mapping[str, Any] | None = None) -> optuna.Study:
     """Check the space, open the study and its parent run, run trials until the budget is spent, and record the
-    best trial and the figures on the parent run."""
-    config = plain(cfg)
+    best trial and the figures on the parent run. In a search's multirun (`search_in_sweep`: the study and parent
+    its callback made), a worker: the callback records the best and closes the parent after the last job."""
+    config = plain_settings(cfg)
     dimensions = parse_space(config["search"]["params"], config)  # a bad space stops here, before any training
     url = studies.storage_url(cfg.tune, cfg.tracking)
     store.connect(cfg.tracking)
-    study = studies.open_study(config, [d.key for d in dimensions], url)
+    name = search_in_sweep["study"] if search_in_sweep else studies.study_name(config)
+    study = studies.open_study(config, [d.key for d in dimensions], url, name)
+    if search_in_sweep:
+        parent = search_in_sweep["parent_run_id"]
+        search(study, cfg, dimensions, parent)
+        return study
     space_text = " ".join(as_overrides(flatten(config["search"]["params"])))
     parent = studies.parent_run(study, cfg.tracking.experiment, space_text, url)
     print(f"tune: study {study.study_name}, {studies.trials_done(study)} trials done; parent MLflow run {parent}")
@@ -57,7 +62,7 @@ def tune(cfg: DictConfig) -> optuna.Study:
     except BaseException as err:
         studies.close_parent(parent, "FAILED", f"tune: {type(err).__name__}")
         raise
-    summarise(study, parent, Path(cfg.paths.tune) / study.study_name)
+    studies.summarise(study, parent, Path(cfg.paths.tune) / study.study_name)
     studies.close_parent(parent, "FINISHED")
     return study
 
@@ -99,12 +104,13 @@ def run_trial(trial: optuna.Trial, cfg: DictConfig, dimensions: Sequence[Dimensi
     pruner says so after an epoch; returns the best epoch's `train.monitor`."""
     values = suggest(trial, dimensions)
     folder = Path(cfg.paths.tune) / trial.study.study_name / str(trial.number)
-    trial_cfg = with_job_outputs(trial_config(cfg, values), folder)
+    trial_cfg = with_job_outputs(with_settings(cfg, values), folder)
     validate(trial_cfg)
     pruning = PruneUnpromising(trial, cfg.train.monitor)
     tags = {
         "tune.study": trial.study.study_name,
         "tune.trial": str(trial.number),
+        "tune.worker": str(cfg.tune.worker),
         "tune.overrides": " ".join(as_overrides(values)),
     }
     run_id = train(trial_cfg, trial_name(trial.number, values), parent, tags, callbacks=[pruning])
@@ -119,37 +125,15 @@ def run_trial(trial: optuna.Trial, cfg: DictConfig, dimensions: Sequence[Dimensi
     return (max if higher_is_better(cfg.train.monitor) else min)(history)
 
 
-def summarise(study: optuna.Study, parent: str, folder: Path) -> None:
-    """The best trial and the trials' counts on the parent run, and Optuna's figures as its artifacts."""
-    best = studies.record_best(study, parent)
-    drawn, notes = study_figures(study, folder)
-    studies.log_figures(parent, drawn)
-    for note in notes:
-        print(f"tune: no figure {note}", flush=True)
-    n = studies.counts(study)
-    print(f"tune: {n['complete']} trials completed, {n['pruned']} pruned, {n['fail']} failed", flush=True)
-    if best is not None:
-        print(f"tune: best trial {best.number}: {best.value:.5g} ({' '.join(as_overrides(best.params))})", flush=True)
-
-
-def trial_config(cfg: DictConfig, values: Mapping[str, Any]) -> DictConfig:
-    """The composed config with the trial's values set (their interpolations follow them)."""
-    trial_cfg = copy.deepcopy(cfg)
-    for key, value in values.items():
-        OmegaConf.update(trial_cfg, key, value, merge=False)
-    return trial_cfg
-
-
-def plain(cfg: DictConfig) -> dict[str, Any]:
-    """The composed config as plain values, without Hydra's own node."""
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
-
-
 @hydra_main
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
     validate(cfg)
-    tune(cfg)
+    in_sweep = job_search()
+    if in_sweep:
+        take_job_share()  # a worker's share of the cores
+        raise_on_signals()  # also in a launcher's worker process, which does not run this module's __main__
+    tune(cfg, in_sweep)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import optuna
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
@@ -17,14 +18,20 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from pipeline import compare
+from pipeline.config.schema import plain_settings
+from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import write_npz
-from pipeline.experiment import run_experiment
+from pipeline.experiment import run_experiment, tuned
 from pipeline.sweeps.callback import SWEEP_FILE, SweepTracking
 from pipeline.sweeps.jobs import SweepJob, launcher_threads, sweep_job, threads_per_job, with_job_outputs
+from pipeline.sweeps.study import SETTINGS_ATTR
+from pipeline.tracking import runs
 from pipeline.tracking.runs import load_run_id
 from pipeline.tracking.store import connect
 from tests.helpers.configs import tiny_config
 from tests.helpers.repos import REPO
+
+LR = {"train.learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)}
 
 
 def test_job_outputs_go_to_the_job_folder_and_inputs_stay_shared(tmp_path):
@@ -312,3 +319,36 @@ def test_a_failed_sweep_variant_returns_nan_and_is_marked_failed(tiny):
     assert math.isnan(run_experiment(cfg, Path("job_b"), SweepJob("in a sweep", parent.info.run_id, "in a sweep")))
     runs = mlflow.search_runs(filter_string="attributes.run_name = 'in a sweep'", output_format="list")
     assert [r.info.status for r in runs] == ["FAILED"]
+
+
+def test_best_of_a_study_trains_its_network_whole_with_its_best_values(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    searched = tiny_config(["model=plain3", "train.epochs=3"])
+    storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
+    (tmp_path / "mlruns").mkdir()
+    study = optuna.create_study(storage=storage, study_name="lr-plain3", direction="maximize")
+    study.set_user_attr(SETTINGS_ATTR, runs.flatten(plain_settings(searched)))
+    study.add_trial(optuna.trial.create_trial(params={"train.learning_rate": 0.004}, distributions=LR, value=0.9))
+    study.add_trial(optuna.trial.create_trial(params={"train.learning_rate": 0.002}, distributions=LR, value=0.95))
+
+    cfg = tuned(tiny_config(["tune.best_of=lr-plain3", "seed=7"]))  # the default network until the study says
+
+    assert OmegaConf.to_container(cfg.model) == OmegaConf.to_container(searched.model)  # no key of compact's left
+    assert (cfg.train.learning_rate, cfg.train.epochs, cfg.seed) == (0.002, 3, 7)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (False, "tune.best_of=lr-plain3: no such study in sqlite:///"),
+        (True, "tune.best_of=lr-plain3: the study has no completed trial yet"),
+    ],
+)
+def test_best_of_a_study_not_there_or_not_tuned_is_one_line(make, message, tmp_path, monkeypatch, user_error):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mlruns").mkdir()
+    if make:
+        optuna.create_study(storage=f"sqlite:///{tmp_path}/mlruns/optuna.db", study_name="lr-plain3")
+    cfg, job = tiny_config(["tune.best_of=lr-plain3"]), SweepJob("lr", None, "lr")
+    _, err = user_error(lambda: reports_user_errors(run_experiment)(cfg, tmp_path / "job", job))
+    assert err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1, err

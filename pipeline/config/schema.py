@@ -157,6 +157,9 @@ RULES: dict[str, Allowed] = {
     "tune.startup_trials": integer(0),
     "tune.storage": null_or(Allowed(lambda v: isinstance(v, str) and "://" in v, "an SQLAlchemy URL")),
     "tune.study": null_or(Allowed(lambda v: isinstance(v, str) and v != "", "a name")),
+    "tune.worker": integer(0),
+    "tune.compare_seeds": integers(0, non_empty=False),
+    "tune.best_of": null_or(Allowed(lambda v: isinstance(v, str) and v != "", "a study's name")),
 }
 
 # Settings of the chosen architecture or augmentation policy: checked where its config file has them.
@@ -260,10 +263,14 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+def plain_settings(cfg: DictConfig) -> dict[str, Any]:
+    """A composed config as plain values, without its `hydra` node (where it has one: Hydra's own)."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"]), resolve=True)
+
+
 def config_problems(cfg: DictConfig) -> list[str]:
-    """`problems` of a composed config (its `hydra` node, where it has one, is Hydra's own)."""
-    ours = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
-    return problems(OmegaConf.to_container(ours, resolve=True))
+    """`problems` of a composed config."""
+    return problems(plain_settings(cfg))
 
 
 def validate(cfg: DictConfig) -> None:

@@ -30,6 +30,7 @@ from pipeline.sweeps.results import write_comparison
 from pipeline.tracking import runs, store
 
 SWEEP_FILE = "sweep.json"
+SEARCH_JOB = "tune"  # a search's multirun (`python -m pipeline.tune -m`) is tracked by pipeline/sweeps/tune_sweep.py
 
 
 def parse(overrides: Sequence[str]) -> list[Override]:
@@ -113,6 +114,8 @@ class SweepTracking(Callback):
     """Opens the parent run before the first job and closes it, with the comparison, after the last."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.job.name == SEARCH_JOB:
+            return
         sweep_overrides = list(config.hydra.overrides.task)
         varied = varied_keys(sweep_overrides)
         # Every variant is checked before the first starts: a bad one would otherwise stop the sweep when its turn
@@ -138,6 +141,8 @@ class SweepTracking(Callback):
         print(f"sweep: parent MLflow run {run.info.run_id} ({name})", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if config.hydra.job.name == SEARCH_JOB:
+            return
         sweep_dir = Path(config.hydra.sweep.dir)
         parent = read_json(sweep_dir / SWEEP_FILE)["parent_run_id"]
         store.connect(config.tracking)

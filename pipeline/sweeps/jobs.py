@@ -4,6 +4,7 @@ the sweep folder's sweep.json), its own output folders, and its share of the mac
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,6 +53,15 @@ def with_job_outputs(cfg: DictConfig, job_dir: Path) -> DictConfig:
     return cfg
 
 
+def with_settings(cfg: DictConfig, values: Mapping[str, Any]) -> DictConfig:
+    """A copy of the config with these settings (`{"train.learning_rate": 0.004}`) set; their interpolations
+    follow them."""
+    cfg = copy.deepcopy(cfg)
+    for key, value in values.items():
+        OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
+
+
 def threads_per_job(n_jobs: int | None, cores: int) -> int | None:
     """Cores shared out among parallel jobs; None (TensorFlow's default, all cores) for one job at a time."""
     return max(1, cores // n_jobs) if n_jobs and n_jobs > 1 else None
@@ -82,6 +92,10 @@ def limit_threads(threads: int | None) -> None:
 def start_job(default_name: str) -> tuple[Path, SweepJob]:
     """The Hydra job now starting: its folder and what `sweep_job` tells it, with TensorFlow held to the threads
     its launcher gives it (before anything builds a model)."""
-    hc = HydraConfig.get()
-    limit_threads(launcher_threads(hc.launcher, os.cpu_count() or 1))
-    return Path(hc.runtime.output_dir), sweep_job(default_name)
+    take_job_share()
+    return Path(HydraConfig.get().runtime.output_dir), sweep_job(default_name)
+
+
+def take_job_share() -> None:
+    """TensorFlow held to the threads the job's launcher gives it, before anything builds a model."""
+    limit_threads(launcher_threads(HydraConfig.get().launcher, os.cpu_count() or 1))

@@ -4,6 +4,7 @@ is called, how it samples and prunes, how much of its budget is spent, and what 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from optuna.trial import TrialState
 
 from pipeline.core.errors import UserError
 from pipeline.core.metric_direction import higher_is_better
+from pipeline.sweeps.search_space import as_overrides
 from pipeline.tracking import runs, store
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)  # what the budget counts: a failed or killed trial is not spent
@@ -24,11 +26,10 @@ RUN_ATTR = "mlflow_run_id"  # a trial's user attribute: its training's run
 
 def storage_url(tune_cfg: Mapping[str, Any], tracking_cfg: Mapping[str, Any]) -> str:
     """`tune.storage`, or an SQLite file `optuna.db` beside the embedded MLflow store; a tracking server has no
-    such folder here, so then the study needs its own database (the team's: docs/scaling.md). Asked before
-    connecting to MLflow, which sets MLFLOW_TRACKING_URI to the store's absolute URI."""
+    such folder here, so then the study needs its own database (the team's: docs/scaling.md)."""
     if tune_cfg["storage"]:
         return tune_cfg["storage"]
-    _, mlflow_file = store.resolved_uri(tracking_cfg["uri"])
+    mlflow_file = store.embedded_file(tracking_cfg["uri"])
     if mlflow_file is None:
         raise UserError(
             "tune.storage=null: MLflow's store is a server, so the study has no folder beside it — set tune.storage "
@@ -38,8 +39,13 @@ def storage_url(tune_cfg: Mapping[str, Any], tracking_cfg: Mapping[str, Any]) ->
     return f"sqlite:///{mlflow_file.parent / 'optuna.db'}"
 
 
-def study_name(cfg: Mapping[str, Any]) -> str:
-    return cfg["tune"]["study"] or f"{cfg['search']['name']}-{cfg['data']['name']}"
+def study_name(cfg: Mapping[str, Any], variant: str | None = None) -> str:
+    """`tune.study`, or `<search>-<dataset>`, and in a search of several variants the variant's values too
+    (`default-mnist-model_plain3`): a name that `tune.best_of=` takes on the command line as it is."""
+    if cfg["tune"]["study"]:
+        return cfg["tune"]["study"]
+    base = f"{cfg['search']['name']}-{cfg['data']['name']}"
+    return f"{base}-{re.sub(r'[^A-Za-z0-9._-]+', '_', variant)}" if variant else base
 
 
 def shared_settings(config: Mapping[str, Any], searched: list[str]) -> dict[str, Any]:
@@ -56,12 +62,11 @@ def pruner(tune_cfg: Mapping[str, Any], epochs: int) -> optuna.pruners.BasePrune
     return optuna.pruners.NopPruner()
 
 
-def open_study(config: Mapping[str, Any], searched: list[str], url: str) -> optuna.Study:
-    """The study of this search, made or resumed (`load_if_exists`): TPE, seeded from `seed` and the trials
-    already run (a resumed search does not draw its first trials' values again), the configured pruner, and the
+def open_study(config: Mapping[str, Any], searched: list[str], url: str, name: str) -> optuna.Study:
+    """The study of this search, made or resumed (`load_if_exists`): TPE, seeded from `seed`, the trials already
+    run (a resumed search does not draw its first trials' values again) and the worker, the configured pruner, and the
     direction of `train.monitor`, in the storage at `url`. A study of other settings is refused: its trials could
     not be compared."""
-    name = study_name(config)
     monitor = config["train"]["monitor"]
     study = optuna.create_study(
         storage=url,
@@ -70,7 +75,10 @@ def open_study(config: Mapping[str, Any], searched: list[str], url: str) -> optu
         pruner=pruner(config["tune"], config["train"]["epochs"]),
         load_if_exists=True,
     )
-    study.sampler = optuna.samplers.TPESampler(seed=config["seed"] + len(study.trials))
+    # Parallel workers opening it at once must not draw the same values: each its own stream.
+    study.sampler = optuna.samplers.TPESampler(
+        seed=config["seed"] + len(study.trials) + 1000 * config["tune"]["worker"]
+    )
     settings = shared_settings(config, searched)
     before = study.user_attrs.get(SETTINGS_ATTR)
     if before is None:
@@ -149,6 +157,23 @@ def log_figures(parent: str, files: Mapping[str, Path]) -> None:
         client.log_artifact(parent, str(path), "optuna")
 
 
+def summarise(study: optuna.Study, parent: str, folder: Path) -> optuna.trial.FrozenTrial | None:
+    """The best trial and the trials' counts on the parent run, Optuna's figures as its artifacts, and the same
+    said in two lines; returns the best trial (None while no trial has completed)."""
+    from pipeline.figures.study_figures import study_figures
+
+    best = record_best(study, parent)
+    drawn, notes = study_figures(study, folder)
+    log_figures(parent, drawn)
+    for note in notes:
+        print(f"tune: no figure {note}", flush=True)
+    n = counts(study)
+    print(f"tune: {n['complete']} trials completed, {n['pruned']} pruned, {n['fail']} failed", flush=True)
+    if best is not None:
+        print(f"tune: best trial {best.number}: {best.value:.5g} ({' '.join(as_overrides(best.params))})", flush=True)
+    return best
+
+
 def close_parent(parent: str, status: str, why: str | None = None) -> None:
     client = mlflow.MlflowClient()
     if why:
@@ -162,3 +187,44 @@ def mark_run(run_id: str, state: str, name: str | None = None) -> None:
     client.set_tag(run_id, "tune.state", state)
     if name is not None:
         client.set_tag(run_id, "mlflow.runName", name)
+
+
+TRAINING_GROUPS = ("data.", "model.", "augment.", "train.")  # what a study's settings give a tuned training
+
+
+def best_settings(tune_cfg: Mapping[str, Any], tracking_cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """`tune.best_of`'s study, as settings to train with: the data, network, augmentation and training its trials
+    shared, with its best trial's values, as whole groups (`{"model": {…}, "train": {…}, …}`). Not the seed: a
+    tuned variant is compared over seeds of its own."""
+    name, url = tune_cfg["best_of"], storage_url(tune_cfg, tracking_cfg)
+    try:
+        study = optuna.load_study(study_name=name, storage=url)
+    except KeyError:
+        known = ", ".join(optuna.get_all_study_names(url)) or "none"
+        raise UserError(
+            f"tune.best_of={name}: no such study in {shown_url(url)} (studies there: {known}) — tune it first "
+            "with python -m pipeline.tune, or set tune.storage to where it is"
+        ) from None
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise UserError(
+            f"tune.best_of={name}: the study has no completed trial yet — run python -m pipeline.tune until one "
+            "completes"
+        ) from None
+    shared = study.user_attrs.get(SETTINGS_ATTR, {})
+    chosen = {**{k: v for k, v in shared.items() if k.startswith(TRAINING_GROUPS)}, **best.params}
+    return nested(chosen)
+
+
+def nested(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{"model.name": "plain3", "model.filters": [32]} -> {"model": {"name": "plain3", "filters": [32]}}: whole
+    config groups, to replace a config's (another network's group has other keys)."""
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        *path, last = key.split(".")
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return tree

@@ -37,6 +37,15 @@ def resolved_uri(configured: str) -> tuple[str, Path | None]:
     return (f"sqlite:///{store}", store) if store is not None else (uri, None)
 
 
+def embedded_file(configured: str) -> Path | None:
+    """The SQLite file of the store in use, where it is one: relative to the project, or absolute (as `connect`
+    leaves MLFLOW_TRACKING_URI for the processes it starts); None for a server."""
+    uri, store = resolved_uri(configured)
+    if store is None and uri.startswith("sqlite:////"):
+        return Path(uri.removeprefix("sqlite:///"))
+    return store
+
+
 def server_problems(tracking_cfg: Mapping[str, Any], timeout: float = reach.TIMEOUT) -> list[str]:
     """Why the configured tracking server cannot be used, asked within seconds — it does not answer, or it wants a
     login that we lack: [] when it takes our requests, or when the store is not a server. MLflow's client would

@@ -78,3 +78,36 @@ def test_a_search_trains_its_trials_under_one_parent_and_prunes_a_bad_one(tiny, 
     assert parent.data.metrics["tune.trials_pruned"] >= 1
     figures = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
     assert {"optuna/history.png", "optuna/parallel_coordinates.png"} <= figures
+
+
+def test_a_study_searched_with_other_settings_is_refused_by_name(tmp_path, monkeypatch, user_error):
+    monkeypatch.chdir(tmp_path)
+    first = tiny_config(["tune.trials=1"])
+    config = OmegaConf.to_container(first, resolve=True)
+    studies.open_study(config, ["train.learning_rate"], studies.storage_url(first.tune, first.tracking), "lr")
+    # The budget and the searched setting may change between commands; the training may not.
+    again = OmegaConf.to_container(tiny_config(["tune.trials=9", "train.learning_rate=0.01"]), resolve=True)
+    studies.open_study(again, ["train.learning_rate"], studies.storage_url(first.tune, first.tracking), "lr")
+    other = OmegaConf.to_container(tiny_config(["train.epochs=5"]), resolve=True)
+    with pytest.raises(studies.UserError, match=r"study lr in .* searched with other settings \(train.epochs\)"):
+        studies.open_study(other, ["train.learning_rate"], studies.storage_url(first.tune, first.tracking), "lr")
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("median", optuna.pruners.MedianPruner),
+        ("hyperband", optuna.pruners.HyperbandPruner),
+        ("none", optuna.pruners.NopPruner),
+    ],
+)
+def test_each_pruner_setting_gives_its_pruner(name, kind):
+    assert isinstance(studies.pruner({"pruner": name, "startup_trials": 2}, epochs=8), kind)
+
+
+@pytest.mark.slow  # one tiny training
+def test_a_time_budget_starts_no_trial_once_spent(tiny, capsys):
+    cfg = tiny_config(["train.epochs=1", "tune.trials=null", "tune.minutes=0.0001", *space("choice(0.003)")])
+    study = tune.tune(cfg)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"]  # started at once; none after the 6 ms
+    assert "tune: 0.0001 minutes spent; the same command goes on with the search" in capsys.readouterr().out

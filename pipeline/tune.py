@@ -138,4 +138,6 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     skip_final_collection()
-    stop_on_signals(main, "tune")
+    stop_on_signals(
+        main, "tune", "Run the same command again: the search goes on to its budget (the trial cut short is failed)"
+    )

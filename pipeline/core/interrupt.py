@@ -53,16 +53,21 @@ def raise_on_signals() -> None:
         signal.signal(s, handler)
 
 
-def stop_on_signals(main: Callable[[], object], stage: str) -> None:
-    """Run an entrypoint's `main` with SIGINT and SIGTERM raising Interrupted; on one, one line on stderr and
-    exit status 128 + the signal's number. What was interrupted has already cleaned up on the way out."""
+RESUMES_TRAINING = (
+    "Run the same command (or `dvc repro`) again: an interrupted training resumes after its last completed epoch"
+)
+
+
+def stop_on_signals(main: Callable[[], object], stage: str, next_step: str = RESUMES_TRAINING) -> None:
+    """Run an entrypoint's `main` with SIGINT and SIGTERM raising Interrupted; on one, one line on stderr (ending
+    with what to do next: `next_step`) and exit status 128 + the signal's number. What was interrupted has
+    already cleaned up on the way out."""
     raise_on_signals()
     try:
         main()
     except Interrupted as stop:
         print(
-            f"{stage}: {stop}; its MLflow run is marked KILLED and nothing half-written is left. Run the same "
-            "command (or `dvc repro`) again: an interrupted training resumes after its last completed epoch.",
+            f"{stage}: {stop}; its MLflow run is marked KILLED and nothing half-written is left. {next_step}.",
             file=sys.stderr,
             flush=True,
         )

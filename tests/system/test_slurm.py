@@ -9,6 +9,7 @@ The data are synthetic (tests/helpers/projects.py): what is checked is where job
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -16,10 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import optuna
 import pytest
 from mlflow.server import get_app_client
 from mlflow.tracking import MlflowClient
 
+from tests.helpers import postgres
 from tests.helpers.configs import conf
 from tests.helpers.projects import project, start, wait_for_epochs
 from tests.helpers.servers import TeamServer, TrackingServer
@@ -177,3 +180,64 @@ def test_a_training_job_sent_sigterm_ends_killed_and_requeued_resumes_in_the_sam
     for metric in ("loss", "val_loss", "learning_rate"):
         assert [m.step for m in client.get_metric_history(resumed.info.run_id, metric)] == [1, 2, 3], metric
     assert parents[0].info.status == "FINISHED" and parents[0].data.tags["compare.best"] == "model=plain1"
+
+
+def test_a_searchs_workers_are_slurm_jobs_sharing_one_study_in_the_teams_postgresql(
+    slurm, team_server, tmp_path, monkeypatch
+):
+    """docs/sweeps.md's cluster search: two workers, each a SLURM job of one CPU, taking trials from one study in a
+    database of the team's PostgreSQL (its password from PGPASSWORD, as sbatch passes on the environment), their
+    runs under one parent on the team's server."""
+    host = team_server.database.rsplit("/", 1)[0]  # postgresql://mlflow@127.0.0.1:<port>
+    port = host.rsplit(":", 1)[1]
+    pg = {"PGPASSWORD": team_server.database_password}
+    createdb = [str(postgres.binaries() / "createdb"), "-h", "127.0.0.1", "-p", port, "-U", postgres.USER, "optuna"]
+    subprocess.run(createdb, env={**os.environ, **pg}, check=True, capture_output=True)
+    storage = host.replace("postgresql://", "postgresql+psycopg://") + "/optuna"  # no password in it
+    login = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": team_server.admin_password}
+    env = {**slurm.env, "MLFLOW_TRACKING_URI": team_server.url, **login, **pg}
+    folder = project(tmp_path)
+    search = start(
+        folder,
+        "pipeline.tune",
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.cpus_per_task=1",  # both workers at once on the test cluster's node of 2 CPUs
+        "hydra.sweep.dir=search",
+        "tune.worker=0,1",
+        f"tune.storage={storage}",
+        "tune.trials=2",
+        "tune.pruner=none",
+        "tracking.experiment=slurm-search",
+        "experiment=fast",
+        "data.train_limit=2000",
+        "train.batch_size=32",
+        "search.params.train.batch_size='choice(32)'",
+        **env,
+    )
+    try:
+        out, err = search.communicate(timeout=400)
+    finally:
+        if search.poll() is None:
+            search.kill()
+    assert search.returncode == 0, (out[-3000:], err[-3000:])
+
+    jobs = job_ids(folder / "search")
+    assert len(jobs) == 2
+    for job in jobs:
+        assert wait_for_state(slurm, job, {"COMPLETED", "FAILED"}) == "COMPLETED"
+        assert "sweep job: 1 TensorFlow threads" in job_log(folder / "search", job)
+    monkeypatch.setenv("PGPASSWORD", team_server.database_password)
+    study = optuna.load_study(study_name="default-mnist", storage=storage)
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert 2 <= len(done) <= 3 and len(done) == len(study.trials)  # a worker asks while fewer than 2 are done
+    for key, value in login.items():
+        monkeypatch.setenv(key, value)
+    _, parents, children = sweep_runs(team_server, "slurm-search")
+    (parent,) = parents
+    assert parent.info.run_name == "tune default-mnist" and parent.info.status == "FINISHED"
+    assert parent.data.tags["tune.storage"] == storage
+    assert sorted(c.data.tags["tune.trial"] for c in children) == sorted(str(t.number) for t in done)
+    assert {c.data.tags["tune.worker"] for c in children} <= {"0", "1"}
+    assert parent.data.tags["tune.best_run"] in {c.info.run_id for c in children}

@@ -37,6 +37,7 @@ def test_sigterm_fails_the_trial_and_the_same_command_resumes_to_the_budget(tmp_
 
     assert search.returncode == 128 + signal.SIGTERM, err[-3000:]
     assert "tune: interrupted by SIGTERM" in err and "Traceback" not in err, err[-3000:]
+    assert "Run the same command again: the search goes on to its budget" in err  # not "resumes after its epoch"
     storage = f"sqlite:///{folder}/mlruns/optuna.db"
     states = [t.state.name for t in optuna.load_study(study_name="default-mnist", storage=storage).trials]
     assert states == ["COMPLETE", "FAIL"]

@@ -78,6 +78,19 @@ def sweep_problems(config: DictConfig, sweep_overrides: Sequence[str], varied: S
     return [p if len(names) == variants else f"{p} (in {' / '.join(names)})" for p, names in found.items()]
 
 
+def check_sweep(config: DictConfig, sweep_overrides: Sequence[str], varied: Sequence[str]) -> None:
+    """Every variant checked before the first starts, and the tracking server asked: a bad one would otherwise stop
+    the sweep when its turn came, and leave the parent run open. A problem ends the process as a user's mistake
+    (an exception in a callback would only be a warning: Hydra catches them)."""
+    try:
+        problems = sweep_problems(config, sweep_overrides, varied)
+    except HydraException as err:  # a variant that does not compose (Hydra's sweeper would refuse it next)
+        problems = [str(err)]
+    problems += store.server_problems(config.tracking)  # an absent tracking server, before any job starts
+    if problems:
+        exit_on_user_error("; ".join(problems))
+
+
 def close_if_unfinished(tracking_uri: str, parent_run_id: str) -> None:
     """A parent still RUNNING when the sweep's process exits: it, and any child left RUNNING (a worker killed with
     the sweep), end KILLED, with why in the tag `run.ended_by`."""
@@ -118,15 +131,7 @@ class SweepTracking(Callback):
             return
         sweep_overrides = list(config.hydra.overrides.task)
         varied = varied_keys(sweep_overrides)
-        # Every variant is checked before the first starts: a bad one would otherwise stop the sweep when its turn
-        # came, and leave the parent run open. (An exception here would only be a warning: Hydra catches them.)
-        try:
-            problems = sweep_problems(config, sweep_overrides, varied)
-        except HydraException as err:  # a variant that does not compose (Hydra's sweeper would refuse it next)
-            problems = [str(err)]
-        problems += store.server_problems(config.tracking)  # an absent tracking server, before any job starts
-        if problems:
-            exit_on_user_error("; ".join(problems))
+        check_sweep(config, sweep_overrides, varied)
         store.connect(config.tracking)
         name = "sweep " + " ".join(sweep_overrides)
         run = mlflow.MlflowClient().create_run(

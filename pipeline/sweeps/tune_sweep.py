@@ -21,7 +21,6 @@ from typing import Any
 import mlflow
 import optuna
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -32,10 +31,10 @@ from pipeline.sweeps import study as studies
 from pipeline.sweeps.callback import (
     SEARCH_JOB,
     SWEEP_FILE,
+    check_sweep,
     child_name,
     close_if_unfinished,
     parse,
-    sweep_problems,
     variant_configs,
     varied_keys,
 )
@@ -123,13 +122,7 @@ class TuneTracking(Callback):
             return
         sweep_overrides = list(config.hydra.overrides.task)
         varied = varied_keys(sweep_overrides)
-        try:
-            problems = sweep_problems(config, sweep_overrides, varied)
-        except HydraException as err:
-            problems = [str(err)]
-        problems += store.server_problems(config.tracking)
-        if problems:
-            exit_on_user_error("; ".join(problems))
+        check_sweep(config, sweep_overrides, varied)
         try:
             searches = open_searches(config, sweep_overrides, varied)
         except UserError as err:

@@ -46,7 +46,8 @@ def test_a_bad_search_space_exits_1_in_one_line_before_any_work(overrides, messa
 @pytest.mark.slow  # three tiny trainings
 def test_a_search_trains_its_trials_under_one_parent_and_prunes_a_bad_one(tiny, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")
-    cfg = tiny_config(["train.epochs=2", "tune.trials=3", "tune.startup_trials=1", *space("choice(0.003, 10.0)")])
+    settings = ["train.epochs=2", "tune.trials=3", "tune.startup_trials=1", "tune.prune_after=1"]
+    cfg = tiny_config([*settings, *space("choice(0.003, 10.0)")])
     config = OmegaConf.to_container(cfg, resolve=True)
     # The first two trials' values, known in advance: a good rate, then one that diverges at its first epoch.
     optuna.create_study(
@@ -102,7 +103,21 @@ def test_a_study_searched_with_other_settings_is_refused_by_name(tmp_path, monke
     ],
 )
 def test_each_pruner_setting_gives_its_pruner(name, kind):
-    assert isinstance(studies.pruner({"pruner": name, "startup_trials": 2}, epochs=8), kind)
+    assert isinstance(studies.pruner({"pruner": name, "startup_trials": 2, "prune_after": 4}, epochs=8), kind)
+
+
+def test_no_trial_is_pruned_before_epoch_prune_after():
+    study = optuna.create_study(pruner=studies.pruner({"pruner": "median", "startup_trials": 1, "prune_after": 3}, 8))
+    good = study.ask()
+    for epoch, loss in enumerate([0.5, 0.3, 0.2, 0.1], start=1):
+        good.report(loss, epoch)
+    study.tell(good, 0.1)
+    poor = study.ask()
+    verdicts = []
+    for epoch, loss in enumerate([0.9, 0.8, 0.7], start=1):  # worse than the first at every epoch
+        poor.report(loss, epoch)
+        verdicts.append(poor.should_prune())
+    assert verdicts == [False, False, True]
 
 
 @pytest.mark.slow  # one tiny training

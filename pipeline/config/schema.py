@@ -155,6 +155,7 @@ RULES: dict[str, Allowed] = {
     "tune.minutes": null_or(above(0)),
     "tune.pruner": one_of(PRUNERS),
     "tune.startup_trials": integer(0),
+    "tune.prune_after": integer(1),
     "tune.storage": null_or(Allowed(lambda v: isinstance(v, str) and "://" in v, "an SQLAlchemy URL")),
     "tune.study": null_or(Allowed(lambda v: isinstance(v, str) and v != "", "a name")),
     "tune.worker": integer(0),

@@ -55,10 +55,14 @@ def shared_settings(config: Mapping[str, Any], searched: list[str]) -> dict[str,
 
 
 def pruner(tune_cfg: Mapping[str, Any], epochs: int) -> optuna.pruners.BasePruner:
+    """`tune.pruner`, never before epoch `tune.prune_after`: early epochs of a one-cycle schedule rank trials by
+    their warm-up (a larger batch starts slower), not by where they end (seen: 5 of 8 MNIST trials pruned after
+    epoch 1 when pruning began there)."""
+    first = tune_cfg["prune_after"]
     if tune_cfg["pruner"] == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=tune_cfg["startup_trials"])
+        return optuna.pruners.MedianPruner(n_startup_trials=tune_cfg["startup_trials"], n_warmup_steps=first)
     if tune_cfg["pruner"] == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+        return optuna.pruners.HyperbandPruner(min_resource=min(first, epochs), max_resource=epochs)
     return optuna.pruners.NopPruner()
 
 

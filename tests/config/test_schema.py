@@ -114,6 +114,7 @@ RANGES = {
     "tune.storage": ([None, "sqlite:///mlruns/optuna.db"], ["", "mlruns/optuna.db"], "null or an SQLAlchemy URL"),
     "tune.study": ([None, "lr"], [""], "null or a name"),
     "tune.worker": ([0, 3], [-1, 0.5], "an integer ≥ 0"),
+    "tune.prune_after": ([1, 4], [0, 2.5], "an integer ≥ 1"),
     "tune.compare_seeds": ([[], [42, 43, 44]], [[-1], 42, [1.5]], "a list of integers ≥ 0"),
     "tune.best_of": ([None, "default-mnist-model_plain3"], ["", 3], "null or a study's name"),
 }

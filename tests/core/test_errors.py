@@ -22,7 +22,7 @@ from pipeline.modeling.model_file import ModelFileError
 from pipeline.tracking import store
 from pipeline.tracking.registry import RegistryError
 from tests.helpers.configs import tiny_config
-from tests.helpers.repos import REPO, entrypoint, our_lines
+from tests.helpers.repos import REPO, entrypoint
 
 HYDRA_RUN = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
@@ -169,7 +169,7 @@ def test_every_stage_and_tool_ends_on_a_users_mistake_the_same_way(name, tmp_pat
 def test_a_missing_data_file_ends_the_stage_in_one_line(tmp_path):
     result = entrypoint(["-m", "pipeline.ingest", *HYDRA_RUN], tmp_path)
     assert result.returncode == 1
-    (line,) = our_lines(result.stderr)
+    (line,) = result.stderr.splitlines()
     assert line == (
         "error: data/raw/mnist/train-images-idx3-ubyte: not found — run the fetch stage first (`dvc repro fetch`), "
         "or put NIST's files into data/raw/mnist"
@@ -205,7 +205,7 @@ def test_a_bug_in_an_entrypoint_still_shows_its_traceback(tmp_path):
 def test_a_bad_setting_stops_training_in_one_line_before_any_work(tmp_path):
     result = entrypoint(["-m", "pipeline.train", "train.epochs=0", *HYDRA_RUN], tmp_path)
     assert result.returncode == 1
-    assert our_lines(result.stderr) == ["error: train.epochs=0: must be an integer ≥ 1"]
+    assert result.stderr.splitlines() == ["error: train.epochs=0: must be an integer ≥ 1"]
     assert os.listdir(tmp_path) == []  # no MLflow store, no outputs
 
 

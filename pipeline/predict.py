@@ -22,14 +22,27 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.errors import USER_ERROR, UserError, reports_user_errors
+from pipeline.config.schema import ConfigError, integer
+from pipeline.core.errors import USER_ERROR, UserError, printable, reports_user_errors
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.image_files import MAX_PIXELS, expand, load_image
 from pipeline.modeling.classifier import Classifier, top_k
 
+# Each numeric option's allowed range, in the words of the pipeline's settings (pipeline/config/schema.py).
+OPTION_RANGES = {"top": integer(1), "max_pixels": integer(1)}
 
-def table_line(path: Path, top: Sequence[tuple[str, float]], width: int) -> str:
-    return f"{path!s:<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top)
+
+def option_problems(args: argparse.Namespace) -> list[str]:
+    """`--top 0: must be an integer ≥ 1`, one per option out of its range."""
+    return [
+        f"--{name.replace('_', '-')} {getattr(args, name)}: must be {allowed.text}"
+        for name, allowed in OPTION_RANGES.items()
+        if not allowed.test(getattr(args, name))
+    ]
+
+
+def table_line(name: str, top: Sequence[tuple[str, float]], width: int) -> str:
+    return f"{name:<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top)
 
 
 def save_picture(path: Path, image: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> None:
@@ -54,7 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a .keras file or an MLflow model URI (runs:/<id>/model, models:/<name>/<version>, "
         "models:/handwriting-mnist@champion)",
     )
-    parser.add_argument("--top", type=int, default=3, help="how many classes to show per image (default 3)")
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=3,
+        help="how many classes to show per image, at least 1 (default 3; more than the model has shows them all)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     parser.add_argument(
         "--save",
@@ -67,13 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=int,
         default=MAX_PIXELS,
         metavar="N",
-        help=f"refuse, before decoding, an image of more than N pixels (default {MAX_PIXELS:,}, PIL's limit against "
-        "decompression bombs: room for a 50-megapixel photo)",
+        help=f"refuse, before decoding, an image of more than N pixels, N at least 1 (default {MAX_PIXELS:,}, PIL's "
+        "limit against decompression bombs: room for a 50-megapixel photo)",
     )
     parser.add_argument(
         "--verbose", action="store_true", help="when the model cannot be used, also print the traceback behind it"
     )
     args = parser.parse_args(argv)
+    if problems := option_problems(args):
+        raise ConfigError(problems)
 
     files = expand(args.inputs)
     images, ok, failed = [], [], 0
@@ -82,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             images.append(load_image(f, args.max_pixels))
             ok.append(f)
         except ValueError as err:
-            print(f"{f}: {err}", file=sys.stderr)
+            print(f"{printable(f)}: {err}", file=sys.stderr)
             failed += 1
     if not ok:
         raise UserError("no image could be classified")
@@ -94,13 +114,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     batch = np.stack(images)
     probs = classifier.probabilities(batch)
-    width = max(len(str(f)) for f in ok)
+    width = max(len(printable(f)) for f in ok)
     for f, image, p in zip(ok, batch, probs):
         top = top_k(p, classifier.class_names, args.top)
         if args.json:
             print(json.dumps({"file": str(f), "top": [{"class": c, "probability": round(q, 6)} for c, q in top]}))
         else:
-            print(table_line(f, top, width))
+            print(table_line(printable(f), top, width))  # a name with a newline must not forge a line
         if args.save:
             save_picture(args.save / f"{f.stem}.prediction.png", image, p, classifier.class_names)
     return USER_ERROR if failed else 0

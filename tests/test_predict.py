@@ -304,3 +304,32 @@ def test_model_saved_without_names_with_47_outputs_is_refused(model_files, digit
     assert out == ""
     assert err.startswith(f"error: {model_files['old_balanced']}: a model of 47 classes saved without their names")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--top", "0"), ("--top", "-1"), ("--max-pixels", "-1"), ("--max-pixels", "0")]
+)
+def test_an_option_out_of_range_is_one_line_before_any_image_is_read(option, value, digit, tmp_path, user_error):
+    """`--top 0` printed file names alone, `--top -1` all classes but one, `--max-pixels -1` refused every image."""
+    model = tmp_path / "no model here"  # the check comes first: neither the model nor the image is read
+    out, err = user_error(lambda: predict.main([str(digit), "--model", str(model), option, value]))
+    assert out == "" and err == f"error: {option} {value}: must be an integer ≥ 1\n"
+
+
+def test_top_beyond_the_models_classes_shows_them_all(model_files, digit, capsys):
+    assert predict.main([str(digit), "--model", str(model_files["digits"]), "--top", "99"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert len(line.split()) == 1 + 2 * len(DIGIT_NAMES)
+
+
+def test_a_name_with_a_newline_cannot_forge_a_line(model_files, digit, capsys):
+    forged = digit.parent / "new\nfake.png    7 99.9%"
+    shutil.copy(digit, forged)
+    unreadable = digit.parent / "bad\nfake.png: no such file"  # not there
+    assert predict.main([str(forged), str(unreadable), "--model", str(model_files["digits"])]) == 1
+    out = capsys.readouterr()
+    (line,) = out.out.splitlines()
+    assert line.startswith(f"{digit.parent}/new\\nfake.png    7 99.9%  ")
+    assert out.err == f"{digit.parent}/bad\\nfake.png: no such file: no such file\n"
+    assert predict.main([str(forged), "--model", str(model_files["digits"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["file"] == str(forged)  # JSON has the name itself, escaped its way

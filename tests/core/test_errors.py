@@ -67,6 +67,15 @@ def test_a_user_error_is_one_line_on_stderr_and_exit_status_1(error, capsys):
     assert captured.err == f"error: {error}\n" and captured.out == ""
 
 
+def test_a_message_that_quotes_a_name_with_a_newline_or_an_escape_is_still_one_line(user_error):
+    @reports_user_errors
+    def main():
+        raise UserError("run 'x\n': no such run; 'a\x1b[2Jb.png' and 'caf\u00e9 \udcff.png' ≥ 1")
+
+    _, err = user_error(main)
+    assert err == "error: run 'x\\n': no such run; 'a\\x1b[2Jb.png' and 'café \\udcff.png' ≥ 1\n"
+
+
 def test_hydra_full_error_shows_the_user_errors_traceback(monkeypatch):
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
 

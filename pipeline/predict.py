@@ -3,9 +3,12 @@
 The model is a `.keras` file (default: models/model.keras, the one the last `dvc repro` trained) or any MLflow
 model URI (`runs:/<run id>/model`, `models:/<name>/<version>`, `models:/handwriting-mnist@champion`). Images of
 any size, colour or grayscale, dark on light or light on dark, are preprocessed as MNIST was made (see
-pipeline/data/preprocess.py), then classified in one batch. A photo's EXIF orientation is applied first. An unreadable
-file, or one over the pixel limit (checked before decoding: a small file can unpack into gigabytes), gets a
-one-line error and the rest are still classified; the exit status is 1 when any file was not classified. A model
+pipeline/data/preprocess.py), then classified in one batch. A photo's EXIF orientation is applied first. Files are
+untrusted (pipeline/data/image_files.py): an unreadable one, one that is not a regular file (a FIFO, a device), not
+PNG, JPEG, BMP or GIF by its content, or over the pixel limit (checked before decoding: a small file can unpack into
+gigabytes) gets a one-line error, its name escaped where it does not print, and the rest are still classified; the
+exit status is 1 when any file was not classified. The options' ranges and the --save folder are checked before any
+image is read; a signal leaves no half-written picture. A model
 that cannot be used (missing, not a model, not in the MLflow store, on a tracking server that does not answer, or
 saved without its class names and not of 10 classes) is a user's error, as in every tool: one line `error: …` on
 stderr and exit status 1 (pipeline/core/errors.py); `--verbose` adds the traceback behind it.

@@ -1,6 +1,6 @@
 """handwriting-lab: a DVC + Hydra + MLflow pipeline that trains and compares CNNs on handwritten characters."""
 
-import os
+from pipeline.core.tensorflow_startup import quiet_tensorflow_startup
 
-# TensorFlow's C++ start-up chatter (CUDA probes, oneDNN notices) buries the stage's own output; errors still show.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Here, as every `python -m pipeline.<name>` imports this first: before anything imports TensorFlow.
+quiet_tensorflow_startup()

@@ -3,9 +3,12 @@
 The model is a `.keras` file (default: models/model.keras, the one the last `dvc repro` trained) or any MLflow
 model URI (`runs:/<run id>/model`, `models:/<name>/<version>`, `models:/handwriting-mnist@champion`). Images of
 any size, colour or grayscale, dark on light or light on dark, are preprocessed as MNIST was made (see
-pipeline/data/preprocess.py), then classified in one batch. A photo's EXIF orientation is applied first. An unreadable
-file, or one over the pixel limit (checked before decoding: a small file can unpack into gigabytes), gets a
-one-line error and the rest are still classified; the exit status is 1 when any file was not classified. A model
+pipeline/data/preprocess.py), then classified in one batch. A photo's EXIF orientation is applied first. Files are
+untrusted (pipeline/data/image_files.py): an unreadable one, one that is not a regular file (a FIFO, a device), not
+PNG, JPEG, BMP or GIF by its content, or over the pixel limit (checked before decoding: a small file can unpack into
+gigabytes) gets a one-line error, its name escaped where it does not print, and the rest are still classified; the
+exit status is 1 when any file was not classified. The options' ranges and the --save folder are checked before any
+image is read; a signal leaves no half-written picture. A model
 that cannot be used (missing, not a model, not in the MLflow store, on a tracking server that does not answer, or
 saved without its class names and not of 10 classes) is a user's error, as in every tool: one line `error: …` on
 stderr and exit status 1 (pipeline/core/errors.py); `--verbose` adds the traceback behind it.
@@ -15,21 +18,73 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.errors import USER_ERROR, UserError, reports_user_errors
+from pipeline.config.schema import ConfigError, integer
+from pipeline.core.errors import USER_ERROR, UserError, printable, reports_user_errors
+from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.image_files import MAX_PIXELS, expand, load_image
 from pipeline.modeling.classifier import Classifier, top_k
 
+# Each numeric option's allowed range, in the words of the pipeline's settings (pipeline/config/schema.py).
+OPTION_RANGES = {"top": integer(1), "max_pixels": integer(1)}
 
-def table_line(path: Path, top: Sequence[tuple[str, float]], width: int) -> str:
-    return f"{path!s:<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top)
+
+def option_problems(args: argparse.Namespace) -> list[str]:
+    """`--top 0: must be an integer ≥ 1`, one per option out of its range."""
+    return [
+        f"--{name.replace('_', '-')} {getattr(args, name)}: must be {allowed.text}"
+        for name, allowed in OPTION_RANGES.items()
+        if not allowed.test(getattr(args, name))
+    ]
+
+
+def table_line(name: str, top: Sequence[tuple[str, float]], width: int) -> str:
+    return f"{name:<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top)
+
+
+def picture_paths(files: Sequence[Path], folder: Path) -> list[Path]:
+    """Where --save writes each input's picture: its path below the folder the inputs share, `.prediction.png` after
+    its whole name (a/same.png and b/same.png: FOLDER/a/same.png.prediction.png, FOLDER/b/same.png.prediction.png),
+    so that no two inputs share one, whatever their folders and suffixes."""
+    absolute = [Path(os.path.abspath(f)) for f in files]
+    if not absolute:
+        return []
+    common = Path(os.path.commonpath([f.parent for f in absolute]))
+    return [folder / f.parent.relative_to(common) / f"{f.name}.prediction.png" for f in absolute]
+
+
+def check_save_folder(folder: Path, pictures: Sequence[Path], files: Sequence[Path]) -> None:
+    """Before any image is read: every folder a picture goes into is made and takes a file, and no picture would
+    replace an input or a folder."""
+    for parent in sorted({p.parent for p in pictures}):
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=parent):  # unnamed where the system allows: nothing to leave behind
+                pass
+        except OSError as err:
+            where = "there" if parent == folder else f"into {printable(parent)}"
+            why = {FileExistsError: "a file, not a folder", NotADirectoryError: "a file is in its path"}
+            raise UserError(
+                f"--save {printable(folder)}: cannot write pictures {where} ({why.get(type(err), err.strerror)}) — "
+                "give a folder you can write to (made if missing)"
+            ) from None
+    inputs = {Path(os.path.abspath(f)) for f in files}
+    for picture in pictures:
+        if picture.is_dir() or Path(os.path.abspath(picture)) in inputs:
+            raise UserError(
+                f"--save {printable(folder)}: {printable(picture)} is "
+                f"{'a folder' if picture.is_dir() else 'one of the inputs'}, which a picture would replace — give "
+                "another folder"
+            )
 
 
 def save_picture(path: Path, image: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> None:
@@ -54,35 +109,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="a .keras file or an MLflow model URI (runs:/<id>/model, models:/<name>/<version>, "
         "models:/handwriting-mnist@champion)",
     )
-    parser.add_argument("--top", type=int, default=3, help="how many classes to show per image (default 3)")
+    parser.add_argument(
+        "--top",
+        type=int,
+        default=3,
+        help="how many classes to show per image, at least 1 (default 3; more than the model has shows them all)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
     parser.add_argument(
         "--save",
         type=Path,
         metavar="FOLDER",
-        help="also save, per image, a PNG of the 28x28 input beside the probabilities",
+        help="also save, per image, a PNG of the 28x28 input beside the probabilities: FOLDER/<the input's path "
+        "below the folder the inputs share>.prediction.png (a/x.png: FOLDER/a/x.png.prediction.png); the folder is "
+        "made, and checked, before any image is read",
     )
     parser.add_argument(
         "--max-pixels",
         type=int,
         default=MAX_PIXELS,
         metavar="N",
-        help=f"refuse, before decoding, an image of more than N pixels (default {MAX_PIXELS:,}, PIL's limit against "
-        "decompression bombs: room for a 50-megapixel photo)",
+        help=f"refuse, before decoding, an image of more than N pixels, N at least 1 (default {MAX_PIXELS:,}, PIL's "
+        "limit against decompression bombs: room for a 50-megapixel photo)",
     )
     parser.add_argument(
         "--verbose", action="store_true", help="when the model cannot be used, also print the traceback behind it"
     )
     args = parser.parse_args(argv)
+    if problems := option_problems(args):
+        raise ConfigError(problems)
 
     files = expand(args.inputs)
-    images, ok, failed = [], [], 0
-    for f in files:
+    pictures = picture_paths(files, args.save) if args.save else [None] * len(files)
+    if args.save:
+        check_save_folder(args.save, pictures, files)
+    images, ok, saved_as, failed = [], [], [], 0
+    for f, picture in zip(files, pictures):
         try:
             images.append(load_image(f, args.max_pixels))
             ok.append(f)
+            saved_as.append(picture)
         except ValueError as err:
-            print(f"{f}: {err}", file=sys.stderr)
+            print(f"{printable(f)}: {err}", file=sys.stderr)
             failed += 1
     if not ok:
         raise UserError("no image could be classified")
@@ -94,18 +162,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     batch = np.stack(images)
     probs = classifier.probabilities(batch)
-    width = max(len(str(f)) for f in ok)
-    for f, image, p in zip(ok, batch, probs):
+    width = max(len(printable(f)) for f in ok)
+    for f, picture, image, p in zip(ok, saved_as, batch, probs):
         top = top_k(p, classifier.class_names, args.top)
         if args.json:
             print(json.dumps({"file": str(f), "top": [{"class": c, "probability": round(q, 6)} for c, q in top]}))
         else:
-            print(table_line(f, top, width))
-        if args.save:
-            save_picture(args.save / f"{f.stem}.prediction.png", image, p, classifier.class_names)
+            print(table_line(printable(f), top, width))  # a name with a newline must not forge a line
+        if picture is not None:
+            try:
+                save_picture(picture, image, p, classifier.class_names)
+            except OSError as err:  # the folder was checked: a disk that filled up since
+                print(f"{printable(picture)}: not saved ({err.strerror or err})", file=sys.stderr)
+                failed += 1
     return USER_ERROR if failed else 0
 
 
 if __name__ == "__main__":
     skip_final_collection()
-    sys.exit(main())
+    # A signal ends it in one line, the picture being saved removed on the way out (pipeline/core/files.py).
+    sys.exit(stop_on_signals(main, "predict", "nothing half-written is left; run the same command again"))

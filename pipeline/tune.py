@@ -139,5 +139,8 @@ def main(cfg: DictConfig) -> None:
 if __name__ == "__main__":
     skip_final_collection()
     stop_on_signals(
-        main, "tune", "Run the same command again: the search goes on to its budget (the trial cut short is failed)"
+        main,
+        "tune",
+        "its trial's MLflow run is marked KILLED and the trial failed in the study. Run the same command again: the "
+        "search goes on to its budget.",
     )

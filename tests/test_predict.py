@@ -31,6 +31,8 @@ from pipeline.modeling.model_file import save_with_class_names
 from pipeline.modeling.models import build_model
 from pipeline.tracking.registry import promote
 from tests.helpers.configs import conf
+from tests.helpers.deadlines import fails_after
+from tests.helpers.projects import start
 from tests.helpers.repos import REPO, run, stage_env
 from tests.helpers.servers import free_port
 from tests.helpers.synthetic import BALANCED
@@ -103,7 +105,7 @@ def test_table_output_and_saved_pictures(confident, fast_repo, tmp_path, capsys)
     )
     line = capsys.readouterr().out.strip()
     assert line.startswith(str(path)) and line.split()[1] == str(y[0])
-    assert (tmp_path / "out" / "digit.prediction.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "out" / "digit.png.prediction.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +242,15 @@ def test_image_over_the_pixel_limit_is_refused_and_the_rest_classified(model_fil
     assert Image.MAX_IMAGE_PIXELS == image_files.MAX_PIXELS
 
 
+def test_a_fifo_in_a_folder_is_one_line_and_the_rest_are_classified(model_files, digit, capsys):
+    os.mkfifo(digit.parent / "pipe.png")  # which predict used to open, and wait on for ever
+    with fails_after(20):
+        assert predict.main([str(digit.parent), "--model", str(model_files["digits"])]) == 1
+    out = capsys.readouterr()
+    assert out.err == f"{digit.parent / 'pipe.png'}: a FIFO, not a regular file; not opened — give image files\n"
+    assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
+
+
 def unusable_model(kind: str, folder: Path, model_files: dict[str, Path]) -> Path:
     """A file (or folder) a user might pass as --model by mistake, of the given kind."""
     path = folder / "model.keras"
@@ -282,6 +293,26 @@ def test_unusable_model_from_the_command_line_prints_no_traceback(model_files, d
     assert result.stderr.startswith(f"error: {path}: not a .keras model file") and result.stderr.count("\n") == 1
 
 
+@pytest.mark.slow  # starts Python processes that load TensorFlow
+def test_from_the_command_line_the_first_line_on_stderr_is_ours(model_files, digit, tmp_path):
+    """A model Keras refuses to load (a Lambda layer: code in the file) is one line, with no TensorFlow start-up
+    line before it (pipeline/core/tensorflow_startup.py); and an image it cannot read is one line and status 1."""
+    path = tmp_path / "lambda.keras"
+    doubled = keras.layers.Lambda(lambda x: x * 2)
+    model = keras.Sequential([keras.Input((28, 28)), doubled, keras.layers.Flatten(), keras.layers.Dense(10)])
+    save_with_class_names(model, path, DIGIT_NAMES)
+    env = {k: v for k, v in stage_env(None).items() if k != "HYDRA_FULL_ERROR"}
+    result = run([sys.executable, "-m", "pipeline.predict", str(digit), "--model", str(path)], REPO, env, False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"error: {path}: Keras cannot load it") and result.stderr.count("\n") == 1
+    (tmp_path / "notes.png").write_text("not an image")
+    args = [str(digit), str(tmp_path / "notes.png"), "--model", str(model_files["digits"])]
+    result = run([sys.executable, "-m", "pipeline.predict", *args], REPO, env, False)
+    assert result.returncode == 1 and result.stdout.startswith(str(digit))
+    assert result.stderr.startswith(f"{tmp_path / 'notes.png'}: not a readable image: ")
+    assert result.stderr.count("\n") == 1
+
+
 def test_model_file_names_its_own_classes(model_files, digit, tmp_path, capsys):
     path = tmp_path / "models" / "model.keras"
     path.parent.mkdir()
@@ -304,3 +335,117 @@ def test_model_saved_without_names_with_47_outputs_is_refused(model_files, digit
     assert out == ""
     assert err.startswith(f"error: {model_files['old_balanced']}: a model of 47 classes saved without their names")
     assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--top", "0"), ("--top", "-1"), ("--max-pixels", "-1"), ("--max-pixels", "0")]
+)
+def test_an_option_out_of_range_is_one_line_before_any_image_is_read(option, value, digit, tmp_path, user_error):
+    """`--top 0` printed file names alone, `--top -1` all classes but one, `--max-pixels -1` refused every image."""
+    model = tmp_path / "no model here"  # the check comes first: neither the model nor the image is read
+    out, err = user_error(lambda: predict.main([str(digit), "--model", str(model), option, value]))
+    assert out == "" and err == f"error: {option} {value}: must be an integer ≥ 1\n"
+
+
+def test_top_beyond_the_models_classes_shows_them_all(model_files, digit, capsys):
+    assert predict.main([str(digit), "--model", str(model_files["digits"]), "--top", "99"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert len(line.split()) == 1 + 2 * len(DIGIT_NAMES)
+
+
+def test_a_name_with_a_newline_cannot_forge_a_line(model_files, digit, capsys):
+    forged = digit.parent / "new\nfake.png    7 99.9%"
+    shutil.copy(digit, forged)
+    unreadable = digit.parent / "bad\nfake.png: no such file"  # not there
+    assert predict.main([str(forged), str(unreadable), "--model", str(model_files["digits"])]) == 1
+    out = capsys.readouterr()
+    (line,) = out.out.splitlines()
+    assert line.startswith(f"{digit.parent}/new\\nfake.png    7 99.9%  ")
+    assert out.err == f"{digit.parent}/bad\\nfake.png: no such file: no such file\n"
+    assert predict.main([str(forged), "--model", str(model_files["digits"]), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["file"] == str(forged)  # JSON has the name itself, escaped its way
+
+
+# --save: checked before any work, one picture per input whatever their names, nothing half-written on a signal.
+
+
+def test_inputs_of_the_same_name_in_different_folders_get_pictures_of_their_own(model_files, tmp_path, capsys):
+    for folder, image in (("a", glyph()), ("b", glyph().T)):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(image).save(tmp_path / folder / "same.png")
+    Image.fromarray(glyph()[::-1]).save(tmp_path / "a" / "same.jpg")
+    inputs = [tmp_path / "a" / "same.png", tmp_path / "b" / "same.png", tmp_path / "a" / "same.jpg"]
+    out = tmp_path / "out"
+    assert predict.main([*map(str, inputs), "--model", str(model_files["digits"]), "--save", str(out)]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    pictures = [out / "a" / "same.png.prediction.png", out / "b" / "same.png.prediction.png"]
+    pictures.append(out / "a" / "same.jpg.prediction.png")
+    assert sorted(p for p in out.rglob("*") if p.is_file()) == sorted(pictures)
+    assert len({p.read_bytes() for p in pictures}) == 3  # three different inputs, three different pictures
+
+
+def test_picture_paths_keep_the_inputs_apart():
+    inputs = [Path("a/same.png"), Path("b/same.png"), Path("a/same.jpg"), Path("a/sub/x.png")]
+    pictures = predict.picture_paths(inputs, Path("out"))
+    assert pictures == [
+        Path("out/a/same.png.prediction.png"),
+        Path("out/b/same.png.prediction.png"),
+        Path("out/a/same.jpg.prediction.png"),
+        Path("out/a/sub/x.png.prediction.png"),
+    ]
+    assert predict.picture_paths([Path("/data/x.png")], Path("out")) == [Path("out/x.png.prediction.png")]
+
+
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        ("a-file", "cannot write pictures there (a file, not a folder)"),
+        ("a-file/out", "cannot write pictures there (a file is in its path)"),
+    ],
+)
+def test_a_save_folder_that_cannot_be_written_is_one_line_before_any_work(target, why, digit, tmp_path, user_error):
+    """As root, a folder without write permission is still written: what cannot be written even by root is a path
+    through a regular file, or a regular file where the folder should be."""
+    (tmp_path / "a-file").write_text("keep me\n")
+    model = tmp_path / "no model here"  # the folder is checked before the model (or any image) is read
+    out, err = user_error(lambda: predict.main([str(digit), "--model", str(model), "--save", str(tmp_path / target)]))
+    assert out == ""
+    assert err == f"error: --save {tmp_path / target}: {why} — give a folder you can write to (made if missing)\n"
+    assert (tmp_path / "a-file").read_text() == "keep me\n"
+
+
+def test_a_picture_that_would_replace_an_input_is_refused(digit, tmp_path, user_error):
+    earlier = tmp_path / "digit.png.prediction.png"  # a picture of an earlier run, classified in turn
+    shutil.copy(digit, earlier)
+    folder = str(tmp_path)
+    _, err = user_error(lambda: predict.main([folder, "--model", str(tmp_path / "none.keras"), "--save", folder]))
+    assert err == (
+        f"error: --save {tmp_path}: {earlier} is one of the inputs, which a picture would replace — give another "
+        "folder\n"
+    )
+    assert earlier.read_bytes() == digit.read_bytes()
+
+
+@pytest.mark.slow  # starts a Python process
+def test_a_signal_while_saving_leaves_no_temporary_file(model_files, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(200):
+        Image.fromarray(np.roll(glyph(), i % 20, axis=1)).save(images / f"{i:03}.png")
+    out = tmp_path / "out"
+    process = start(
+        tmp_path, "pipeline.predict", str(images), "--model", str(model_files["digits"]), "--save", str(out)
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and any(name.startswith(".") for name in os.listdir(out))):  # a picture being saved
+            assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert err == "predict: interrupted by SIGTERM; nothing half-written is left; run the same command again\n"
+    pictures = sorted(out.iterdir())
+    assert [p.name for p in pictures if p.name.startswith(".")] == []
+    assert all(p.read_bytes().endswith(b"IEND\xaeB`\x82") for p in pictures)  # each saved one whole

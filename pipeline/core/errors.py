@@ -33,10 +33,18 @@ USER_ERRORS = (UserError, FileNotFoundError)
 USER_ERROR = 1  # the exit status of a user's mistake (2 is argparse's: a malformed command line)
 
 
+def printable(text: object) -> str:
+    """`text` with every character that does not print escaped as in Python (a newline as `\\n`, ESC as `\\x1b`, a
+    byte that is not UTF-8 as `\\udcff`): a file name or an id shown in a table or a message cannot forge a line of
+    it, or move a terminal's cursor."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
+
+
 def exit_on_user_error(message: str) -> NoReturn:
-    """End the process as a user's mistake does: `error: <message>` on stderr, exit status USER_ERROR. For what
-    cannot raise to `reports_user_errors` (a Hydra callback, whose exceptions Hydra turns into warnings)."""
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    """End the process as a user's mistake does: `error: <message>` on stderr, one line whatever names it quotes,
+    exit status USER_ERROR. For what cannot raise to `reports_user_errors` (a Hydra callback, whose exceptions
+    Hydra turns into warnings)."""
+    print(f"error: {printable(message)}", file=sys.stderr, flush=True)
     raise SystemExit(USER_ERROR) from None  # the message is all: no traceback, not even as a context
 
 

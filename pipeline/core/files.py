@@ -29,10 +29,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
     tmp_path = Path(tmp)
-    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would make outputs private to one user
-    try:
+    try:  # from here on, a signal's exception (pipeline/core/interrupt.py) removes it too
+        os.close(fd)
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would make outputs private to one user
         yield tmp_path
         os.replace(tmp_path, path)
     finally:

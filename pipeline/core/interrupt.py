@@ -12,6 +12,9 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 received: str | None = None  # the name of the signal that stopped this process, for exit handlers to report
@@ -53,24 +56,21 @@ def raise_on_signals() -> None:
         signal.signal(s, handler)
 
 
-RESUMES_TRAINING = (
-    "Run the same command (or `dvc repro`) again: an interrupted training resumes after its last completed epoch"
+STAGE_AFTERMATH = (
+    "its MLflow run is marked KILLED and nothing half-written is left. Run the same command (or `dvc repro`) again: "
+    "an interrupted training resumes after its last completed epoch."
 )
 
 
-def stop_on_signals(main: Callable[[], object], stage: str, next_step: str = RESUMES_TRAINING) -> None:
-    """Run an entrypoint's `main` with SIGINT and SIGTERM raising Interrupted; on one, one line on stderr (ending
-    with what to do next: `next_step`) and exit status 128 + the signal's number. What was interrupted has
-    already cleaned up on the way out."""
+def stop_on_signals(main: Callable[[], T], stage: str, aftermath: str = STAGE_AFTERMATH) -> T:
+    """Run an entrypoint's `main` with SIGINT and SIGTERM raising Interrupted, and return what it returns; on a
+    signal, one line on stderr (`<stage>: interrupted by SIGTERM; <aftermath>`) and exit status 128 + the signal's
+    number. What was interrupted has already cleaned up on the way out."""
     raise_on_signals()
     try:
-        main()
+        return main()
     except Interrupted as stop:
-        print(
-            f"{stage}: {stop}; its MLflow run is marked KILLED and nothing half-written is left. {next_step}.",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"{stage}: {stop}; {aftermath}", file=sys.stderr, flush=True)
         sys.exit(stop.exit_status)
 
 

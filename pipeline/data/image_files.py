@@ -1,23 +1,30 @@
 """Image files to classify: found in folders, read within a pixel limit, upright, and made like MNIST's images.
 
 Any size, colour or grayscale, dark on light or light on dark: pipeline/data/preprocess.py makes each one the
-28x28 input the models were trained on. An unreadable file, or one over the pixel limit (checked before decoding:
-a small file can unpack into gigabytes), is a ValueError saying which.
+28x28 input the models were trained on. What is read is untrusted, so: only a regular file is opened (a FIFO would
+block for ever, a device or a socket too); only PNG, JPEG, BMP and GIF are decoded, recognised by their content
+whatever the name says (Pillow knows dozens of formats, and hands EPS to Ghostscript, an outside program); and an
+image over the pixel limit is refused from its header (a small file can unpack into gigabytes). Each refusal, and
+an unreadable file, is a ValueError saying which.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from pipeline.data.preprocess import mnist_style
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}  # the files a folder is searched for
+FORMATS = ("PNG", "JPEG", "BMP", "GIF")  # the only Pillow plugins that see a file's content
 
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # PIL's default limit, about 89 megapixels
 
@@ -48,10 +55,35 @@ def pixel_limit(max_pixels: int) -> Iterator[None]:
         Image.MAX_IMAGE_PIXELS = saved
 
 
+def not_regular(mode: int) -> str | None:
+    """What a file of this `st_mode` is, when it is not a regular file: "a FIFO", "a folder"…"""
+    kinds = {
+        stat.S_ISDIR: "a folder",
+        stat.S_ISFIFO: "a FIFO",
+        stat.S_ISSOCK: "a socket",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+    }
+    return next((kind for test, kind in kinds.items() if test(mode)), None if stat.S_ISREG(mode) else "not a file")
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """The file opened for reading, if it is a regular file (or a link to one); anything else is refused before it
+    is opened, and checked again once open, should it have been swapped in between."""
+    kind = not_regular(path.stat().st_mode)
+    if kind is None:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)  # never waits for a FIFO's writer
+        kind = not_regular(os.fstat(fd).st_mode)
+        if kind is None:
+            return os.fdopen(fd, "rb")
+        os.close(fd)
+    raise ValueError(f"{kind}, not a regular file; not opened — give image files")
+
+
 def load_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """The image in a file as a 28x28 MNIST-style array, upright as its EXIF orientation says."""
     try:
-        with pixel_limit(max_pixels), Image.open(path) as image:
+        with open_regular(path) as file, pixel_limit(max_pixels), Image.open(file, formats=FORMATS) as image:
             image.seek(0)  # a GIF's first frame
             ImageOps.exif_transpose(image, in_place=True)  # phone cameras store the sensor's rows and a rotation
             return mnist_style(image)
@@ -59,5 +91,10 @@ def load_image(path: Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ValueError("no such file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError(f"over the limit of {max_pixels:,} pixels (--max-pixels); not decoded") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"not a readable image ({type(err).__name__})") from None
+    except UnidentifiedImageError:
+        raise ValueError(
+            "not a readable image: not PNG, JPEG, BMP or GIF by its content, whatever its name says; not decoded — "
+            "save it as PNG"
+        ) from None
+    except OSError as err:
+        raise ValueError(f"not a readable image ({err.strerror or type(err).__name__})") from None

@@ -15,7 +15,10 @@ SIZE = 28
 
 
 def to_gray(image: Image.Image) -> np.ndarray:
-    """Any PIL image (palette, RGBA, RGB, grayscale) as float grayscale 0-255; transparency becomes white paper."""
+    """Any PIL image (palette, RGBA, RGB, grayscale, 16-bit grayscale) as float grayscale 0-255; transparency
+    becomes white paper."""
+    if image.mode.startswith("I"):  # 16-bit grayscale, as a PNG stores it (Pillow's I;16, or I): scaled, since
+        return np.asarray(image, dtype=np.float32) * (255 / 65535)  # convert("L") would clip it to 255
     if image.mode in ("RGBA", "LA", "P"):
         rgba = image.convert("RGBA")
         paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -15,6 +15,7 @@ from pipeline.core.errors import UserError, first_line
 
 CHAMPION = "champion"
 REGISTERED_TAG = "model.registered"  # on the training run: `handwriting-mnist/3`
+FINISHED = "FINISHED"  # the status of a run whose training (and evaluation, which reopens it) ended well
 
 
 class RegistryError(UserError):
@@ -33,11 +34,17 @@ def version_label(name: str, version: int | str) -> str:
     return f"{name}/{version}"
 
 
-def registered_version(run_id: str, client: MlflowClient) -> ModelVersion:
-    """The registered version whose training run is `run_id` (the newest, should it have been registered twice)."""
+def registered_version(run_id: str, client: MlflowClient, force: bool = False) -> ModelVersion:
+    """The registered version whose training run is `run_id` (the newest, should it have been registered twice). A
+    run that did not finish (KILLED or FAILED, in training or in the evaluation that reopens it; still RUNNING) is
+    refused unless `force`: its model may be half-trained or never evaluated."""
     try:
         run = client.get_run(run_id)
     except MlflowException as err:
+        if err.error_code == ErrorCode.Name(INVALID_PARAMETER_VALUE):  # MLflow's own check of an id's characters
+            raise RegistryError(
+                f"run {run_id!r}: not a run id — give one from `mlflow ui` or models/run.json (32 hex digits)"
+            ) from None
         if err.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             raise
         raise RegistryError(
@@ -50,15 +57,23 @@ def registered_version(run_id: str, client: MlflowClient) -> ModelVersion:
             f"run {run_id} ({run.info.run_name}) has no registered model: only a completed training since models "
             f"are registered has one — promote a run with the tag {REGISTERED_TAG}, or train again"
         )
+    if run.info.status != FINISHED and not force:
+        raise RegistryError(
+            f"run {run_id} ({run.info.run_name}) is {run.info.status}, not {FINISHED}: its training or evaluation did "
+            f"not finish, so its model may be half-trained or unevaluated — promote a finished run, or run "
+            f"`python -m pipeline.promote {run_id} --force` to promote this one anyway"
+        )
     return max(versions, key=lambda v: int(v.version))
 
 
-def promote(run_id: str, alias: str = CHAMPION, client: MlflowClient | None = None) -> ModelVersion:
+def promote(
+    run_id: str, alias: str = CHAMPION, client: MlflowClient | None = None, force: bool = False
+) -> ModelVersion:
     """Give `alias` to the registered version that run `run_id` trained, taking it from any other version of that
-    model (an alias names one version); returns the version, its aliases updated. `client` defaults to the
-    current tracking URI's."""
+    model (an alias names one version); returns the version, its aliases updated. A run that did not finish is
+    refused unless `force`. `client` defaults to the current tracking URI's."""
     client = client or MlflowClient()
-    version = registered_version(run_id, client)
+    version = registered_version(run_id, client, force)
     try:
         client.set_registered_model_alias(version.name, alias, version.version)
     except MlflowException as err:

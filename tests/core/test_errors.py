@@ -22,7 +22,7 @@ from pipeline.modeling.model_file import ModelFileError
 from pipeline.tracking import store
 from pipeline.tracking.registry import RegistryError
 from tests.helpers.configs import tiny_config
-from tests.helpers.repos import REPO, entrypoint, our_lines
+from tests.helpers.repos import REPO, entrypoint
 
 HYDRA_RUN = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
 
@@ -65,6 +65,15 @@ def test_a_user_error_is_one_line_on_stderr_and_exit_status_1(error, capsys):
     assert exit_.value.code == 1
     captured = capsys.readouterr()
     assert captured.err == f"error: {error}\n" and captured.out == ""
+
+
+def test_a_message_that_quotes_a_name_with_a_newline_or_an_escape_is_still_one_line(user_error):
+    @reports_user_errors
+    def main():
+        raise UserError("run 'x\n': no such run; 'a\x1b[2Jb.png' and 'caf\u00e9 \udcff.png' ≥ 1")
+
+    _, err = user_error(main)
+    assert err == "error: run 'x\\n': no such run; 'a\\x1b[2Jb.png' and 'café \\udcff.png' ≥ 1\n"
 
 
 def test_hydra_full_error_shows_the_user_errors_traceback(monkeypatch):
@@ -169,7 +178,7 @@ def test_every_stage_and_tool_ends_on_a_users_mistake_the_same_way(name, tmp_pat
 def test_a_missing_data_file_ends_the_stage_in_one_line(tmp_path):
     result = entrypoint(["-m", "pipeline.ingest", *HYDRA_RUN], tmp_path)
     assert result.returncode == 1
-    (line,) = our_lines(result.stderr)
+    (line,) = result.stderr.splitlines()
     assert line == (
         "error: data/raw/mnist/train-images-idx3-ubyte: not found — run the fetch stage first (`dvc repro fetch`), "
         "or put NIST's files into data/raw/mnist"
@@ -205,7 +214,7 @@ def test_a_bug_in_an_entrypoint_still_shows_its_traceback(tmp_path):
 def test_a_bad_setting_stops_training_in_one_line_before_any_work(tmp_path):
     result = entrypoint(["-m", "pipeline.train", "train.epochs=0", *HYDRA_RUN], tmp_path)
     assert result.returncode == 1
-    assert our_lines(result.stderr) == ["error: train.epochs=0: must be an integer ≥ 1"]
+    assert result.stderr.splitlines() == ["error: train.epochs=0: must be an integer ≥ 1"]
     assert os.listdir(tmp_path) == []  # no MLflow store, no outputs
 
 

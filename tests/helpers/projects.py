@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.core.tensorflow_startup import LEVEL as TF_LEVEL
 from pipeline.data.datasets import save_dataset
 from pipeline.data.mirror import ENV_VAR
 from tests.helpers.repos import REPO
@@ -32,8 +33,10 @@ def project(folder: Path, store: Path | None = None) -> Path:
 
 def start(folder: Path, module: str, *args: str, **env: str) -> subprocess.Popen:
     """`python -m <module> <args>` in `folder`, with no MLflow, DVC or mirror setting but those in `env`."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_")) and k != ENV_VAR}
-    environ.update(PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="2", **env)
+    environ = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_")) and k not in (ENV_VAR, TF_LEVEL)
+    }
+    environ.update(PYTHONPATH=str(REPO), **env)
     return subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=folder,

@@ -4,7 +4,6 @@ a user's environment, and a copy after the fast `dvc repro`."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.core.paths import ROOT
+from pipeline.core.tensorflow_startup import LEVEL as TF_LEVEL
 from pipeline.data.mirror import ENV_VAR
 from tests.helpers.servers import TrackingServer
 
@@ -25,7 +25,7 @@ def stage_env(mirror: Path | None) -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     if mirror is not None:
         env[ENV_VAR] = str(mirror)
-    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    env.pop(TF_LEVEL, None)  # the pipeline's own default, as a user's shell has it
     env.setdefault("GIT_AUTHOR_NAME", "test")
     env.setdefault("GIT_AUTHOR_EMAIL", "test@example.com")
     env.setdefault("GIT_COMMITTER_NAME", "test")
@@ -75,14 +75,6 @@ class ServedRepo:
     env: dict[str, str]  # with MLFLOW_TRACKING_URI the server's URL
     server: TrackingServer
     run_id: str
-
-
-TF_STARTUP = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} )")
-
-
-def our_lines(stderr: str) -> list[str]:
-    """stderr without what TensorFlow writes at import, whatever TF_CPP_MIN_LOG_LEVEL says."""
-    return [line for line in stderr.splitlines() if not TF_STARTUP.match(line)]
 
 
 def entrypoint(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:

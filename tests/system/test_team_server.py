@@ -29,7 +29,7 @@ from pipeline.promote import main as promote_main
 from pipeline.tracking import store
 from pipeline.train import train
 from tests.helpers.configs import tiny_config
-from tests.helpers.repos import REPO, entrypoint, our_lines, stage_env
+from tests.helpers.repos import REPO, entrypoint, stage_env
 from tests.helpers.servers import TeamServer
 
 pytestmark = pytest.mark.slow  # PostgreSQL, `make server` and its workers: processes of their own
@@ -94,7 +94,7 @@ def test_the_api_wants_a_login_and_the_admin_password_is_private(team):
 def test_a_client_without_a_login_is_refused_in_one_line(team, tmp_path):
     result = entrypoint(["-m", "pipeline.promote", "0123456789abcdef"], tmp_path, MLFLOW_TRACKING_URI=team.url)
     assert result.returncode == 1
-    assert our_lines(result.stderr) == [f"error: {wants_login(team.url)}"]
+    assert result.stderr.splitlines() == [f"error: {wants_login(team.url)}"]
     assert os.listdir(tmp_path) == []
 
 

@@ -23,7 +23,7 @@ from pipeline.core.errors import UserError
 from pipeline.sweeps.callback import SweepTracking
 from pipeline.tracking import reach, store
 from pipeline.train import train
-from tests.helpers.repos import REPO, copy_repo, entrypoint, our_lines, run, stage_env
+from tests.helpers.repos import REPO, copy_repo, entrypoint, run, stage_env
 from tests.helpers.servers import FileServer, free_port
 
 
@@ -132,7 +132,7 @@ def test_a_sweep_with_an_absent_server_exits_in_one_line_before_any_job(refused,
         MLFLOW_TRACKING_URI=refused,
     )
     assert result.returncode == 1
-    assert our_lines(result.stderr) == [f"error: {expected_line(refused)}"]
+    assert result.stderr.splitlines() == [f"error: {expected_line(refused)}"]
     assert os.listdir(tmp_path) == []  # no sweep folder, no job, no store
 
 

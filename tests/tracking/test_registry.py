@@ -133,6 +133,58 @@ def test_the_commands_mistakes_are_one_line_and_exit_status_1(project, user_erro
     assert out == "" and err.startswith(message.format(**ids)) and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize("run_id", ["", "x' or run_id != '", "a b", "\n", "../run.json"])
+def test_a_malformed_run_id_is_one_line(project, user_error, run_id):
+    out, err = user_error(lambda: promote_main([run_id]))
+    shown = repr(run_id).replace("\n", "\\n")
+    assert out == "" and err == (
+        f"error: run {shown}: not a run id — give one from `mlflow ui` or models/run.json (32 hex digits)\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def unfinished(project) -> dict[str, str]:
+    """A KILLED and a FAILED run, each with a registered version (as a training run has when its evaluation, which
+    reopens it, is interrupted or fails), of a model of their own: the runs' ids by status."""
+    client = project.client
+    experiment = client.get_run(project.first).info.experiment_id
+    (trained,) = client.search_model_versions(f"run_id = '{project.first}'")
+    client.create_registered_model("handwriting-unfinished")
+    ids = {}
+    for status in ("KILLED", "FAILED"):
+        run = client.create_run(experiment, run_name=status.lower())
+        client.create_model_version("handwriting-unfinished", trained.source, run.info.run_id)
+        client.set_terminated(run.info.run_id, status)
+        ids[status] = run.info.run_id
+    return ids
+
+
+@pytest.mark.parametrize("status", ["KILLED", "FAILED"])
+def test_a_run_that_did_not_finish_is_refused_and_the_champion_stays(project, unfinished, user_error, status):
+    run_id = unfinished[status]
+    promote(project.first, "champion", project.client)
+    with pytest.raises(RegistryError, match=rf"^run {run_id} \({status.lower()}\) is {status}, not FINISHED: "):
+        promote(run_id, "champion", project.client)
+    out, err = user_error(lambda: promote_main([run_id]))
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith(f"error: run {run_id} ({status.lower()}) is {status}, not FINISHED: ")
+    assert err.endswith(f"`python -m pipeline.promote {run_id} --force` to promote this one anyway\n")
+    assert champion_run(project) == project.first
+    aliases = [v.aliases for v in project.client.search_model_versions("name = 'handwriting-unfinished'")]
+    assert aliases == [[], []]
+
+
+def test_force_promotes_a_run_that_did_not_finish_and_says_what_it_overrode(project, unfinished, capsys):
+    run_id = unfinished["KILLED"]
+    assert promote_main([run_id, "--force"]) == 0
+    out = capsys.readouterr()
+    assert out.err == f"promote: run {run_id} is KILLED, not FINISHED: promoted anyway, as --force asks\n"
+    assert out.out == f"champion: handwriting-unfinished version 1 (run {run_id}, not evaluated)\n"
+    assert project.client.get_model_version_by_alias("handwriting-unfinished", "champion").run_id == run_id
+    assert promote_main([project.first, "--force"]) == 0  # a finished run: nothing to override, nothing said
+    assert capsys.readouterr().err == ""
+
+
 def test_the_command_reads_mlflow_tracking_uri(project, empty_store, tmp_path, monkeypatch, user_error):
     other = shutil.copy(empty_store, tmp_path / "other.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{other}")

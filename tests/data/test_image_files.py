@@ -1,0 +1,114 @@
+"""Reading untrusted image files: only regular files are opened, only PNG, JPEG, BMP and GIF are decoded (by their
+content, whatever their name), and 16-bit grayscale is scaled to 8 bits rather than clipped. On real FIFOs, sockets,
+devices and files."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import EpsImagePlugin, Image
+
+from pipeline.data.image_files import expand, load_image
+from tests.helpers.deadlines import fails_after
+
+
+def glyph() -> np.ndarray:
+    """Dark ink on white paper."""
+    image = np.full((60, 40), 255, np.uint8)
+    image[10:-10, 8:14] = 0
+    image[10:16, 8:-6] = 0
+    return image
+
+
+def test_a_fifo_is_refused_without_being_opened(tmp_path):
+    os.mkfifo(tmp_path / "pipe.png")  # opening it for reading would wait for a writer for ever
+    with fails_after(5), pytest.raises(ValueError, match=r"^a FIFO, not a regular file; not opened — give image"):
+        load_image(tmp_path / "pipe.png")
+
+
+def test_a_socket_a_device_and_a_folder_are_refused(tmp_path):
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "socket.png"))
+        with pytest.raises(ValueError, match=r"^a socket, not a regular file"):
+            load_image(tmp_path / "socket.png")
+    with fails_after(5), pytest.raises(ValueError, match=r"^a character device, not a regular file"):
+        load_image(Path("/dev/zero"))  # which would be read for ever
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(ValueError, match=r"^a folder, not a regular file"):
+        load_image(tmp_path / "folder.png")
+
+
+def test_a_link_to_a_regular_file_is_read_and_one_to_a_fifo_is_not(tmp_path):
+    Image.fromarray(glyph()).save(tmp_path / "digit.png")
+    (tmp_path / "link.png").symlink_to(tmp_path / "digit.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "link.png"), load_image(tmp_path / "digit.png"))
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "pipe.png").symlink_to(tmp_path / "pipe")
+    with fails_after(5), pytest.raises(ValueError, match=r"^a FIFO, not a regular file"):
+        load_image(tmp_path / "pipe.png")
+
+
+def test_a_folders_listing_keeps_a_fifo_with_an_image_name_to_be_refused_by_name(tmp_path):
+    """So that it is one line on stderr, as any image that cannot be read, rather than silently left out."""
+    Image.fromarray(glyph()).save(tmp_path / "a.png")
+    os.mkfifo(tmp_path / "b.png")
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert expand([str(tmp_path)]) == [tmp_path / "a.png", tmp_path / "b.png"]
+    assert stat.S_ISFIFO((tmp_path / "b.png").stat().st_mode)
+
+
+EPS = b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 28 28\nnewpath 4 4 moveto 24 24 lineto stroke\nshowpage\n%%EOF\n"
+
+
+@pytest.fixture
+def ghostscript(tmp_path, monkeypatch) -> Path:
+    """A `gs` first on PATH, which leaves a file behind when anything runs it; the file it would leave."""
+    ran = tmp_path / "gs-ran"
+    gs = tmp_path / "bin" / "gs"
+    gs.parent.mkdir()
+    gs.write_text(f'#!/bin/sh\necho "$@" >> {ran}\n')  # and succeeds, as Ghostscript would
+    gs.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{gs.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)  # Pillow's cache of where Ghostscript is: look again
+    return ran
+
+
+def test_an_eps_file_named_png_is_refused_by_its_content_and_ghostscript_never_runs(tmp_path, ghostscript):
+    (tmp_path / "drawing.png").write_bytes(EPS)
+    with pytest.raises(ValueError, match=r"^not a readable image: not PNG, JPEG, BMP or GIF by its content"):
+        load_image(tmp_path / "drawing.png")
+    assert not ghostscript.exists()
+
+
+@pytest.mark.parametrize("name", ["tiff.png", "webp.jpg", "ico.bmp"])
+def test_other_formats_pillow_knows_are_refused_whatever_their_name(name, tmp_path):
+    fmt = name.split(".")[0].upper()
+    Image.fromarray(glyph()).convert("RGB").save(tmp_path / name, format=fmt)
+    with pytest.raises(ValueError, match=r"^not a readable image: not PNG, JPEG, BMP or GIF by its content"):
+        load_image(tmp_path / name)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "GIF"])
+def test_the_promised_formats_are_read_whatever_their_name(fmt, tmp_path):
+    Image.fromarray(glyph()).save(tmp_path / "digit.image", format=fmt)
+    assert load_image(tmp_path / "digit.image").max() == 255
+
+
+def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
+    """The issue's image (paper 50000, ink 10000 of 65535) read as its 8-bit version is, and a full-range one exactly
+    as its 8-bit original."""
+    paper_and_ink = np.where(glyph() == 0, 10000, 50000).astype(np.uint16)
+    Image.fromarray(paper_and_ink).save(tmp_path / "deep.png")
+    Image.fromarray(np.rint(paper_and_ink / 257).astype(np.uint8)).save(tmp_path / "shallow.png")
+    with Image.open(tmp_path / "deep.png") as deep:
+        assert deep.mode.startswith("I")  # Pillow's 16-bit grayscale: what this test is about
+    deep, shallow = load_image(tmp_path / "deep.png"), load_image(tmp_path / "shallow.png")
+    assert np.abs(deep.astype(int) - shallow).max() <= 1
+    Image.fromarray(glyph().astype(np.uint16) * 257).save(tmp_path / "full.png")
+    Image.fromarray(glyph()).save(tmp_path / "original.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "full.png"), load_image(tmp_path / "original.png"))

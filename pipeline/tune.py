@@ -6,6 +6,9 @@ The study lives in a database beside the MLflow store (`tune.storage`), so the s
 search: a trial cut by Ctrl-C or SIGTERM ends KILLED in MLflow and failed in the study, and is not counted. In
 MLflow, a parent run per search holds a child run per trial (named by its values; pruned ones say so), the best
 trial and Optuna's figures.
+
+With `-m` the search is a Hydra multirun (pipeline/sweeps/tune_sweep.py): `tune.worker=0,1` runs parallel workers
+on one study, any other swept setting (`model=compact,plain3`) a study each, then their tuned versions compared.
 """
 
 from __future__ import annotations

@@ -323,6 +323,7 @@ def test_a_failed_sweep_variant_returns_nan_and_is_marked_failed(tiny):
 
 def test_best_of_a_study_trains_its_network_whole_with_its_best_values(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # left by an earlier test's connect: the study is here
     searched = tiny_config(["model=plain3", "train.epochs=3"])
     storage = f"sqlite:///{tmp_path}/mlruns/optuna.db"
     (tmp_path / "mlruns").mkdir()
@@ -346,6 +347,7 @@ def test_best_of_a_study_trains_its_network_whole_with_its_best_values(tmp_path,
 )
 def test_best_of_a_study_not_there_or_not_tuned_is_one_line(make, message, tmp_path, monkeypatch, user_error):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     (tmp_path / "mlruns").mkdir()
     if make:
         optuna.create_study(storage=f"sqlite:///{tmp_path}/mlruns/optuna.db", study_name="lr-plain3")

@@ -1,14 +1,18 @@
 """Turning any photo or drawing of one character into the 28x28 input the models were trained on.
 
-MNIST's recipe: light ink on a dark background, the ink's bounding box scaled so its longer side is 20 pixels
+The ink is found first (pipeline/data/page.py: the paper estimated and taken away, ink told from paper by Otsu's
+threshold); then MNIST's recipe: light ink on a dark background, the ink's bounding box scaled so its longer side is 20 pixels
 (aspect ratio kept), pasted into 28x28 so that its centre of mass is the centre. EMNIST images are stored
 upright by our ingest stage, so a 47-class model takes the same orientation.
 """
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from PIL import Image
+
+from pipeline.data.page import Ink, find_ink
 
 BOX = 20
 SIZE = 28
@@ -26,20 +30,14 @@ def to_gray(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.float32)
 
 
-def ink_on_dark(gray: np.ndarray) -> np.ndarray:
-    """Invert when the background (judged by the border pixels) is lighter than mid-grey."""
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    return 255.0 - gray if np.median(border) > 127 else gray
-
-
-def crop_to_ink(ink: np.ndarray, threshold: float = 0.25) -> np.ndarray:
-    """The bounding box of pixels above `threshold` of the brightest ink, with the faint background set to 0."""
-    peak = ink.max()
-    if peak <= 0:
-        raise ValueError("the image has no ink (it is blank)")
-    ink = np.where(ink >= threshold * peak, ink, 0.0)
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] * (255.0 / peak)
+def glyph(ink: Ink) -> np.ndarray:
+    """The ink cropped to its bounding box as MNIST draws it: 0 for paper, 255 for a full stroke, the stroke's soft
+    edge kept (within a pixel of the ink) and the paper's noise elsewhere gone."""
+    near = cv2.dilate(ink.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    full = float(np.percentile(ink.darkness[ink.mask], 90))
+    values = np.where(near, np.clip(ink.darkness / full, 0.0, 1.0), 0.0) * 255.0
+    rows, cols = np.flatnonzero(ink.mask.any(axis=1)), np.flatnonzero(ink.mask.any(axis=0))
+    return values[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def scale_longer_side(ink: np.ndarray, size: int = BOX) -> np.ndarray:
@@ -68,5 +66,5 @@ def paste_centred(glyph: np.ndarray, size: int = SIZE) -> np.ndarray:
 
 def mnist_style(image: Image.Image) -> np.ndarray:
     """The whole recipe: a 28x28 uint8 array, white ink on black, as the models expect."""
-    glyph = scale_longer_side(crop_to_ink(ink_on_dark(to_gray(image))))
-    return np.clip(np.rint(paste_centred(np.clip(glyph, 0, 255))), 0, 255).astype(np.uint8)
+    scaled = scale_longer_side(glyph(find_ink(to_gray(image))))
+    return np.clip(np.rint(paste_centred(np.clip(scaled, 0, 255))), 0, 255).astype(np.uint8)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.data.preprocess import centre_of_mass, crop_to_ink, mnist_style
+from pipeline.data.page import BlankPage
+from pipeline.data.preprocess import centre_of_mass, mnist_style
 
 
 def canvas(h: int, w: int, background: int) -> np.ndarray:
@@ -50,6 +51,7 @@ def test_colour_and_transparent_images():
     assert out[0, 0] == 0 and out.max() == 255
 
 
-def test_blank_image_is_an_error():
-    with pytest.raises(ValueError, match="no ink"):
-        crop_to_ink(np.zeros((5, 5)))
+@pytest.mark.parametrize("level", [0, 128, 255])
+def test_blank_image_is_an_error(level):
+    with pytest.raises(BlankPage, match="no ink stands out from the paper"):
+        mnist_style(Image.fromarray(canvas(40, 40, level)))

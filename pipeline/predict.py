@@ -32,7 +32,7 @@ from pipeline.core.errors import USER_ERROR, UserError, printable, reports_user_
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.image_files import MAX_PIXELS, expand, load_image
-from pipeline.modeling.classifier import Classifier, top_k
+from pipeline.modeling.classifier import UNSURE_BELOW, Classifier, top_k, unsure
 
 # Each numeric option's allowed range, in the words of the pipeline's settings (pipeline/config/schema.py).
 OPTION_RANGES = {"top": integer(1), "max_pixels": integer(1)}
@@ -47,8 +47,16 @@ def option_problems(args: argparse.Namespace) -> list[str]:
     ]
 
 
-def table_line(name: str, top: Sequence[tuple[str, float]], width: int) -> str:
-    return f"{name:<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top)
+def table_line(name: str, top: Sequence[tuple[str, float]], width: int, mark: bool) -> str:
+    return f"{name:<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top) + ("  ? unsure" if mark else "")
+
+
+def unsure_note(count: int) -> str:
+    """The line under a table with answers marked unsure: what the mark means, and what to do."""
+    return (
+        f"{count} answer{'s' if count != 1 else ''} marked '? unsure': below {UNSURE_BELOW:.0%}, where 1 in 6 was "
+        "wrong on the photo benchmark (1 in 650 above) — look at those images, or --save to see what the model saw"
+    )
 
 
 def picture_paths(files: Sequence[Path], folder: Path) -> list[Path]:
@@ -163,18 +171,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     batch = np.stack(images)
     probs = classifier.probabilities(batch)
     width = max(len(printable(f)) for f in ok)
+    marked = 0
     for f, picture, image, p in zip(ok, saved_as, batch, probs):
         top = top_k(p, classifier.class_names, args.top)
+        mark = unsure(p)
+        marked += mark
         if args.json:
-            print(json.dumps({"file": str(f), "top": [{"class": c, "probability": round(q, 6)} for c, q in top]}))
+            top_json = [{"class": c, "probability": round(q, 6)} for c, q in top]
+            print(json.dumps({"file": str(f), "top": top_json, "unsure": mark}))
         else:
-            print(table_line(printable(f), top, width))  # a name with a newline must not forge a line
+            print(table_line(printable(f), top, width, mark))  # a name with a newline must not forge a line
         if picture is not None:
             try:
                 save_picture(picture, image, p, classifier.class_names)
             except OSError as err:  # the folder was checked: a disk that filled up since
                 print(f"{printable(picture)}: not saved ({err.strerror or err})", file=sys.stderr)
                 failed += 1
+    if marked and not args.json:
+        print(unsure_note(marked), file=sys.stderr)
     return USER_ERROR if failed else 0
 
 

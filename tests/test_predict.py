@@ -224,12 +224,17 @@ def test_exif_orientation_is_applied_before_preprocessing(tmp_path):
     assert not np.array_equal(image_files.load_image(tmp_path / "untagged.png"), expected)
 
 
+UNSURE = predict.unsure_note(1) + "\n"  # what predict adds to stderr for one answer marked unsure
+
+
 def test_image_over_the_pixel_limit_is_refused_and_the_rest_classified(model_files, digit, capsys, user_error):
     bomb = digit.parent / "bomb.png"
     Image.new("1", (20_000, 20_000)).save(bomb)  # 400 million pixels in 48 kB
     assert predict.main([str(bomb), str(digit), "--model", str(model_files["digits"])]) == 1
     out = capsys.readouterr()
-    assert out.err == f"{bomb}: over the limit of {image_files.MAX_PIXELS:,} pixels (--max-pixels); not decoded\n"
+    assert (
+        out.err == f"{bomb}: over the limit of {image_files.MAX_PIXELS:,} pixels (--max-pixels); not decoded\n" + UNSURE
+    )
     assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
     # A lower limit, which the image exceeds by less than twice (where PIL itself only warns).
     _, err = user_error(
@@ -247,7 +252,9 @@ def test_a_fifo_in_a_folder_is_one_line_and_the_rest_are_classified(model_files,
     with fails_after(20):
         assert predict.main([str(digit.parent), "--model", str(model_files["digits"])]) == 1
     out = capsys.readouterr()
-    assert out.err == f"{digit.parent / 'pipe.png'}: a FIFO, not a regular file; not opened — give image files\n"
+    assert (
+        out.err == f"{digit.parent / 'pipe.png'}: a FIFO, not a regular file; not opened — give image files\n" + UNSURE
+    )
     assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
 
 
@@ -350,7 +357,7 @@ def test_an_option_out_of_range_is_one_line_before_any_image_is_read(option, val
 def test_top_beyond_the_models_classes_shows_them_all(model_files, digit, capsys):
     assert predict.main([str(digit), "--model", str(model_files["digits"]), "--top", "99"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
-    assert len(line.split()) == 1 + 2 * len(DIGIT_NAMES)
+    assert line.split()[1 + 2 * len(DIGIT_NAMES) :] == ["?", "unsure"]  # an untrained model: 10% each
 
 
 def test_a_name_with_a_newline_cannot_forge_a_line(model_files, digit, capsys):
@@ -361,7 +368,7 @@ def test_a_name_with_a_newline_cannot_forge_a_line(model_files, digit, capsys):
     out = capsys.readouterr()
     (line,) = out.out.splitlines()
     assert line.startswith(f"{digit.parent}/new\\nfake.png    7 99.9%  ")
-    assert out.err == f"{digit.parent}/bad\\nfake.png: no such file: no such file\n"
+    assert out.err == f"{digit.parent}/bad\\nfake.png: no such file: no such file\n" + UNSURE
     assert predict.main([str(forged), "--model", str(model_files["digits"]), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["file"] == str(forged)  # JSON has the name itself, escaped its way
 
@@ -449,3 +456,13 @@ def test_a_signal_while_saving_leaves_no_temporary_file(model_files, tmp_path):
     pictures = sorted(out.iterdir())
     assert [p.name for p in pictures if p.name.startswith(".")] == []
     assert all(p.read_bytes().endswith(b"IEND\xaeB`\x82") for p in pictures)  # each saved one whole
+
+
+def test_an_answer_below_the_measured_threshold_is_marked_unsure(model_files, digit, capsys):
+    """An untrained model's answers (about 10% each) are marked in the table, the JSON and one line on stderr."""
+    assert predict.main([str(digit), "--model", str(model_files["digits"])]) == 0
+    out = capsys.readouterr()
+    assert out.out.rstrip().endswith("? unsure") and out.err == UNSURE
+    assert predict.main([str(digit), "--model", str(model_files["digits"]), "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["unsure"] is True and out.err == ""

@@ -10,6 +10,10 @@ import numpy as np
 from pipeline.core.errors import UserError, first_line
 from pipeline.modeling.model_file import ModelFileError, load_with_class_names
 
+# Answers less sure than this are marked for a look by eye: chosen with the default model on the photo benchmark
+# (bench/photos.py; the measurement and the choice in bench/RESULTS.md section 7).
+UNSURE_BELOW = 0.98
+
 
 def load_tracked_model(uri: str):
     """The Keras model and class names of an MLflow model URI (`runs:/<id>/model`, `models:/<name>/<version>`,
@@ -48,6 +52,11 @@ class Classifier:
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return self.model.predict(images.astype(np.float32), verbose=0)
+
+
+def unsure(probs: np.ndarray) -> bool:
+    """Whether an answer deserves a look: its probability is below UNSURE_BELOW."""
+    return float(np.max(probs)) < UNSURE_BELOW
 
 
 def top_k(probs: np.ndarray, class_names: Sequence[str], k: int) -> list[tuple[str, float]]:

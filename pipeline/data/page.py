@@ -5,8 +5,9 @@ edge, vignetting); the ink is thin strokes darker than the paper around them. So
 closing with a square wider than any stroke (it fills in thin dark strokes and keeps large shapes, a shadow's edge
 among them), and each pixel's darkness is measured against it, 1 - pixel / paper, which light falling across the page
 does not change. Ink is then told from paper by Otsu's threshold, chosen within the digit's own neighbourhood, where
-ink is a sizeable share of the pixels (over a whole page it is too few for Otsu's method). Shapes that run along an
-edge of the photo or across all of it (the table beside the page, a ruled line, the page's margin) are not ink.
+ink is a sizeable share of the pixels (over a whole page it is too few for Otsu's method). Shapes that lie along an
+edge of the photo (the table beside the page) or run straight across nearly all of it (a ruled line, the page's
+margin line) are not ink.
 
 OpenCV (the headless wheel) does the image processing: its morphology with a square is fast at any size, and its Otsu
 threshold and connected components are what this would otherwise write by hand.
@@ -53,6 +54,7 @@ def dark_ink(gray: np.ndarray) -> np.ndarray:
 
 
 def working_size(gray: np.ndarray) -> np.ndarray:
+    """The image shrunk to WORKING_SIDE on its longer side, if it is larger (by area, which keeps thin strokes)."""
     h, w = gray.shape
     scale = WORKING_SIDE / max(h, w)
     if scale >= 1:

@@ -23,7 +23,7 @@ import numpy as np
 WORKING_SIDE = 1024  # a photo is first shrunk to this longer side: enough for a 28x28 input, bounded time
 PAPER_SQUARE = 1 / 3  # the first closing's square, as a share of the shorter side: wider than any stroke
 STROKES = 3  # the second closing's square, in stroke widths: wide enough to fill a stroke, small enough to keep shadows
-MIN_CONTRAST = 8.0  # ink's darkness over the paper's noise below which a page counts as blank (docs/tracking.md)
+MIN_CONTRAST = 8.5  # ink's darkness over the paper's noise below which a page counts as blank (docs/tracking.md)
 NOISE_FLOOR = 0.01  # the paper's noise is taken as at least 1% darkness, so a noiseless image needs real ink
 FAINTEST = 0.4  # ink is at least this share of the darkest ink's darkness: a pale ruled line under black ink is not
 SPECKLES_FROM = 100  # a photo's shorter side is at least this: a smaller image is a drawing, without noise specks

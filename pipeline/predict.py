@@ -4,11 +4,12 @@ The model is a `.keras` file (default: models/model.keras, the one the last `dvc
 model URI (`runs:/<run id>/model`, `models:/<name>/<version>`, `models:/handwriting-mnist@champion`). Images of
 any size, colour or grayscale, dark on light or light on dark, are preprocessed as MNIST was made (see
 pipeline/data/preprocess.py), then classified in one batch. A photo's EXIF orientation is applied first. Files are
-untrusted (pipeline/data/image_files.py): an unreadable one, one that is not a regular file (a FIFO, a device), not
-PNG, JPEG, BMP or GIF by its content, or over the pixel limit (checked before decoding: a small file can unpack into
-gigabytes) gets a one-line error, its name escaped where it does not print, and the rest are still classified; the
-exit status is 1 when any file was not classified. The options' ranges and the --save folder are checked before any
-image is read; a signal leaves no half-written picture. A model
+untrusted (pipeline/data/image_files.py): one that cannot be opened, decoded or prepared for any reason (Pillow's own
+is given), one that is not a regular file (a FIFO, a device), not PNG, JPEG, BMP or GIF by its content, or over the
+pixel limit (checked before decoding: a small file can unpack into gigabytes) gets a one-line error, its name
+escaped where it does not print, and the rest are still classified; the exit status is 1 when any file was not
+classified. The options' ranges and the --save folder are checked before any image is read; a signal leaves no
+half-written picture. A model
 that cannot be used (missing, not a model, not in the MLflow store, on a tracking server that does not answer, or
 saved without its class names and not of 10 classes) is a user's error, as in every tool: one line `error: …` on
 stderr and exit status 1 (pipeline/core/errors.py); `--verbose` adds the traceback behind it.
@@ -133,7 +134,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "limit against decompression bombs: room for a 50-megapixel photo)",
     )
     parser.add_argument(
-        "--verbose", action="store_true", help="when the model cannot be used, also print the traceback behind it"
+        "--verbose",
+        action="store_true",
+        help="when the model cannot be used, or an image cannot be classified, also print the traceback behind it",
     )
     args = parser.parse_args(argv)
     if problems := option_problems(args):
@@ -149,8 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             images.append(load_image(f, args.max_pixels))
             ok.append(f)
             saved_as.append(picture)
-        except ValueError as err:
-            print(f"{printable(f)}: {err}", file=sys.stderr)
+        except ValueError as err:  # whatever went wrong with this file (pipeline/data/image_files.py)
+            if args.verbose:
+                traceback.print_exception(err)
+            print(f"{printable(f)}: {printable(err)}", file=sys.stderr)
             failed += 1
     if not ok:
         raise UserError("no image could be classified")

@@ -449,3 +449,44 @@ def test_a_signal_while_saving_leaves_no_temporary_file(model_files, tmp_path):
     pictures = sorted(out.iterdir())
     assert [p.name for p in pictures if p.name.startswith(".")] == []
     assert all(p.read_bytes().endswith(b"IEND\xaeB`\x82") for p in pictures)  # each saved one whole
+
+
+# One bad file never loses the batch (#30): whatever fails to open, decode or prepare one file is that file's one line
+# on stderr; the others are classified, and the exit status is 1.
+
+
+def bad_input(case: str, folder: Path) -> tuple[Path, str]:
+    """An input of the given kind, made in `folder`, and the line predict gives it on stderr."""
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{case.replace(' ', '_')}.png"
+    if case == "malformed eXIf chunk":  # Pillow raised SyntaxError
+        Image.fromarray(glyph()).save(path, exif=b"garbage!")
+        return path, "not a readable image (its EXIF data: not a TIFF file (header b'garbage!' not valid))"
+    if case == "truncated":  # Pillow's reason was lost: "not a readable image (OSError)"
+        Image.fromarray(glyph()).save(path)
+        path.write_bytes(path.read_bytes()[:80])
+        return path, "not a readable image (image file is truncated)"
+    raise ValueError(case)
+
+
+BAD_INPUTS = [
+    "malformed eXIf chunk",
+    "truncated",
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_a_bad_input_is_its_own_line_and_the_rest_are_classified(case, model_files, digit, tmp_path, capsys):
+    bad, line = bad_input(case, tmp_path / "inputs")
+    assert predict.main([str(bad), str(digit), "--model", str(model_files["digits"])]) == 1
+    out = capsys.readouterr()
+    assert out.err == f"{bad}: {line}\n"
+    assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
+
+
+def test_verbose_adds_the_traceback_behind_an_image_it_could_not_read(model_files, digit, tmp_path, capsys):
+    bad, line = bad_input("malformed eXIf chunk", tmp_path)
+    assert predict.main([str(bad), str(digit), "--model", str(model_files["digits"]), "--verbose"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "SyntaxError: not a TIFF file" in err  # Pillow's own, the cause
+    assert err.endswith(f"\n{bad}: {line}\n")

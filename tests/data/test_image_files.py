@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import EpsImagePlugin, Image
 
+from pipeline.data import image_files
 from pipeline.data.image_files import expand, load_image
 from tests.helpers.deadlines import fails_after
 
@@ -112,3 +114,49 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
     Image.fromarray(glyph().astype(np.uint16) * 257).save(tmp_path / "full.png")
     Image.fromarray(glyph()).save(tmp_path / "original.png")
     np.testing.assert_array_equal(load_image(tmp_path / "full.png"), load_image(tmp_path / "original.png"))
+
+
+# Malformed and extreme files (#30): each is a ValueError in Pillow's own words, which predict makes that file's one
+# line; none ends the batch.
+
+
+def test_a_malformed_exif_chunk_is_refused_in_pillows_words(tmp_path):
+    """Pillow raises SyntaxError, not an OSError, on it: predict used to end in that traceback."""
+    Image.fromarray(glyph()).save(tmp_path / "photo.png", exif=b"garbage!")  # an eXIf chunk that is not TIFF
+    with pytest.raises(ValueError) as refused:
+        load_image(tmp_path / "photo.png")
+    assert str(refused.value) == "not a readable image (its EXIF data: not a TIFF file (header b'garbage!' not valid))"
+
+
+def test_a_corrupt_exif_block_pillow_reads_past_is_read_without_a_warning(tmp_path):
+    """Pillow warns of it ("Corrupt EXIF data"), two lines on stderr that belong to no file; the image is read."""
+    Image.fromarray(glyph()).save(tmp_path / "photo.png", exif=b"MM\x00\x2a\x00\x00\x00\x08\xff\xff")  # 65535 tags
+    Image.fromarray(glyph()).save(tmp_path / "plain.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = load_image(tmp_path / "photo.png")
+    assert [str(w.message) for w in caught] == []
+    np.testing.assert_array_equal(image, load_image(tmp_path / "plain.png"))
+
+
+def test_pillows_reason_for_an_unreadable_image_is_kept(tmp_path):
+    """It was "not a readable image (OSError)"."""
+    Image.fromarray(glyph()).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "half.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"^not a readable image \(image file is truncated\)$"):
+        load_image(tmp_path / "half.png")
+
+
+def test_any_failure_while_preparing_an_image_is_its_valueerror(tmp_path, monkeypatch):
+    """What the recipe raises beyond its own ValueErrors (a MemoryError on an image no limit foresaw) is the image's
+    fault too, not the batch's."""
+    Image.fromarray(glyph()).save(tmp_path / "digit.png")
+
+    def out_of_memory(image):
+        raise MemoryError
+
+    monkeypatch.setattr(image_files, "mnist_style", out_of_memory)
+    with pytest.raises(ValueError, match=r"^could not be made 28x28 \(MemoryError\)$") as refused:
+        load_image(tmp_path / "digit.png")
+    assert isinstance(refused.value.__cause__, MemoryError)  # for --verbose's traceback

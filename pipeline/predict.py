@@ -5,11 +5,11 @@ model URI (`runs:/<run id>/model`, `models:/<name>/<version>`, `models:/handwrit
 any size, colour or grayscale, dark on light or light on dark, are preprocessed as MNIST was made (see
 pipeline/data/preprocess.py), then classified in one batch. A photo's EXIF orientation is applied first. Files are
 untrusted (pipeline/data/image_files.py): one that cannot be opened, decoded or prepared for any reason (Pillow's own
-is given), one that is not a regular file (a FIFO, a device), not PNG, JPEG, BMP or GIF by its content, or over the
-pixel limit (checked before decoding: a small file can unpack into gigabytes) gets a one-line error, its name
-escaped where it does not print, and the rest are still classified; the exit status is 1 when any file was not
-classified. The options' ranges and the --save folder are checked before any image is read; a signal leaves no
-half-written picture. A model
+is given), one that is not a regular file (a FIFO, a device), not PNG, JPEG, BMP or GIF by its content, over the
+pixel limit or wider or taller than 30,000 pixels (both checked before decoding: a small file can unpack into
+gigabytes) gets a one-line error, its name escaped where it does not print, and the rest are still classified; the
+exit status is 1 when any file was not classified. The options' ranges and the --save folder are checked before any
+image is read; a signal leaves no half-written picture. A model
 that cannot be used (missing, not a model, not in the MLflow store, on a tracking server that does not answer, or
 saved without its class names and not of 10 classes) is a user's error, as in every tool: one line `error: …` on
 stderr and exit status 1 (pipeline/core/errors.py); `--verbose` adds the traceback behind it.
@@ -32,7 +32,7 @@ from pipeline.config.schema import ConfigError, integer
 from pipeline.core.errors import USER_ERROR, UserError, printable, reports_user_errors
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
-from pipeline.data.image_files import MAX_PIXELS, expand, load_image
+from pipeline.data.image_files import MAX_PIXELS, MAX_SIDE, expand, load_image
 from pipeline.modeling.classifier import Classifier, top_k
 
 # Each numeric option's allowed range, in the words of the pipeline's settings (pipeline/config/schema.py).
@@ -131,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=MAX_PIXELS,
         metavar="N",
         help=f"refuse, before decoding, an image of more than N pixels, N at least 1 (default {MAX_PIXELS:,}, PIL's "
-        "limit against decompression bombs: room for a 50-megapixel photo)",
+        f"limit against decompression bombs: room for a 50-megapixel photo); one wider or taller than {MAX_SIDE:,} "
+        "pixels is refused whatever N",
     )
     parser.add_argument(
         "--verbose",

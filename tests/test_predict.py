@@ -462,6 +462,9 @@ def bad_input(case: str, folder: Path) -> tuple[Path, str]:
     if case == "malformed eXIf chunk":  # Pillow raised SyntaxError
         Image.fromarray(glyph()).save(path, exif=b"garbage!")
         return path, "not a readable image (its EXIF data: not a TIFF file (header b'garbage!' not valid))"
+    if case == "50,000,000 x 1":  # 6 kB; under the pixel limit, a MemoryError after a gigabyte in resize
+        Image.frombytes("1", (50_000_000, 1), b"\x55" * 6_250_000).save(path)
+        return path, "50,000,000 x 1 pixels, a side over the limit of 30,000; not decoded — crop it"
     if case == "truncated":  # Pillow's reason was lost: "not a readable image (OSError)"
         Image.fromarray(glyph()).save(path)
         path.write_bytes(path.read_bytes()[:80])
@@ -471,6 +474,7 @@ def bad_input(case: str, folder: Path) -> tuple[Path, str]:
 
 BAD_INPUTS = [
     "malformed eXIf chunk",
+    "50,000,000 x 1",
     "truncated",
 ]
 

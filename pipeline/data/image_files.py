@@ -4,10 +4,10 @@ Any size, colour or grayscale, dark on light or light on dark: pipeline/data/pre
 28x28 input the models were trained on. What is read is untrusted, so: only a regular file is opened (a FIFO would
 block for ever, a device or a socket too); only PNG, JPEG, BMP and GIF are decoded, recognised by their content
 whatever the name says (Pillow knows dozens of formats, and hands EPS to Ghostscript, an outside program); and an
-image over the pixel limit is refused from its header (a small file can unpack into gigabytes). Each refusal, and a
-file that cannot be read, decoded or prepared for whatever reason (Pillow raises SyntaxError, struct.error,
-EOFError, MemoryError… on a malformed file), is a ValueError saying which, in Pillow's words where Pillow found it:
-one file's fault, never the batch's.
+image over the pixel limit, or wider or taller than the side limit, is refused from its header (a small file can
+unpack into gigabytes). Each refusal, and a file that cannot be read, decoded or prepared for whatever reason (Pillow
+raises SyntaxError, struct.error, EOFError, MemoryError… on a malformed file), is a ValueError saying which, in
+Pillow's words where Pillow found it: one file's fault, never the batch's.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}  # the files a folder
 FORMATS = ("PNG", "JPEG", "BMP", "GIF")  # the only Pillow plugins that see a file's content
 
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # PIL's default limit, about 89 megapixels
+# Neither side may be longer, whatever the pixel count: a 50,000,000 x 1 PNG is 48 kB and under MAX_PIXELS, but
+# scaling it down took 4 s and a gigabyte, then raised MemoryError (10,000,000 x 1: 3 s and 0.6 GB). A 50-megapixel
+# photo is 8,700 pixels wide; a 30,000 x 2,982 image, the longest under MAX_PIXELS, is prepared in 4 s, as a square
+# one of as many pixels (2026-12-04, AMD EPYC).
+MAX_SIDE = 30_000
 
 
 def expand(paths: Sequence[str]) -> list[Path]:
@@ -112,6 +117,11 @@ def read_image(path: Path, max_pixels: int = MAX_PIXELS) -> Image.Image:
             ) from None
         except Exception as err:  # whatever a malformed file makes Pillow raise: SyntaxError, struct.error…
             raise ValueError(f"not a readable image ({reason(err)})") from err
+        if max(image.size) > MAX_SIDE:
+            width, height = image.size
+            raise ValueError(
+                f"{width:,} x {height:,} pixels, a side over the limit of {MAX_SIDE:,}; not decoded — crop it"
+            )
         try:
             image.load()
         except Exception as err:  # truncated, a broken chunk: OSError, SyntaxError, EOFError…

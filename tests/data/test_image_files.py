@@ -15,7 +15,7 @@ import pytest
 from PIL import EpsImagePlugin, Image
 
 from pipeline.data import image_files
-from pipeline.data.image_files import expand, load_image
+from pipeline.data.image_files import MAX_SIDE, expand, load_image
 from tests.helpers.deadlines import fails_after
 
 
@@ -137,6 +137,24 @@ def test_a_corrupt_exif_block_pillow_reads_past_is_read_without_a_warning(tmp_pa
         image = load_image(tmp_path / "photo.png")
     assert [str(w.message) for w in caught] == []
     np.testing.assert_array_equal(image, load_image(tmp_path / "plain.png"))
+
+
+@pytest.mark.parametrize("size", [(MAX_SIDE + 1, 1), (1, MAX_SIDE + 1), (50_000_000, 1)])
+def test_a_side_over_the_limit_is_refused_from_the_header(size, tmp_path):
+    """Under the pixel limit, but scaling 50,000,000 x 1 down took 4 s and a gigabyte, then raised MemoryError."""
+    width, height = size
+    stripes = Image.frombytes("1", size, b"\x55" * ((width + 7) // 8 * height))  # ink in every other pixel
+    stripes.save(tmp_path / "stripes.png")  # 6 kB at 50,000,000 x 1
+    with pytest.raises(ValueError) as refused:
+        load_image(tmp_path / "stripes.png")
+    assert str(refused.value) == (
+        f"{width:,} x {height:,} pixels, a side over the limit of {MAX_SIDE:,}; not decoded — crop it"
+    )
+
+
+def test_a_side_at_the_limit_is_read(tmp_path):
+    Image.frombytes("1", (MAX_SIDE, 1), b"\x55" * (MAX_SIDE // 8)).save(tmp_path / "stripes.png")
+    assert load_image(tmp_path / "stripes.png").max() > 0
 
 
 def test_pillows_reason_for_an_unreadable_image_is_kept(tmp_path):

@@ -7,9 +7,10 @@ pipeline/data/preprocess.py), then classified in one batch. A photo's EXIF orien
 untrusted (pipeline/data/image_files.py): one that cannot be opened, decoded or prepared for any reason (Pillow's own
 is given), one that is not a regular file (a FIFO, a device), not PNG, JPEG, BMP or GIF by its content, over the
 pixel limit or wider or taller than 30,000 pixels (both checked before decoding: a small file can unpack into
-gigabytes) gets a one-line error, its name escaped where it does not print, and the rest are still classified; the
-exit status is 1 when any file was not classified. The options' ranges and the --save folder are checked before any
-image is read; a signal leaves no half-written picture. A model
+gigabytes), a name the file system refuses, and a folder that cannot be listed or holds no image, each get a
+one-line error, names escaped where they do not print, and the rest are still classified; the exit status is 1
+when any input was not classified. The options' ranges and the --save folder are checked before any image is read;
+a signal leaves no half-written picture. A model
 that cannot be used (missing, not a model, not in the MLflow store, on a tracking server that does not answer, or
 saved without its class names and not of 10 classes) is a user's error, as in every tool: one line `error: …` on
 stderr and exit status 1 (pipeline/core/errors.py); `--verbose` adds the traceback behind it.
@@ -99,9 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.predict",
         description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 when every image was classified; 1 when one was not (each such file is one line on "
-        "stderr, the rest are still classified), or on an error (`error: …`: no image to classify, a model it "
-        "cannot use); 2 for a malformed command line.",
+        epilog="Exit status: 0 when every image was classified; 1 when one was not (each such file or folder is one "
+        "line on stderr, the rest are still classified), or on an error (`error: …`: no image to classify, a model "
+        "it cannot use); 2 for a malformed command line.",
     )
     parser.add_argument("inputs", nargs="+", help="image files or folders of them (PNG, JPEG, BMP, GIF)")
     parser.add_argument(
@@ -143,11 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problems := option_problems(args):
         raise ConfigError(problems)
 
-    files = expand(args.inputs)
+    files, unlisted = expand(args.inputs)
     pictures = picture_paths(files, args.save) if args.save else [None] * len(files)
     if args.save:
         check_save_folder(args.save, pictures, files)
-    images, ok, saved_as, failed = [], [], [], 0
+    for path, why in unlisted:  # each input that gives no image
+        print(f"{printable(path)}: {printable(why)}", file=sys.stderr)
+    images, ok, saved_as, failed = [], [], [], len(unlisted)
     for f, picture in zip(files, pictures):
         try:
             images.append(load_image(f, args.max_pixels))

@@ -8,6 +8,7 @@ is whether preprocessing gives the model back what MNIST gave it, not whether th
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -451,8 +454,40 @@ def test_a_signal_while_saving_leaves_no_temporary_file(model_files, tmp_path):
     assert all(p.read_bytes().endswith(b"IEND\xaeB`\x82") for p in pictures)  # each saved one whole
 
 
-# One bad file never loses the batch (#30): whatever fails to open, decode or prepare one file is that file's one line
-# on stderr; the others are classified, and the exit status is 1.
+# One bad input never loses the batch (#30): whatever fails to open, decode or prepare one input, or to list one
+# folder, is that input's one line on stderr; the others are classified, and the exit status is 1.
+
+
+class Capabilities(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+class CapabilityHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+@contextmanager
+def as_any_user() -> Iterator[None]:
+    """Permissions as they are for anyone but root, in this thread meanwhile: as root, the tests would read a folder
+    without read permission (root's CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH), where predict, run by its users,
+    cannot. Those two are dropped from the thread's effective capabilities and given back after; root still owns
+    the test's files, so it reads them by their owner's permissions."""
+    if os.geteuid() != 0:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, caps = CapabilityHeader(0x20080522, 0), (Capabilities * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    if libc.capget(ctypes.byref(header), caps) != 0:
+        pytest.skip(f"capget: {os.strerror(ctypes.get_errno())}")
+    effective = caps[0].effective
+    caps[0].effective &= ~((1 << 1) | (1 << 2))  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    if libc.capset(ctypes.byref(header), caps) != 0:
+        pytest.skip(f"capset: {os.strerror(ctypes.get_errno())}")
+    try:
+        yield
+    finally:
+        caps[0].effective = effective
+        assert libc.capset(ctypes.byref(header), caps) == 0
 
 
 def bad_input(case: str, folder: Path) -> tuple[Path, str]:
@@ -469,23 +504,54 @@ def bad_input(case: str, folder: Path) -> tuple[Path, str]:
         Image.fromarray(glyph()).save(path)
         path.write_bytes(path.read_bytes()[:80])
         return path, "not a readable image (image file is truncated)"
-    raise ValueError(case)
+    if case == "name of 300 bytes":  # OSError: [Errno 36]
+        return folder / ("n" * 296 + ".png"), "cannot be read (File name too long)"
+    path = folder / case.replace(" ", "_")
+    path.mkdir()
+    if case == "folder it cannot list":  # PermissionError
+        path.chmod(0)
+        return path, "a folder that cannot be listed (Permission denied)"
+    (path / "2024").mkdir()  # only subfolders: "no image could be classified", naming no folder
+    (path / "2025").mkdir()
+    return path, (
+        "no image to classify: it holds 2 subfolders (a folder's images are its .bmp, .gif, .jpeg, .jpg and .png "
+        "files; predict does not look into subfolders)"
+    )
 
 
 BAD_INPUTS = [
     "malformed eXIf chunk",
     "50,000,000 x 1",
     "truncated",
+    "name of 300 bytes",
+    "folder it cannot list",
+    "folder of subfolders",
 ]
 
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
 def test_a_bad_input_is_its_own_line_and_the_rest_are_classified(case, model_files, digit, tmp_path, capsys):
     bad, line = bad_input(case, tmp_path / "inputs")
-    assert predict.main([str(bad), str(digit), "--model", str(model_files["digits"])]) == 1
+    with as_any_user():
+        assert predict.main([str(bad), str(digit), "--model", str(model_files["digits"])]) == 1
     out = capsys.readouterr()
     assert out.err == f"{bad}: {line}\n"
     assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
+
+
+def test_every_bad_input_at_once_is_a_line_each(model_files, digit, tmp_path, capsys):
+    bad = [bad_input(case, tmp_path / "inputs") for case in BAD_INPUTS]
+    with as_any_user():
+        assert predict.main([*(str(p) for p, _ in bad), str(digit), "--model", str(model_files["digits"])]) == 1
+    out = capsys.readouterr()
+    assert sorted(out.err.splitlines()) == sorted(f"{p}: {line}" for p, line in bad)
+    assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
+
+
+def test_a_folder_without_images_as_the_only_input_is_named(model_files, tmp_path, user_error):
+    folder, line = bad_input("folder of subfolders", tmp_path)
+    _, err = user_error(lambda: predict.main([str(folder), "--model", str(model_files["digits"])]))
+    assert err == f"{folder}: {line}\nerror: no image could be classified\n"
 
 
 def test_verbose_adds_the_traceback_behind_an_image_it_could_not_read(model_files, digit, tmp_path, capsys):

@@ -37,15 +37,54 @@ MAX_PIXELS = Image.MAX_IMAGE_PIXELS  # PIL's default limit, about 89 megapixels
 MAX_SIDE = 30_000
 
 
-def expand(paths: Sequence[str]) -> list[Path]:
-    """Files as given; folders as their image files, sorted."""
+def expand(paths: Sequence[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Files as given and folders as their image files, sorted; and each input that gives none, with why — a
+    folder that cannot be listed or holds no image, a name the file system refuses — for its own line: the other
+    inputs go on. A file that is not there is kept, for its reading to say so."""
     files: list[Path] = []
+    unlisted: list[tuple[Path, str]] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        else:
+        try:
+            is_folder = stat.S_ISDIR(p.stat().st_mode)
+        except FileNotFoundError:
+            is_folder = False
+        except OSError as err:  # a name too long for the file system, a folder in its path that cannot be searched
+            unlisted.append((p, f"cannot be read ({err.strerror or err})"))
+            continue
+        if not is_folder:
             files.append(p)
-    return files
+            continue
+        try:
+            with os.scandir(p) as listing:
+                entries = list(listing)
+        except OSError as err:
+            unlisted.append((p, f"a folder that cannot be listed ({err.strerror or err})"))
+            continue
+        images = sorted(p / e.name for e in entries if Path(e.name).suffix.lower() in IMAGE_SUFFIXES)
+        if images:
+            files += images
+        else:
+            unlisted.append((p, f"no image to classify: {contents(entries)}"))
+    return files, unlisted
+
+
+def contents(entries: Sequence[os.DirEntry]) -> str:
+    """What a folder without images holds, and where predict looks: "it holds 3 subfolders and 2 other files (…)"."""
+    if not entries:
+        return "the folder is empty"
+    folders = sum(is_folder(e) for e in entries)
+    counts = [(folders, "subfolder"), (len(entries) - folders, "other file")]
+    held = " and ".join(f"{n} {what}{'s' if n > 1 else ''}" for n, what in counts if n)
+    *others, last = sorted(IMAGE_SUFFIXES)
+    suffixes = f"{', '.join(others)} and {last}"
+    return f"it holds {held} (a folder's images are its {suffixes} files; predict does not look into subfolders)"
+
+
+def is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link it cannot follow
+        return False
 
 
 @contextmanager

@@ -60,7 +60,7 @@ def test_a_folders_listing_keeps_a_fifo_with_an_image_name_to_be_refused_by_name
     Image.fromarray(glyph()).save(tmp_path / "a.png")
     os.mkfifo(tmp_path / "b.png")
     (tmp_path / "notes.txt").write_text("not an image")
-    assert expand([str(tmp_path)]) == [tmp_path / "a.png", tmp_path / "b.png"]
+    assert expand([str(tmp_path)]) == ([tmp_path / "a.png", tmp_path / "b.png"], [])
     assert stat.S_ISFIFO((tmp_path / "b.png").stat().st_mode)
 
 
@@ -178,3 +178,35 @@ def test_any_failure_while_preparing_an_image_is_its_valueerror(tmp_path, monkey
     with pytest.raises(ValueError, match=r"^could not be made 28x28 \(MemoryError\)$") as refused:
         load_image(tmp_path / "digit.png")
     assert isinstance(refused.value.__cause__, MemoryError)  # for --verbose's traceback
+
+
+def test_a_name_too_long_for_the_file_system_is_its_own_line(tmp_path):
+    long = tmp_path / ("a" * 300 + ".png")
+    Image.fromarray(glyph()).save(tmp_path / "digit.png")
+    assert expand([str(long), str(tmp_path / "digit.png")]) == (
+        [tmp_path / "digit.png"],
+        [(long, "cannot be read (File name too long)")],
+    )
+    with pytest.raises(ValueError, match=r"^cannot be opened \(File name too long\)$"):
+        load_image(long)
+
+
+def test_a_folder_without_images_says_what_it_holds(tmp_path):
+    """It used to give nothing, silently: with no other input, "no image could be classified" named no folder."""
+    held = tmp_path / "held"
+    (held / "2024").mkdir(parents=True)
+    (held / "2025").mkdir()
+    (held / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    Image.fromarray(glyph()).save(tmp_path / "digit.png")
+    inputs = [str(held), str(tmp_path / "empty"), str(tmp_path / "digit.png")]
+    looks_for = (
+        "a folder's images are its .bmp, .gif, .jpeg, .jpg and .png files; predict does not look into subfolders"
+    )
+    assert expand(inputs) == (
+        [tmp_path / "digit.png"],
+        [
+            (held, f"no image to classify: it holds 2 subfolders and 1 other file ({looks_for})"),
+            (tmp_path / "empty", "no image to classify: the folder is empty"),
+        ],
+    )

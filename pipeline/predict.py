@@ -8,9 +8,9 @@ untrusted (pipeline/data/image_files.py): one that cannot be opened, decoded or 
 is given), one that is not a regular file (a FIFO, a device), not PNG, JPEG, BMP or GIF by its content, over the
 pixel limit or wider or taller than 30,000 pixels (both checked before decoding: a small file can unpack into
 gigabytes), a name the file system refuses, and a folder that cannot be listed or holds no image, each get a
-one-line error, names escaped where they do not print, and the rest are still classified; the exit status is 1
-when any input was not classified. The options' ranges and the --save folder are checked before any image is read;
-a signal leaves no half-written picture. A model
+one-line error, names escaped where they do not print (the model's class names too), and the rest are still
+classified; the exit status is 1 when any input was not classified. The options' ranges and the --save folder are
+checked before any image is read; a signal leaves no half-written picture. A model
 that cannot be used (missing, not a model, not in the MLflow store, on a tracking server that does not answer, or
 saved without its class names and not of 10 classes) is a user's error, as in every tool: one line `error: …` on
 stderr and exit status 1 (pipeline/core/errors.py); `--verbose` adds the traceback behind it.
@@ -50,7 +50,9 @@ def option_problems(args: argparse.Namespace) -> list[str]:
 
 
 def table_line(name: str, top: Sequence[tuple[str, float]], width: int) -> str:
-    return f"{name:<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top)
+    """A file's line of the table; its name and the model's class names escaped, so that neither can forge a line
+    or send a terminal an escape."""
+    return f"{printable(name):<{width}}  " + "  ".join(f"{printable(c):>3} {p:6.1%}" for c, p in top)
 
 
 def picture_paths(files: Sequence[Path], folder: Path) -> list[Path]:
@@ -177,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json:
             print(json.dumps({"file": str(f), "top": [{"class": c, "probability": round(q, 6)} for c, q in top]}))
         else:
-            print(table_line(printable(f), top, width))  # a name with a newline must not forge a line
+            print(table_line(str(f), top, width))
         if picture is not None:
             try:
                 save_picture(picture, image, p, classifier.class_names)

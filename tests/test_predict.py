@@ -560,3 +560,18 @@ def test_verbose_adds_the_traceback_behind_an_image_it_could_not_read(model_file
     err = capsys.readouterr().err
     assert err.startswith("Traceback") and "SyntaxError: not a TIFF file" in err  # Pillow's own, the cause
     assert err.endswith(f"\n{bad}: {line}\n")
+
+
+# The smaller cases of #30: each one line, and nothing changed.
+
+
+def test_class_names_from_a_model_cannot_forge_a_line_or_send_an_escape(tmp_path, digit, capsys):
+    names = ["forged\nfake.png    7 99.9%", "\x1b[2J", *DIGIT_NAMES[2:]]  # a line, and a terminal's clear screen
+    model = build_model(conf("model", "plain1"), conf("augment", "none"), len(names))
+    save_with_class_names(model, tmp_path / "odd.keras", names)
+    assert predict.main([str(digit), "--model", str(tmp_path / "odd.keras"), "--top", "10"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "forged\\nfake.png    7 99.9%" in line and "\\x1b[2J" in line and "\x1b" not in line
+    assert predict.main([str(digit), "--model", str(tmp_path / "odd.keras"), "--top", "10", "--json"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "\x1b" not in line and sorted(t["class"] for t in json.loads(line)["top"]) == sorted(names)

@@ -575,3 +575,68 @@ def test_class_names_from_a_model_cannot_forge_a_line_or_send_an_escape(tmp_path
     assert predict.main([str(digit), "--model", str(tmp_path / "odd.keras"), "--top", "10", "--json"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert "\x1b" not in line and sorted(t["class"] for t in json.loads(line)["top"]) == sorted(names)
+
+
+def test_save_through_a_link_to_the_inputs_folder_is_refused_and_replaces_nothing(digit, tmp_path, user_error):
+    """The link's real path is the inputs' folder: the earlier picture, an input again, was overwritten."""
+    (tmp_path / "link").symlink_to(tmp_path)
+    earlier = tmp_path / "digit.png.prediction.png"
+    shutil.copy(digit, earlier)
+    link = tmp_path / "link"
+    _, err = user_error(lambda: predict.main([str(tmp_path), "--model", str(tmp_path / "none"), "--save", str(link)]))
+    assert err == (
+        f"error: --save {link}: {link / earlier.name} is the input {earlier}, through a symbolic link, which a "
+        "picture would replace — give another folder\n"
+    )
+    assert earlier.read_bytes() == digit.read_bytes()
+
+
+@pytest.mark.parametrize("blocked", ["a folder where a picture goes", "a file where a folder goes"])
+def test_a_refused_save_folder_leaves_no_folder_it_made(blocked, tmp_path, user_error):
+    """The pictures of a/x.png and b/y.png go to out/a/ and out/b/: out/a/ was made before out/b/ was refused."""
+    for name in ("a/x.png", "b/y.png"):
+        (tmp_path / name).parent.mkdir()
+        Image.fromarray(glyph()).save(tmp_path / name)
+    out = tmp_path / "out"
+    out.mkdir()
+    if blocked == "a folder where a picture goes":
+        (out / "b" / "y.png.prediction.png").mkdir(parents=True)
+        why = f"{out / 'b' / 'y.png.prediction.png'} is a folder, which a picture would replace — give another folder"
+    else:
+        (out / "b").write_text("not a folder")
+        why = f"cannot write pictures into {out / 'b'} (a file, not a folder) — give a folder you can write to"
+    before = sorted(out.rglob("*"))
+    args = [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "y.png"), "--model", str(tmp_path / "none")]
+    _, err = user_error(lambda: predict.main([*args, "--save", str(out)]))
+    assert err.startswith(f"error: --save {out}: {why}")
+    assert sorted(out.rglob("*")) == before
+
+
+def test_save_with_an_input_name_too_long_for_its_picture_refuses_that_picture_alone(model_files, tmp_path, capsys):
+    """A name of 245 bytes is a file's; with `.prediction.png` it is not (the limit is 255), and the check of the
+    folder ended in a traceback, leaving the folder it had made. That picture is one line, its input still
+    classified; no folder is made for it alone."""
+    (tmp_path / "long").mkdir()
+    long = tmp_path / "long" / ("n" * 241 + ".png")
+    Image.fromarray(glyph()).save(long)
+    Image.fromarray(glyph()).save(tmp_path / "short.png")
+    out = tmp_path / "out"
+    args = [str(long), str(tmp_path / "short.png"), "--model", str(model_files["digits"]), "--save", str(out)]
+    assert predict.main(args) == 1
+    printed = capsys.readouterr()
+    picture = out / "long" / f"{long.name}.prediction.png"
+    assert printed.err == (
+        f"{picture}: not saved (its name is 260 bytes, the file system takes 245 here) — give the input a shorter "
+        "name\n"
+    )
+    assert [line.split()[0] for line in printed.out.splitlines()] == [str(long), str(tmp_path / "short.png")]
+    assert sorted(out.rglob("*")) == [out / "short.png.prediction.png"]
+
+
+def test_the_longest_picture_name_it_takes_is_written(model_files, tmp_path, capsys):
+    """The limit is the file system's, less the 10 bytes that atomic_path (pipeline/core/files.py) adds for the
+    temporary name: an input of 230 bytes has a picture of 245, and a temporary name of 255."""
+    long = tmp_path / ("n" * 226 + ".png")
+    Image.fromarray(glyph()).save(long)
+    assert predict.main([str(long), "--model", str(model_files["digits"]), "--save", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / f"{long.name}.prediction.png").read_bytes()[:4] == b"\x89PNG"

@@ -9,6 +9,7 @@ is whether preprocessing gives the model back what MNIST gave it, not whether th
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import json
 import os
 import shutil
@@ -575,6 +576,26 @@ def test_class_names_from_a_model_cannot_forge_a_line_or_send_an_escape(tmp_path
     assert predict.main([str(digit), "--model", str(tmp_path / "odd.keras"), "--top", "10", "--json"]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert "\x1b" not in line and sorted(t["class"] for t in json.loads(line)["top"]) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("http://example.com/model.keras", "a web address, which MLflow cannot load a model from — download"),
+        ("https://example.com/models/7", "a web address, which MLflow cannot load a model from — download"),
+        ("s3://bucket/model", "MLflow needs botocore to read it, which is not installed — download"),
+        ("gs://bucket/model", "MLflow needs google.cloud to read it, which is not installed — download"),
+    ],
+)
+def test_a_model_uri_it_cannot_load_is_one_line(uri, says, digit, empty_store, tmp_path, monkeypatch, user_error):
+    """With a store there (the issue's case), http:// ended in a ValueError's traceback, s3:// and gs:// in a
+    ModuleNotFoundError's; without one, both in "no MLflow store", which a storage's URI does not need."""
+    module = {"s3": "botocore", "gs": "google.cloud"}.get(uri.split(":")[0])
+    if module and importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed here: MLflow would try the real storage")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{shutil.copy(empty_store, tmp_path / 'mlflow.db')}")
+    out, err = user_error(lambda: predict.main([str(digit), "--model", uri]))
+    assert out == "" and err.startswith(f"error: {uri}: {says}") and err.count("\n") == 1, err
 
 
 def test_save_through_a_link_to_the_inputs_folder_is_refused_and_replaces_nothing(digit, tmp_path, user_error):

@@ -13,9 +13,9 @@ classified; the exit status is 1 when any input was not classified. The options'
 checked before any image is read (no picture may replace an input or a folder, symbolic links resolved; a refusal
 leaves no folder behind); a signal leaves no half-written picture. A model that cannot be used (missing, not a
 model, not in the MLflow store, on a tracking server that does not answer, a web address or a storage whose client
-package is not installed, or saved without its class names and not of 10 classes) is a user's error, as in every
-tool: one line `error: …` on stderr and exit status 1 (pipeline/core/errors.py); `--verbose` adds the traceback
-behind it.
+package is not installed, or saved without its class names and not of 10 classes), or a tracking store that is not
+there (which predict never makes), is a user's error, as in every tool: one line `error: …` on stderr and exit
+status 1 (pipeline/core/errors.py); `--verbose` adds the traceback behind it.
 """
 
 from __future__ import annotations

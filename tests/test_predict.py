@@ -661,3 +661,28 @@ def test_the_longest_picture_name_it_takes_is_written(model_files, tmp_path, cap
     Image.fromarray(glyph()).save(long)
     assert predict.main([str(long), "--model", str(model_files["digits"]), "--save", str(tmp_path / "out")]) == 0
     assert (tmp_path / "out" / f"{long.name}.prediction.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("sqlite:///{tmp}/typo/mlflow.db", "no MLflow store at {tmp}/typo/mlflow.db — check the path"),
+        ("sqlite:///{tmp}/mlflow.db", "no MLflow store at {tmp}/mlflow.db — check the path"),
+        ("{tmp}/mlruns", "a path, not a tracking store's URI — a SQLite store is sqlite:///<its .db file>"),
+        ("mlflow.db", "a path, not a tracking store's URI — a SQLite store is sqlite:///<its .db file>"),
+        ("mongodb://db.lab/mlflow", "mongodb://, not a tracking store's scheme — "),
+    ],
+)
+def test_a_tracking_store_it_cannot_read_is_one_line_and_never_made(
+    uri, says, digit, tmp_path, monkeypatch, user_error
+):
+    """A mistyped SQLite path made a new, empty store (about 1 MB) before "no such run"; a bare path or an unknown
+    scheme ended in MLflow's traceback."""
+    uri, says = uri.format(tmp=tmp_path), says.format(tmp=tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    model = "runs:/0123456789abcdef0123456789abcdef/model"
+    out, err = user_error(lambda: predict.main([str(digit), "--model", model]))
+    assert out == "" and err.startswith(f"error: {model}: {uri} (MLFLOW_TRACKING_URI): {says}")
+    assert err.count("\n") == 1
+    assert sorted(tmp_path.iterdir()) == [digit]  # no store, no folder

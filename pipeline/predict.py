@@ -4,19 +4,25 @@ The model is a `.keras` file (default: models/model.keras, the one the last `dvc
 model URI (`runs:/<run id>/model`, `models:/<name>/<version>`, `models:/handwriting-mnist@champion`). Images of
 any size, colour or grayscale, dark on light or light on dark, are preprocessed as MNIST was made (see
 pipeline/data/preprocess.py), then classified in one batch. A photo's EXIF orientation is applied first. Files are
-untrusted (pipeline/data/image_files.py): an unreadable one, one that is not a regular file (a FIFO, a device), not
-PNG, JPEG, BMP or GIF by its content, or over the pixel limit (checked before decoding: a small file can unpack into
-gigabytes) gets a one-line error, its name escaped where it does not print, and the rest are still classified; the
-exit status is 1 when any file was not classified. The options' ranges and the --save folder are checked before any
-image is read; a signal leaves no half-written picture. A model
-that cannot be used (missing, not a model, not in the MLflow store, on a tracking server that does not answer, or
-saved without its class names and not of 10 classes) is a user's error, as in every tool: one line `error: …` on
-stderr and exit status 1 (pipeline/core/errors.py); `--verbose` adds the traceback behind it.
+untrusted (pipeline/data/image_files.py): one that cannot be opened, decoded or prepared for any reason (Pillow's own
+is given), one that is not a regular file (a FIFO, a device), not PNG, JPEG, BMP or GIF by its content, over the
+pixel limit or wider or taller than 30,000 pixels (both checked before decoding: a small file can unpack into
+gigabytes), a name the file system refuses, and a folder that cannot be listed or holds no image, each get a
+one-line error, names escaped where they do not print (the model's class names too), and the rest are still
+classified; the exit status is 1 when any input was not classified. The options' ranges and the --save folder are
+checked before any image is read (no picture may replace an input or a folder, symbolic links resolved; a refusal
+leaves no folder behind); a signal leaves no half-written picture. A model that cannot be used (missing, not a
+model, not in the MLflow store, on a tracking server that does not answer, a web address or a storage whose client
+package is not installed, or saved without its class names and not of 10 classes), or a tracking store that is not
+there (which predict never makes), is a user's error, as in every tool: one line `error: …` on stderr and exit
+status 1 (pipeline/core/errors.py); `--verbose` adds the traceback behind it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import sys
@@ -31,7 +37,7 @@ from pipeline.config.schema import ConfigError, integer
 from pipeline.core.errors import USER_ERROR, UserError, printable, reports_user_errors
 from pipeline.core.interrupt import stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
-from pipeline.data.image_files import MAX_PIXELS, expand, load_image
+from pipeline.data.image_files import MAX_PIXELS, MAX_SIDE, expand, load_image
 from pipeline.modeling.classifier import UNSURE_BELOW, Classifier, top_k, unsure
 
 # Each numeric option's allowed range, in the words of the pipeline's settings (pipeline/config/schema.py).
@@ -48,7 +54,10 @@ def option_problems(args: argparse.Namespace) -> list[str]:
 
 
 def table_line(name: str, top: Sequence[tuple[str, float]], width: int, mark: bool) -> str:
-    return f"{name:<{width}}  " + "  ".join(f"{c:>3} {p:6.1%}" for c, p in top) + ("  ? unsure" if mark else "")
+    """A file's line of the table; its name and the model's class names escaped, so that neither can forge a line
+    or send a terminal an escape; `? unsure` after an answer below UNSURE_BELOW."""
+    classes = "  ".join(f"{printable(c):>3} {p:6.1%}" for c, p in top)
+    return f"{printable(name):<{width}}  {classes}" + ("  ? unsure" if mark else "")
 
 
 def unsure_note(count: int) -> str:
@@ -70,29 +79,65 @@ def picture_paths(files: Sequence[Path], folder: Path) -> list[Path]:
     return [folder / f.parent.relative_to(common) / f"{f.name}.prediction.png" for f in absolute]
 
 
-def check_save_folder(folder: Path, pictures: Sequence[Path], files: Sequence[Path]) -> None:
-    """Before any image is read: every folder a picture goes into is made and takes a file, and no picture would
-    replace an input or a folder."""
-    for parent in sorted({p.parent for p in pictures}):
-        try:
+# A picture is first written under a temporary name 10 bytes longer, `.<stem>.<8 random characters><suffix>`
+# (pipeline/core/files.py's atomic_path), which the file system must take too.
+TEMPORARY_NAME_EXTRA = 10
+
+
+def entries(path: Path) -> set[Path]:
+    """The directory entries reading or writing `path` reaches, symbolic links resolved: its own (what a write
+    replaces, the link itself if it is one) and, for a link, its target's."""
+    return {Path(os.path.realpath(path.parent)) / path.name, Path(os.path.realpath(path))}
+
+
+def name_too_long(picture: Path) -> str | None:
+    """Why the file system cannot take a picture's name (an input's name of 231 bytes or more), or None."""
+    folder = next(p for p in picture.parents if p.is_dir())  # where the folders made for it will be
+    limit = os.pathconf(folder, "PC_NAME_MAX") - TEMPORARY_NAME_EXTRA
+    size = len(os.fsencode(picture.name))
+    if size <= limit:
+        return None
+    return f"not saved (its name is {size} bytes, the file system takes {limit} here) — give the input a shorter name"
+
+
+def check_save_folder(folder: Path, pictures: Sequence[Path], files: Sequence[Path]) -> dict[Path, str]:
+    """Before any image is read: no picture would replace an input or a folder (symbolic links resolved), and
+    every folder a picture goes into is made and takes a file; else a UserError, and the folders it made are
+    removed. Gives the pictures whose names the file system cannot take, with why: their inputs are classified
+    without one."""
+    inputs = {entry: f for f in files for entry in entries(f)}
+    for picture in pictures:
+        replaced = next((inputs[e] for e in sorted(entries(picture)) if e in inputs), None)
+        if replaced is not None:
+            same_name = Path(os.path.abspath(replaced)) == Path(os.path.abspath(picture))
+            what = "one of the inputs" if same_name else f"the input {printable(replaced)}, through a symbolic link"
+        elif os.path.isdir(picture):
+            what = "a folder"
+        else:
+            continue
+        raise UserError(
+            f"--save {printable(folder)}: {printable(picture)} is {what}, which a picture would replace — give "
+            "another folder"
+        )
+    unsaved = {p: why for p in pictures if (why := name_too_long(p))}
+    made: list[Path] = []
+    try:
+        for parent in sorted({p.parent for p in pictures if p not in unsaved}):
+            made += itertools.takewhile(lambda d: not os.path.lexists(d), (parent, *parent.parents))
             parent.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryFile(dir=parent):  # unnamed where the system allows: nothing to leave behind
                 pass
-        except OSError as err:
-            where = "there" if parent == folder else f"into {printable(parent)}"
-            why = {FileExistsError: "a file, not a folder", NotADirectoryError: "a file is in its path"}
-            raise UserError(
-                f"--save {printable(folder)}: cannot write pictures {where} ({why.get(type(err), err.strerror)}) — "
-                "give a folder you can write to (made if missing)"
-            ) from None
-    inputs = {Path(os.path.abspath(f)) for f in files}
-    for picture in pictures:
-        if picture.is_dir() or Path(os.path.abspath(picture)) in inputs:
-            raise UserError(
-                f"--save {printable(folder)}: {printable(picture)} is "
-                f"{'a folder' if picture.is_dir() else 'one of the inputs'}, which a picture would replace — give "
-                "another folder"
-            )
+    except OSError as err:
+        for made_folder in sorted(made, key=lambda d: len(d.parts), reverse=True):  # the deepest first
+            with contextlib.suppress(OSError):  # not made after all, as the error came first
+                made_folder.rmdir()
+        where = "there" if parent == folder else f"into {printable(parent)}"
+        why = {FileExistsError: "a file, not a folder", NotADirectoryError: "a file is in its path"}
+        raise UserError(
+            f"--save {printable(folder)}: cannot write pictures {where} ({why.get(type(err), err.strerror)}) — "
+            "give a folder you can write to (made if missing)"
+        ) from None
+    return unsaved
 
 
 def save_picture(path: Path, image: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> None:
@@ -106,9 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.predict",
         description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 when every image was classified; 1 when one was not (each such file is one line on "
-        "stderr, the rest are still classified), or on an error (`error: …`: no image to classify, a model it "
-        "cannot use); 2 for a malformed command line.",
+        epilog="Exit status: 0 when every image was classified; 1 when one was not (each such file or folder is one "
+        "line on stderr, the rest are still classified), or on an error (`error: …`: no image to classify, a model "
+        "it cannot use); 2 for a malformed command line.",
     )
     parser.add_argument("inputs", nargs="+", help="image files or folders of them (PNG, JPEG, BMP, GIF)")
     parser.add_argument(
@@ -138,27 +183,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=MAX_PIXELS,
         metavar="N",
         help=f"refuse, before decoding, an image of more than N pixels, N at least 1 (default {MAX_PIXELS:,}, PIL's "
-        "limit against decompression bombs: room for a 50-megapixel photo)",
+        f"limit against decompression bombs: room for a 50-megapixel photo); one wider or taller than {MAX_SIDE:,} "
+        "pixels is refused whatever N",
     )
     parser.add_argument(
-        "--verbose", action="store_true", help="when the model cannot be used, also print the traceback behind it"
+        "--verbose",
+        action="store_true",
+        help="when the model cannot be used, or an image cannot be classified, also print the traceback behind it",
     )
     args = parser.parse_args(argv)
     if problems := option_problems(args):
         raise ConfigError(problems)
 
-    files = expand(args.inputs)
+    files, unlisted = expand(args.inputs)
     pictures = picture_paths(files, args.save) if args.save else [None] * len(files)
-    if args.save:
-        check_save_folder(args.save, pictures, files)
-    images, ok, saved_as, failed = [], [], [], 0
+    unsaved = check_save_folder(args.save, pictures, files) if args.save else {}
+    for path, why in [*unlisted, *unsaved.items()]:  # each input that gives no image, each picture refused
+        print(f"{printable(path)}: {printable(why)}", file=sys.stderr)
+    images, ok, saved_as, failed = [], [], [], len(unlisted) + len(unsaved)
     for f, picture in zip(files, pictures):
         try:
             images.append(load_image(f, args.max_pixels))
             ok.append(f)
-            saved_as.append(picture)
-        except ValueError as err:
-            print(f"{printable(f)}: {err}", file=sys.stderr)
+            saved_as.append(None if picture in unsaved else picture)
+        except ValueError as err:  # whatever went wrong with this file (pipeline/data/image_files.py)
+            if args.verbose:
+                traceback.print_exception(err)
+            print(f"{printable(f)}: {printable(err)}", file=sys.stderr)
             failed += 1
     if not ok:
         raise UserError("no image could be classified")
@@ -180,7 +231,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             top_json = [{"class": c, "probability": round(q, 6)} for c, q in top]
             print(json.dumps({"file": str(f), "top": top_json, "unsure": mark}))
         else:
-            print(table_line(printable(f), top, width, mark))  # a name with a newline must not forge a line
+            print(table_line(str(f), top, width, mark))
         if picture is not None:
             try:
                 save_picture(picture, image, p, classifier.class_names)

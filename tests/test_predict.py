@@ -8,6 +8,8 @@ is whether preprocessing gives the model back what MNIST gave it, not whether th
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +18,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -466,3 +470,236 @@ def test_an_answer_below_the_measured_threshold_is_marked_unsure(model_files, di
     assert predict.main([str(digit), "--model", str(model_files["digits"]), "--json"]) == 0
     out = capsys.readouterr()
     assert json.loads(out.out)["unsure"] is True and out.err == ""
+
+
+# One bad input never loses the batch (#30): whatever fails to open, decode or prepare one input, or to list one
+# folder, is that input's one line on stderr; the others are classified, and the exit status is 1.
+
+
+class Capabilities(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+class CapabilityHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+@contextmanager
+def as_any_user() -> Iterator[None]:
+    """Permissions as they are for anyone but root, in this thread meanwhile: as root, the tests would read a folder
+    without read permission (root's CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH), where predict, run by its users,
+    cannot. Those two are dropped from the thread's effective capabilities and given back after; root still owns
+    the test's files, so it reads them by their owner's permissions."""
+    if os.geteuid() != 0:
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, caps = CapabilityHeader(0x20080522, 0), (Capabilities * 2)()  # _LINUX_CAPABILITY_VERSION_3
+    if libc.capget(ctypes.byref(header), caps) != 0:
+        pytest.skip(f"capget: {os.strerror(ctypes.get_errno())}")
+    effective = caps[0].effective
+    caps[0].effective &= ~((1 << 1) | (1 << 2))  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+    if libc.capset(ctypes.byref(header), caps) != 0:
+        pytest.skip(f"capset: {os.strerror(ctypes.get_errno())}")
+    try:
+        yield
+    finally:
+        caps[0].effective = effective
+        assert libc.capset(ctypes.byref(header), caps) == 0
+
+
+def bad_input(case: str, folder: Path) -> tuple[Path, str]:
+    """An input of the given kind, made in `folder`, and the line predict gives it on stderr."""
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{case.replace(' ', '_')}.png"
+    if case == "malformed eXIf chunk":  # Pillow raised SyntaxError
+        Image.fromarray(glyph()).save(path, exif=b"garbage!")
+        return path, "not a readable image (its EXIF data: not a TIFF file (header b'garbage!' not valid))"
+    if case == "50,000,000 x 1":  # 6 kB; under the pixel limit, a MemoryError after a gigabyte in resize
+        Image.frombytes("1", (50_000_000, 1), b"\x55" * 6_250_000).save(path)
+        return path, "50,000,000 x 1 pixels, a side over the limit of 30,000; not decoded — crop it"
+    if case == "truncated":  # Pillow's reason was lost: "not a readable image (OSError)"
+        Image.fromarray(glyph()).save(path)
+        path.write_bytes(path.read_bytes()[:80])
+        return path, "not a readable image (image file is truncated)"
+    if case == "name of 300 bytes":  # OSError: [Errno 36]
+        return folder / ("n" * 296 + ".png"), "cannot be read (File name too long)"
+    path = folder / case.replace(" ", "_")
+    path.mkdir()
+    if case == "folder it cannot list":  # PermissionError
+        path.chmod(0)
+        return path, "a folder that cannot be listed (Permission denied)"
+    (path / "2024").mkdir()  # only subfolders: "no image could be classified", naming no folder
+    (path / "2025").mkdir()
+    return path, (
+        "no image to classify: it holds 2 subfolders (a folder's images are its .bmp, .gif, .jpeg, .jpg and .png "
+        "files; predict does not look into subfolders)"
+    )
+
+
+BAD_INPUTS = [
+    "malformed eXIf chunk",
+    "50,000,000 x 1",
+    "truncated",
+    "name of 300 bytes",
+    "folder it cannot list",
+    "folder of subfolders",
+]
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_a_bad_input_is_its_own_line_and_the_rest_are_classified(case, model_files, digit, tmp_path, capsys):
+    bad, line = bad_input(case, tmp_path / "inputs")
+    with as_any_user():
+        assert predict.main([str(bad), str(digit), "--model", str(model_files["digits"])]) == 1
+    out = capsys.readouterr()
+    assert out.err == f"{bad}: {line}\n" + UNSURE
+    assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
+
+
+def test_every_bad_input_at_once_is_a_line_each(model_files, digit, tmp_path, capsys):
+    bad = [bad_input(case, tmp_path / "inputs") for case in BAD_INPUTS]
+    with as_any_user():
+        assert predict.main([*(str(p) for p, _ in bad), str(digit), "--model", str(model_files["digits"])]) == 1
+    out = capsys.readouterr()
+    assert sorted(out.err.splitlines()) == sorted([f"{p}: {line}" for p, line in bad] + [UNSURE.strip()])
+    assert out.out.startswith(str(digit)) and len(out.out.splitlines()) == 1
+
+
+def test_a_folder_without_images_as_the_only_input_is_named(model_files, tmp_path, user_error):
+    folder, line = bad_input("folder of subfolders", tmp_path)
+    _, err = user_error(lambda: predict.main([str(folder), "--model", str(model_files["digits"])]))
+    assert err == f"{folder}: {line}\nerror: no image could be classified\n"
+
+
+def test_verbose_adds_the_traceback_behind_an_image_it_could_not_read(model_files, digit, tmp_path, capsys):
+    bad, line = bad_input("malformed eXIf chunk", tmp_path)
+    assert predict.main([str(bad), str(digit), "--model", str(model_files["digits"]), "--verbose"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback") and "SyntaxError: not a TIFF file" in err  # Pillow's own, the cause
+    assert err.endswith(f"\n{bad}: {line}\n" + UNSURE)
+
+
+# The smaller cases of #30: each one line, and nothing changed.
+
+
+def test_class_names_from_a_model_cannot_forge_a_line_or_send_an_escape(tmp_path, digit, capsys):
+    names = ["forged\nfake.png    7 99.9%", "\x1b[2J", *DIGIT_NAMES[2:]]  # a line, and a terminal's clear screen
+    model = build_model(conf("model", "plain1"), conf("augment", "none"), len(names))
+    save_with_class_names(model, tmp_path / "odd.keras", names)
+    assert predict.main([str(digit), "--model", str(tmp_path / "odd.keras"), "--top", "10"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "forged\\nfake.png    7 99.9%" in line and "\\x1b[2J" in line and "\x1b" not in line
+    assert predict.main([str(digit), "--model", str(tmp_path / "odd.keras"), "--top", "10", "--json"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert "\x1b" not in line and sorted(t["class"] for t in json.loads(line)["top"]) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("http://example.com/model.keras", "a web address, which MLflow cannot load a model from — download"),
+        ("https://example.com/models/7", "a web address, which MLflow cannot load a model from — download"),
+        ("s3://bucket/model", "MLflow needs botocore to read it, which is not installed — download"),
+        ("gs://bucket/model", "MLflow needs google.cloud to read it, which is not installed — download"),
+    ],
+)
+def test_a_model_uri_it_cannot_load_is_one_line(uri, says, digit, empty_store, tmp_path, monkeypatch, user_error):
+    """With a store there (the issue's case), http:// ended in a ValueError's traceback, s3:// and gs:// in a
+    ModuleNotFoundError's; without one, both in "no MLflow store", which a storage's URI does not need."""
+    module = {"s3": "botocore", "gs": "google.cloud"}.get(uri.split(":")[0])
+    if module and importlib.util.find_spec(module) is not None:
+        pytest.skip(f"{module} is installed here: MLflow would try the real storage")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{shutil.copy(empty_store, tmp_path / 'mlflow.db')}")
+    out, err = user_error(lambda: predict.main([str(digit), "--model", uri]))
+    assert out == "" and err.startswith(f"error: {uri}: {says}") and err.count("\n") == 1, err
+
+
+def test_save_through_a_link_to_the_inputs_folder_is_refused_and_replaces_nothing(digit, tmp_path, user_error):
+    """The link's real path is the inputs' folder: the earlier picture, an input again, was overwritten."""
+    (tmp_path / "link").symlink_to(tmp_path)
+    earlier = tmp_path / "digit.png.prediction.png"
+    shutil.copy(digit, earlier)
+    link = tmp_path / "link"
+    _, err = user_error(lambda: predict.main([str(tmp_path), "--model", str(tmp_path / "none"), "--save", str(link)]))
+    assert err == (
+        f"error: --save {link}: {link / earlier.name} is the input {earlier}, through a symbolic link, which a "
+        "picture would replace — give another folder\n"
+    )
+    assert earlier.read_bytes() == digit.read_bytes()
+
+
+@pytest.mark.parametrize("blocked", ["a folder where a picture goes", "a file where a folder goes"])
+def test_a_refused_save_folder_leaves_no_folder_it_made(blocked, tmp_path, user_error):
+    """The pictures of a/x.png and b/y.png go to out/a/ and out/b/: out/a/ was made before out/b/ was refused."""
+    for name in ("a/x.png", "b/y.png"):
+        (tmp_path / name).parent.mkdir()
+        Image.fromarray(glyph()).save(tmp_path / name)
+    out = tmp_path / "out"
+    out.mkdir()
+    if blocked == "a folder where a picture goes":
+        (out / "b" / "y.png.prediction.png").mkdir(parents=True)
+        why = f"{out / 'b' / 'y.png.prediction.png'} is a folder, which a picture would replace — give another folder"
+    else:
+        (out / "b").write_text("not a folder")
+        why = f"cannot write pictures into {out / 'b'} (a file, not a folder) — give a folder you can write to"
+    before = sorted(out.rglob("*"))
+    args = [str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "y.png"), "--model", str(tmp_path / "none")]
+    _, err = user_error(lambda: predict.main([*args, "--save", str(out)]))
+    assert err.startswith(f"error: --save {out}: {why}")
+    assert sorted(out.rglob("*")) == before
+
+
+def test_save_with_an_input_name_too_long_for_its_picture_refuses_that_picture_alone(model_files, tmp_path, capsys):
+    """A name of 245 bytes is a file's; with `.prediction.png` it is not (the limit is 255), and the check of the
+    folder ended in a traceback, leaving the folder it had made. That picture is one line, its input still
+    classified; no folder is made for it alone."""
+    (tmp_path / "long").mkdir()
+    long = tmp_path / "long" / ("n" * 241 + ".png")
+    Image.fromarray(glyph()).save(long)
+    Image.fromarray(glyph()).save(tmp_path / "short.png")
+    out = tmp_path / "out"
+    args = [str(long), str(tmp_path / "short.png"), "--model", str(model_files["digits"]), "--save", str(out)]
+    assert predict.main(args) == 1
+    printed = capsys.readouterr()
+    picture = out / "long" / f"{long.name}.prediction.png"
+    assert printed.err == (
+        f"{picture}: not saved (its name is 260 bytes, the file system takes 245 here) — give the input a shorter "
+        "name\n" + predict.unsure_note(2) + "\n"
+    )
+    assert [line.split()[0] for line in printed.out.splitlines()] == [str(long), str(tmp_path / "short.png")]
+    assert sorted(out.rglob("*")) == [out / "short.png.prediction.png"]
+
+
+def test_the_longest_picture_name_it_takes_is_written(model_files, tmp_path, capsys):
+    """The limit is the file system's, less the 10 bytes that atomic_path (pipeline/core/files.py) adds for the
+    temporary name: an input of 230 bytes has a picture of 245, and a temporary name of 255."""
+    long = tmp_path / ("n" * 226 + ".png")
+    Image.fromarray(glyph()).save(long)
+    assert predict.main([str(long), "--model", str(model_files["digits"]), "--save", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / f"{long.name}.prediction.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("sqlite:///{tmp}/typo/mlflow.db", "no MLflow store at {tmp}/typo/mlflow.db — check the path"),
+        ("sqlite:///{tmp}/mlflow.db", "no MLflow store at {tmp}/mlflow.db — check the path"),
+        ("{tmp}/mlruns", "a path, not a tracking store's URI — a SQLite store is sqlite:///<its .db file>"),
+        ("mlflow.db", "a path, not a tracking store's URI — a SQLite store is sqlite:///<its .db file>"),
+        ("mongodb://db.lab/mlflow", "mongodb://, not a tracking store's scheme — "),
+    ],
+)
+def test_a_tracking_store_it_cannot_read_is_one_line_and_never_made(
+    uri, says, digit, tmp_path, monkeypatch, user_error
+):
+    """A mistyped SQLite path made a new, empty store (about 1 MB) before "no such run"; a bare path or an unknown
+    scheme ended in MLflow's traceback."""
+    uri, says = uri.format(tmp=tmp_path), says.format(tmp=tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    model = "runs:/0123456789abcdef0123456789abcdef/model"
+    out, err = user_error(lambda: predict.main([str(digit), "--model", model]))
+    assert out == "" and err.startswith(f"error: {model}: {uri} (MLFLOW_TRACKING_URI): {says}")
+    assert err.count("\n") == 1
+    assert sorted(tmp_path.iterdir()) == [digit]  # no store, no folder

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -121,19 +122,43 @@ def connect(tracking_cfg: Mapping[str, Any]) -> None:
         mlflow.set_experiment(name)
 
 
-def connect_default() -> None:
-    """For tools outside the pipeline (predict, promote): the project's configured store, as the stages use it.
+# The stores MLflow reads runs from, by their URI's scheme (a SQLAlchemy URI may name its driver:
+# postgresql+psycopg://); not its file store (a bare path, file://), which MLflow 3 refuses unless told otherwise and
+# this project never makes.
+STORE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "databricks-uc", "uc")
 
-    An embedded store that is not there is an error naming it: run from another folder, the tool would otherwise
-    look in a new, empty store (or fail on the folder it lacks) and report the run or model as unknown."""
+
+def not_a_store(uri: str) -> str | None:
+    """Why `uri` is not the URI of a store MLflow reads runs from ("a path, not …"), or None."""
+    scheme = urllib.parse.urlparse(uri).scheme.split("+", 1)[0].lower()
+    if scheme in STORE_SCHEMES:
+        return None
+    what = f"{scheme}://, not a tracking store's scheme" if scheme else "a path, not a tracking store's URI"
+    return f"{what} — a SQLite store is sqlite:///<its .db file>, a server http(s)://<host>:<port>"
+
+
+def connect_default() -> None:
+    """For tools outside the pipeline (predict, promote, compare): the project's configured store, as the stages use
+    it, or MLFLOW_TRACKING_URI's. They only read, so a store that is not there is an error naming it, never made:
+    run from another folder, or given a mistyped path, the tool would otherwise look in a new, empty store (or fail
+    on the folder it lacks) and report the run or model as unknown. A URI that is not a store's is one line too."""
     from omegaconf import OmegaConf
 
     cfg = OmegaConf.load(CONF / "tracking" / "local.yaml")
+    given = tracking_uri(cfg.uri)
+    source = ENV_URI if os.environ.get(ENV_URI) else "tracking.uri"
+    if problem := not_a_store(given):
+        raise UserError(f"{given} ({source}): {problem}")
     check_server(cfg)
-    uri, store = resolved_uri(cfg.uri)
-    if store is not None and not store.is_file():
+    file = embedded_file(cfg.uri)
+    if file is not None and not file.is_file():
+        if source == ENV_URI:
+            raise UserError(
+                f"{given} ({ENV_URI}): no MLflow store at {file} — check the path (MLflow would make a new, empty "
+                f"store there), or unset {ENV_URI} for the project's"
+            )
         raise UserError(
-            f"{store}: no MLflow store — run this in the project's folder, where `dvc repro` made it, or set "
+            f"{file}: no MLflow store — run this in the project's folder, where `dvc repro` made it, or set "
             f"{ENV_URI} to the store to use"
         )
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(resolved_uri(cfg.uri)[0])

@@ -203,6 +203,27 @@ def test_the_command_outside_a_project_names_the_store_it_did_not_find(project, 
     assert not (tmp_path / "mlruns").exists()
 
 
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("sqlite:///{tmp}/typo/mlflow.db", "no MLflow store at {tmp}/typo/mlflow.db — check the path (MLflow would "),
+        ("{tmp}/mlruns", "a path, not a tracking store's URI — a SQLite store is sqlite:///<its .db file>, a "),
+        ("mongodb://db.lab/mlflow", "mongodb://, not a tracking store's scheme — a SQLite store is "),
+    ],
+)
+def test_the_command_never_makes_a_store_and_refuses_a_uri_that_is_not_one(
+    uri, says, tmp_path, monkeypatch, user_error
+):
+    """A mistyped SQLite path made a new, empty store (about 1 MB) before "no such run"; a bare path or an unknown
+    scheme ended in MLflow's traceback."""
+    uri, says = uri.format(tmp=tmp_path), says.format(tmp=tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)
+    out, err = user_error(lambda: promote_main(["0123456789abcdef0123456789abcdef"]))
+    assert out == "" and err.startswith(f"error: {uri} (MLFLOW_TRACKING_URI): {says}") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow  # starts a Python process
 def test_the_command_from_the_shell_prints_no_traceback(project):
     env = {k: v for k, v in stage_env(None).items() if k != "HYDRA_FULL_ERROR"}  # which adds the traceback

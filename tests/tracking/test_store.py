@@ -1,5 +1,6 @@
 """The embedded MLflow store under parallel writers: sweep jobs and queued DVC experiments write to one SQLite
-file at once, the first of them creating it."""
+file at once, the first of them creating it; and which URIs the tools that only read (predict, promote) take as a
+store's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 import pytest
 from mlflow.tracking import MlflowClient
 
+from pipeline.tracking.store import not_a_store
 from tests.helpers.repos import REPO
 
 WRITER = """
@@ -46,3 +48,32 @@ def test_four_writers_on_a_new_store_lose_nothing(tmp_path):
     assert sorted(r.info.run_name for r in runs) == sorted(f"writer {i} run {r}" for i in range(4) for r in range(3))
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all(len(client.get_metric_history(r.info.run_id, "loss")) == 20 for r in runs)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "sqlite:///mlruns/mlflow.db",
+        "sqlite:////srv/mlflow/mlflow.db",
+        "http://127.0.0.1:5000",
+        "https://mlflow.lab.example",
+        "postgresql://mlflow@db.lab/mlflow",
+        "postgresql+psycopg://mlflow@db.lab/mlflow",
+    ],
+)
+def test_the_stores_the_tools_read_are_taken(uri):
+    assert not_a_store(uri) is None
+
+
+@pytest.mark.parametrize(
+    ("uri", "what"),
+    [
+        ("mlruns", "a path, not a tracking store's URI"),
+        ("/srv/mlruns", "a path, not a tracking store's URI"),
+        ("file:///srv/mlruns", "file://, not a tracking store's scheme"),
+        ("s3://b/m", "s3://, not a tracking store's scheme"),
+    ],
+)
+def test_a_path_or_another_scheme_is_not_a_store(uri, what):
+    fix = "a SQLite store is sqlite:///<its .db file>, a server http(s)://<host>:<port>"
+    assert not_a_store(uri) == f"{what} — {fix}"

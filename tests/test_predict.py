@@ -321,7 +321,7 @@ def test_from_the_command_line_the_first_line_on_stderr_is_ours(model_files, dig
     result = run([sys.executable, "-m", "pipeline.predict", *args], REPO, env, False)
     assert result.returncode == 1 and result.stdout.startswith(str(digit))
     assert result.stderr.startswith(f"{tmp_path / 'notes.png'}: not a readable image: ")
-    assert result.stderr.count("\n") == 1
+    assert result.stderr.count("\n") == 2 and result.stderr.endswith(UNSURE)  # and the untrained model's unsure note
 
 
 def test_model_file_names_its_own_classes(model_files, digit, tmp_path, capsys):

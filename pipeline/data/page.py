@@ -62,12 +62,17 @@ def working_size(gray: np.ndarray) -> np.ndarray:
     return cv2.resize(gray, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
 
 
+def widest_square(shape: tuple[int, ...]) -> int:
+    """The first closing's square side: PAPER_SQUARE of the shorter side, odd, at least 3."""
+    return max(3, int(min(shape) * PAPER_SQUARE) | 1)
+
+
 def paper(gray: np.ndarray, side: int | None = None) -> np.ndarray:
     """The paper's level at every pixel: a closing with a square `side` pixels wide (default, and at most: a third of
     the shorter side). Beyond its edges the image is continued by odd reflection about the paper at the edge, so that
     light falling off towards an edge goes on falling (a plain mirror would make the paper there too light, and
     its shade ink), while ink touching an edge mirrors into light, which a closing leaves alone."""
-    widest = int(min(gray.shape) * PAPER_SQUARE)
+    widest = widest_square(gray.shape)
     side = max(3, min(side or widest, widest) | 1)
     pad = side // 2 + 1
     extended = np.pad(edges_as_paper(gray), pad, mode="reflect", reflect_type="odd")
@@ -78,7 +83,7 @@ def paper(gray: np.ndarray, side: int | None = None) -> np.ndarray:
 def edges_as_paper(gray: np.ndarray) -> np.ndarray:
     """The image with its outermost rows and columns replaced by their paper: each closed along its length with the
     widest square's side (continued past its ends by odd reflection, as the image is)."""
-    side = max(3, int(min(gray.shape) * PAPER_SQUARE) | 1)
+    side = widest_square(gray.shape)
     along = cv2.getStructuringElement(cv2.MORPH_RECT, (side, 1))
     pad = side // 2 + 1
 

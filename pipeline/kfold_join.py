@@ -2,7 +2,8 @@
 image and ranks the training set's likely wrong labels with them, as the label_issues stage does a test set's.
 
 `python -m pipeline.kfold_join <sweep folder>` writes into <sweep folder>/label_issues/ (or --out):
-<dataset>_train.csv (every flagged image, most likely wrong first, `index` its row in the official training file),
+<dataset>_train.csv (the review queue: the label_issues.review images most likely wrong first, each with cleanlab's
+`flagged` verdict, `index` its row in the official training file),
 <dataset>_train.pdf and label_issues.json (the counts); and logs them to the sweep's parent MLflow run when the
 folder has its sweep.json. Folds that do not cover the training set exactly once, or were run with other settings,
 are refused with one line naming what is wrong, and nothing is written.
@@ -20,7 +21,7 @@ import numpy as np
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import read_json, write_json
 from pipeline.data.datasets import display, load_dataset, prepared_path
-from pipeline.label_issues import Findings, findings, issues_line, write_findings
+from pipeline.figures.label_review import Findings, findings, issues_line, write_findings
 from pipeline.scoring.label_quality import COUNTS_FILE, ProbabilitiesError, check_probabilities, label_issues
 from pipeline.scoring.out_of_fold import FOLD_FILE, FoldsError, check_folds, join_folds, no_folds, read_fold
 from pipeline.sweeps.callback import SWEEP_FILE
@@ -49,7 +50,7 @@ def joined_findings(sweep_dir: Path) -> tuple[Findings, dict[str, Any]]:
     probs, labels = join_folds(found, n, str(sweep_dir))
     t = findings(
         f"{name}_train",
-        f"Likely label errors: {display(name)}, training set",
+        f"Label review queue: {display(name)}, training set",
         f"Training set: {ds.source}; out-of-fold probabilities, {len(found)} folds",
         ds.x_train[:n],
         ds.train_rows[:n],
@@ -57,7 +58,7 @@ def joined_findings(sweep_dir: Path) -> tuple[Findings, dict[str, Any]]:
         ds.class_names,
         probs,
         labels,
-        label_issues(probs, labels),
+        label_issues(probs, labels, settings["label_issues.review"]),
     )
     return t, settings
 

@@ -61,12 +61,15 @@ def test_the_join_finds_the_flipped_training_labels_by_their_official_rows(sweep
     assert kfold_join.main([str(folder)]) == 0
     out = folder / "label_issues"
     rows = list(csv.DictReader((out / "mnist_train.csv").open()))
-    assert sorted(int(r["index"]) for r in rows) == ROWS[FLIPPED].tolist()
-    assert all(int(r["given_label"]) == (int(r["suggested_label"]) + 1) % 10 for r in rows)
+    assert len(rows) == 100  # label_issues.review, the flipped first
+    assert sorted(int(r["index"]) for r in rows[:3]) == ROWS[FLIPPED].tolist()
+    assert [r["flagged"] for r in rows[:4]] == ["true", "true", "true", "false"]
+    assert all(int(r["given_label"]) == (int(r["suggested_label"]) + 1) % 10 for r in rows[:3])
     assert (out / "mnist_train.pdf").read_bytes()[:5] == b"%PDF-"
-    counts = {"images": 300, "flagged": 3, "errors": 3, "flagged_errors": 3, "accuracy_excluding_flagged": 1.0}
+    counts = {"images": 300, "flagged": 3, "errors": 3, "flagged_errors": 3, "accuracy_excluding_flagged": 1.0,
+              "queue": 100, "queue_errors": 3}  # fmt: skip
     assert read_json(out / "label_issues.json") == {"mnist_train": counts}
-    assert "label_issues: mnist_train: 3 of 300 labels flagged" in capsys.readouterr().out
+    assert "label_issues: mnist_train: review queue of 100 of 300 labels, 3 of them" in capsys.readouterr().out
     client = mlflow.MlflowClient()
     assert client.get_run(parent).data.metrics["label_issues.mnist_train.flagged"] == 3
     logged = {f.path for f in client.list_artifacts(parent, "label_issues")}

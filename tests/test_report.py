@@ -307,10 +307,11 @@ def test_log_report_logs_the_files_and_the_per_class_tables(evaluated, tmp_path)
 
 
 def test_label_issue_note_says_it_is_not_a_corrected_accuracy():
-    counts = {"images": 10_000, "flagged": 30, "errors": 45, "flagged_errors": 21, "accuracy_excluding_flagged": 0.9976}
+    counts = {"images": 10_000, "flagged": 30, "errors": 45, "flagged_errors": 21, "accuracy_excluding_flagged": 0.9976,
+              "queue": 100, "queue_errors": 40}  # fmt: skip
     assert label_issue_note("MNIST", counts) == (
         "MNIST: 30 labels flagged as likely wrong, 21 of its 45 errors; accuracy on the other 9,970: 99.76% "
-        "(not a corrected accuracy)"
+        "(not a corrected accuracy); the review queue's 100 hold 40 of the errors"
     )
 
 

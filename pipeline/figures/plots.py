@@ -93,12 +93,12 @@ def _issue_panel(ax_img, ax_bar, image, probs, given, suggested, row, score, ran
     tick = ax_bar.get_xticklabels()[given]
     tick.set_color(SUSPECT_COLOUR)
     tick.set_fontweight("bold")
-    if flagged:  # cleanlab's verdict, besides the rank: a frame round the image and the word
+    if flagged:  # cleanlab's verdict, besides the rank: a frame round the image and the word under it
         for spine in ax_img.spines.values():
             spine.set_color(SUSPECT_COLOUR)
             spine.set_linewidth(3)
-    mark = " FLAGGED" if flagged else ""
-    ax_img.set_title(f"{rank}. #{row}: given {class_names[given]}{mark}", fontsize=9, color=SUSPECT_COLOUR, pad=4)
+        ax_img.set_xlabel("FLAGGED", fontsize=8, color=SUSPECT_COLOUR, weight="bold", labelpad=2)
+    ax_img.set_title(f"{rank}. #{row}: given {class_names[given]}", fontsize=9, color=SUSPECT_COLOUR, pad=4)
     ax_bar.set_title(
         f"suggested {class_names[suggested]} ({probs[suggested]:.2f}) · given {class_names[given]} ({score:.2g})",
         fontsize=9,

@@ -1,6 +1,7 @@
 """The K-fold join on the tests' tiny setup, from fold files written here (the folds' training is test_kfold.py's):
 labels flipped on purpose in the training set are found by their official rows, written and logged to the sweep's
-parent run; folds that cannot be joined are one line and exit 1, and nothing is written."""
+parent run, and still first when several sweeps are averaged; folds that cannot be joined are one line and exit 1,
+and nothing is written."""
 
 from __future__ import annotations
 
@@ -116,3 +117,27 @@ def test_a_folder_without_folds_or_no_folder_is_one_line(tiny, user_error):
     Path("empty").mkdir()
     assert "empty: no out_of_fold.npz found" in ends_as_user_error(Path("empty"), user_error)
     assert "nowhere: no such folder" in ends_as_user_error(Path("nowhere"), user_error)
+
+
+def test_several_k_fold_sweeps_are_averaged_into_the_folder_given(sweep, capsys):
+    folder, parent = sweep
+    other = Path("multirun/kfold-seed-2")
+    for path in folder.rglob(FOLD_FILE):  # another sweep of the same images, a little less sure of every label
+        fold = read_fold(path)
+        probs = 0.9 * fold.probs + 0.01
+        target = other / path.relative_to(folder)
+        write_fold(
+            target, FoldPredictions(fold.fold, fold.folds, fold.positions, fold.labels, probs, fold.settings, "")
+        )
+    assert kfold_join.main([str(folder), str(other), "--out", "both"]) == 0
+    rows = list(csv.DictReader(Path("both/mnist_train.csv").read_text().splitlines()))
+    assert sorted(int(r["index"]) for r in rows[:3]) == ROWS[FLIPPED].tolist()
+    assert "review queue of 100 of 300 labels, 3 of them" in capsys.readouterr().out
+    assert not (folder / "label_issues").exists() and not (other / "label_issues").exists()
+    assert not mlflow.MlflowClient().list_artifacts(parent, "label_issues")  # several sweeps: no one parent
+
+
+def test_several_sweeps_without_a_folder_to_write_to_are_one_line(sweep, user_error):
+    folder, _ = sweep
+    _, err = user_error(lambda: kfold_join.main([str(folder), str(folder)]))
+    assert "several K-fold sweeps averaged have no folder of their own: give --out <folder>" in err

@@ -162,6 +162,7 @@ def write_ensemble(
             client.log_artifact(parent, str(path), ARTIFACTS)
         now = int(time.time() * 1000)
         values = {f"ensemble.{t}.{k}": v for t, s in e.scores.items() for k, v in s.items()}
+        values |= {f"ensemble.{t}.single_{k}": v for t, s in e.single.items() for k, v in s.items()}
         values |= {
             f"label_issues.ensemble.{t}.{k}": v for t, c in e.counts.items() for k, v in c.items() if k != "images"
         }
@@ -208,3 +209,22 @@ def sweep_ensemble(client: Any, parent: str, cfg: Mapping[str, Any], sweep_dir: 
     for line in write_ensemble(e, sweep_dir / ARTIFACTS, settings, client, parent):
         print(f"sweep: {line}", flush=True)
     return ensemble_results(e)
+
+
+def logged_ensembles(client: Any, parent: str) -> tuple[EnsembleResult, ...]:
+    """The ensemble rows a sweep's end logged to its parent run (`ensemble.<test set>.*`), for a comparison written
+    again (`python -m pipeline.compare`); none when it logged none."""
+    m = client.get_run(parent).data.metrics
+    test_sets = sorted({k.split(".")[1] for k in m if k.startswith("ensemble.") and k.endswith(".accuracy")})
+    return tuple(
+        EnsembleResult(
+            test_set=t,
+            runs=int(m[f"ensemble.{t}.runs"]),
+            accuracy=m[f"ensemble.{t}.accuracy"],
+            loss=m[f"ensemble.{t}.loss"],
+            test_interval=(m[f"ensemble.{t}.accuracy_ci_low"], m[f"ensemble.{t}.accuracy_ci_high"]),
+            single_accuracy=m.get(f"ensemble.{t}.single_accuracy_mean"),
+            single_loss=m.get(f"ensemble.{t}.single_loss_mean"),
+        )
+        for t in test_sets
+    )

@@ -17,7 +17,7 @@ from pipeline import ensemble as ensemble_tool
 from pipeline.core.files import read_json
 from pipeline.data.datasets import load_dataset, prepared_path
 from pipeline.scoring.comparison_tables import ENSEMBLE_VERDICT
-from pipeline.sweeps.ensemble import sweep_ensemble
+from pipeline.sweeps.ensemble import logged_ensembles, sweep_ensemble
 from pipeline.sweeps.results import VARIANT_TAG, write_comparison
 from pipeline.tracking.store import connect
 
@@ -111,6 +111,7 @@ def test_the_comparison_shows_the_ensemble_as_a_row_never_the_best(sweep):
     csv_rows = list(csv.DictReader((folder / "comparison.csv").open()))
     assert [r["verdict"] for r in csv_rows] == ["best", ENSEMBLE_VERDICT]
     assert not any("averaged" in k for k in client.get_run(parent).data.metrics)  # its own: ensemble.mnist.*
+    assert logged_ensembles(client, parent) == rows  # what `python -m pipeline.compare` shows again
 
 
 def test_runs_that_cannot_be_averaged_are_one_line_and_the_sweep_goes_on(sweep, tmp_path, capsys):

@@ -144,8 +144,8 @@ def label_issue_note(test_set: str, counts: dict[str, float]) -> str:
     return (
         f"{test_set}: {counts['flagged']:,} labels flagged as likely wrong, {counts['flagged_errors']:,} of its "
         f"{counts['errors']:,} errors; accuracy on the other {kept:,}: {counts['accuracy_excluding_flagged']:.2%} "
-        f"(not a corrected accuracy); the review queue's {counts['queue']:,} hold {counts['queue_errors']:,} of "
-        "the errors"
+        f"(not a corrected accuracy)\n{test_set}'s review queue: the {counts['queue']:,} labels most likely wrong, "
+        f"{counts['queue_errors']:,} of them among its errors (label_issues.pdf)"
     )
 
 

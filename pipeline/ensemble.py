@@ -1,8 +1,8 @@
 """The tool that averages finished runs' probabilities and writes their label audit: the review queue per test set
 (the label_issues stage's, on the averaged probabilities), its counts and the ensemble's scores beside the runs' own.
 
-`python -m pipeline.ensemble RUN_ID [RUN_ID ...] [--out folder] [--review N]`: several runs, or one sweep's parent
-run (its finished children, and the files logged to it under ensemble/, as the sweep's end does). Writes into
+`python -m pipeline.ensemble RUN_ID [RUN_ID ...] [--out folder] [--review N]`: several finished runs, or one sweep's
+parent run (its finished children, and the files logged to it under ensemble/, as the sweep's end does). Writes into
 --out (default ensemble/): <test set>.csv and .pdf, label_issues.json, ensemble.json. Runs that did not evaluate the
 same test set with the same class names are refused in one line, and nothing is written. One run alone gives its
 own queue again (with another --review, say).
@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     client = mlflow.MlflowClient()
     try:
         children = sweep_runs(client, args.runs[0]) if len(args.runs) == 1 else []
-        run_ids = [r.run_id for r in children] or args.runs
+        run_ids = [r.run_id for r in children if r.status == "FINISHED"] if children else args.runs
         first = client.get_run(run_ids[0])
     except MlflowException as err:
         raise UserError(f"{str(err).splitlines()[0]} — pass finished runs' ids or a sweep's parent run id") from err

@@ -44,7 +44,6 @@ class AuditSettings:
 class Ensemble:
     """An ensemble's answer per test set."""
 
-    runs: tuple[str, ...]  # its members' names
     scores: dict[str, dict[str, float]]  # the averaged probabilities' accuracy, loss, …
     single: dict[str, dict[str, float]]  # the members' own accuracy and loss, their mean
     counts: dict[str, dict[str, float]]  # its review queue's
@@ -111,12 +110,14 @@ def ensemble_queue(test_set: str, members: Sequence[Member], settings: AuditSett
 
 
 def ensemble_of(client: Any, run_ids: Sequence[str], preferred: Sequence[str], settings: AuditSettings) -> Ensemble:
-    """The finished runs' ensemble on every test set they evaluated, everything read and checked (nothing
-    written): runs that cannot be averaged are refused (EnsembleError)."""
+    """The runs' ensemble on every test set they evaluated, everything read and checked (nothing written): runs that
+    did not finish, or cannot be averaged, are refused (EnsembleError)."""
     runs = [client.get_run(run_id) for run_id in run_ids]
-    runs = [r for r in runs if r.info.status == "FINISHED"]
-    if not runs:
-        raise EnsembleError("no finished run to average")
+    for r in runs:
+        if r.info.status != "FINISHED":
+            raise EnsembleError(
+                f"run {r.info.run_name or r.info.run_id} is {r.info.status}: only finished runs are averaged"
+            )
     queues, scores, single = [], {}, {}
     with tempfile.TemporaryDirectory() as folder, without_download_bars():
         for test_set in test_sets_evaluated(runs, preferred):
@@ -130,8 +131,7 @@ def ensemble_of(client: Any, run_ids: Sequence[str], preferred: Sequence[str], s
             single[test_set] = single_scores(runs, test_set)
     if not queues:
         raise EnsembleError("none of the runs logged predictions (predictions/<test set>.npz) to average")
-    names = tuple(r.info.run_name or r.info.run_id for r in runs)
-    return Ensemble(names, scores, single, {t.name: t.counts for t in queues}, tuple(queues))
+    return Ensemble(scores, single, {t.name: t.counts for t in queues}, tuple(queues))
 
 
 def write_ensemble(

@@ -132,3 +132,11 @@ def test_the_tool_averages_any_list_of_runs(sweep, capsys):
     assert not client.list_artifacts(parent, "ensemble")  # runs, not a sweep: logged nowhere
     assert ensemble_tool.main([parent, "--out", "again"]) == 0  # a sweep's parent: its runs, logged to it
     assert {f.path for f in client.list_artifacts(parent, "ensemble")} >= {"ensemble/mnist.csv"}
+
+
+def test_the_tool_refuses_a_run_that_did_not_finish_in_one_line(sweep, user_error):
+    _, client, _, ids, _ = sweep
+    client.set_terminated(ids[1], "FAILED")
+    _, err = user_error(lambda: ensemble_tool.main(ids))
+    assert err == "error: run seed=43 is FAILED: only finished runs are averaged\n"
+    assert not Path("ensemble").exists()

@@ -23,6 +23,7 @@ import numpy as np
 
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import read_json, write_json
+from pipeline.core.paths import CONF
 from pipeline.data.datasets import display, load_dataset, prepared_path
 from pipeline.figures.label_review import Findings, findings, issues_line, write_findings
 from pipeline.scoring.label_quality import COUNTS_FILE, ProbabilitiesError, check_probabilities, label_issues
@@ -95,9 +96,19 @@ def joined_findings(sweep_dirs: Sequence[Path]) -> tuple[Findings, dict[str, Any
         ds.class_names,
         probs,
         first.labels,
-        label_issues(probs, first.labels, settings["label_issues.review"]),
+        label_issues(probs, first.labels, review_length(settings)),
     )
     return t, settings
+
+
+def review_length(settings: dict[str, Any]) -> int:
+    """The folds' label_issues.review; conf/'s for folds written before the setting existed (#32), which would
+    otherwise have to be trained again for a setting that does not change them."""
+    if "label_issues.review" in settings:
+        return int(settings["label_issues.review"])
+    from omegaconf import OmegaConf
+
+    return int(OmegaConf.load(CONF / "config.yaml").label_issues.review)
 
 
 def log_to_parent(

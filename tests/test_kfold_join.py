@@ -141,3 +141,13 @@ def test_several_sweeps_without_a_folder_to_write_to_are_one_line(sweep, user_er
     folder, _ = sweep
     _, err = user_error(lambda: kfold_join.main([str(folder), str(folder)]))
     assert "several K-fold sweeps averaged have no folder of their own: give --out <folder>" in err
+
+
+def test_folds_written_before_the_review_setting_get_conf_s(sweep):
+    folder, _ = sweep
+    for path in folder.rglob(FOLD_FILE):
+        fold = read_fold(path)
+        settings = {k: v for k, v in fold.settings.items() if k != "label_issues.review"}
+        write_fold(path, FoldPredictions(fold.fold, fold.folds, fold.positions, fold.labels, fold.probs, settings, ""))
+    assert kfold_join.main([str(folder)]) == 0
+    assert len(list(csv.DictReader((folder / "label_issues" / "mnist_train.csv").read_text().splitlines()))) == 100

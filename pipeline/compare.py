@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from pipeline.core.errors import UserError, reports_user_errors
 from pipeline.core.paths import CONF
 from pipeline.scoring.comparison_tables import to_markdown
+from pipeline.sweeps.ensemble import logged_ensembles
 from pipeline.sweeps.results import sweep_runs, test_sets_of, write_comparison
 
 
@@ -48,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not test_sets:
         raise UserError(f"run {args.parent} has no evaluated child runs to compare")
     cfg = {"metric": args.metric, "test_set": args.test_set, "alpha": args.alpha}
-    comparison = write_comparison(client, args.parent, cfg, test_sets, args.out)
+    ensembles = logged_ensembles(client, args.parent)  # the sweep's end averaged its runs: their row again
+    comparison = write_comparison(client, args.parent, cfg, test_sets, args.out, ensembles)
     print(to_markdown(comparison))
     return 0
 

@@ -1,6 +1,7 @@
 """The K-fold join on the tests' tiny setup, from fold files written here (the folds' training is test_kfold.py's):
 labels flipped on purpose in the training set are found by their official rows, written and logged to the sweep's
-parent run; folds that cannot be joined are one line and exit 1, and nothing is written."""
+parent run, and still first when several sweeps are averaged; folds that cannot be joined are one line and exit 1,
+and nothing is written."""
 
 from __future__ import annotations
 
@@ -61,12 +62,15 @@ def test_the_join_finds_the_flipped_training_labels_by_their_official_rows(sweep
     assert kfold_join.main([str(folder)]) == 0
     out = folder / "label_issues"
     rows = list(csv.DictReader((out / "mnist_train.csv").open()))
-    assert sorted(int(r["index"]) for r in rows) == ROWS[FLIPPED].tolist()
-    assert all(int(r["given_label"]) == (int(r["suggested_label"]) + 1) % 10 for r in rows)
+    assert len(rows) == 100  # label_issues.review, the flipped first
+    assert sorted(int(r["index"]) for r in rows[:3]) == ROWS[FLIPPED].tolist()
+    assert [r["flagged"] for r in rows[:4]] == ["true", "true", "true", "false"]
+    assert all(int(r["given_label"]) == (int(r["suggested_label"]) + 1) % 10 for r in rows[:3])
     assert (out / "mnist_train.pdf").read_bytes()[:5] == b"%PDF-"
-    counts = {"images": 300, "flagged": 3, "errors": 3, "flagged_errors": 3, "accuracy_excluding_flagged": 1.0}
+    counts = {"images": 300, "flagged": 3, "errors": 3, "flagged_errors": 3, "accuracy_excluding_flagged": 1.0,
+              "queue": 100, "queue_errors": 3}  # fmt: skip
     assert read_json(out / "label_issues.json") == {"mnist_train": counts}
-    assert "label_issues: mnist_train: 3 of 300 labels flagged" in capsys.readouterr().out
+    assert "label_issues: mnist_train: review queue of 100 of 300 labels, 3 of them" in capsys.readouterr().out
     client = mlflow.MlflowClient()
     assert client.get_run(parent).data.metrics["label_issues.mnist_train.flagged"] == 3
     logged = {f.path for f in client.list_artifacts(parent, "label_issues")}
@@ -113,3 +117,37 @@ def test_a_folder_without_folds_or_no_folder_is_one_line(tiny, user_error):
     Path("empty").mkdir()
     assert "empty: no out_of_fold.npz found" in ends_as_user_error(Path("empty"), user_error)
     assert "nowhere: no such folder" in ends_as_user_error(Path("nowhere"), user_error)
+
+
+def test_several_k_fold_sweeps_are_averaged_into_the_folder_given(sweep, capsys):
+    folder, parent = sweep
+    other = Path("multirun/kfold-seed-2")
+    for path in folder.rglob(FOLD_FILE):  # another sweep of the same images, a little less sure of every label
+        fold = read_fold(path)
+        probs = 0.9 * fold.probs + 0.01
+        target = other / path.relative_to(folder)
+        write_fold(
+            target, FoldPredictions(fold.fold, fold.folds, fold.positions, fold.labels, probs, fold.settings, "")
+        )
+    assert kfold_join.main([str(folder), str(other), "--out", "both"]) == 0
+    rows = list(csv.DictReader(Path("both/mnist_train.csv").read_text().splitlines()))
+    assert sorted(int(r["index"]) for r in rows[:3]) == ROWS[FLIPPED].tolist()
+    assert "review queue of 100 of 300 labels, 3 of them" in capsys.readouterr().out
+    assert not (folder / "label_issues").exists() and not (other / "label_issues").exists()
+    assert not mlflow.MlflowClient().list_artifacts(parent, "label_issues")  # several sweeps: no one parent
+
+
+def test_several_sweeps_without_a_folder_to_write_to_are_one_line(sweep, user_error):
+    folder, _ = sweep
+    _, err = user_error(lambda: kfold_join.main([str(folder), str(folder)]))
+    assert "several K-fold sweeps averaged have no folder of their own: give --out <folder>" in err
+
+
+def test_folds_written_before_the_review_setting_get_conf_s(sweep):
+    folder, _ = sweep
+    for path in folder.rglob(FOLD_FILE):
+        fold = read_fold(path)
+        settings = {k: v for k, v in fold.settings.items() if k != "label_issues.review"}
+        write_fold(path, FoldPredictions(fold.fold, fold.folds, fold.positions, fold.labels, fold.probs, settings, ""))
+    assert kfold_join.main([str(folder)]) == 0
+    assert len(list(csv.DictReader((folder / "label_issues" / "mnist_train.csv").read_text().splitlines()))) == 100

@@ -1,5 +1,5 @@
-"""The label_issues stage on the tests' tiny setup: labels flipped on purpose in a prepared test set are found and
-named by their official rows, written and logged; bad input is one line and exit 1, and nothing is written."""
+"""The label_issues stage on the tests' tiny setup: labels flipped on purpose in a prepared test set come first in
+the review queue, flagged, named by their official rows, written and logged; bad input is one line and exit 1, and nothing is written."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def flip_and_predict(cfg: DictConfig, name: str) -> None:
 def predicted(tmp_path, empty_store) -> tuple[DictConfig, str]:
     """A working folder as evaluate leaves it, with FLIPPED labels in both test sets; the config and the run's id."""
     with pytest.MonkeyPatch.context() as mp, tiny_workdir(tmp_path, mp, empty_store):
-        cfg = tiny_config(["label_issues.max_shown=2"])
+        cfg = tiny_config(["label_issues.max_shown=2", "label_issues.review=10"])
         run_id = start_run_ref(Path(cfg.paths.models), cfg)
         for name in cfg.data.test_sets:
             flip_and_predict(cfg, name)
@@ -62,9 +62,12 @@ def test_finds_the_flipped_labels_by_their_official_rows_and_logs_them(predicted
     assert set(results) == set(cfg.data.test_sets) == set(FLIPPED)
     for name, positions in FLIPPED.items():
         rows = list(csv.DictReader((Path("label_issues") / f"{name}.csv").open()))
-        assert sorted(int(r["index"]) for r in rows) == official_rows(100)[positions].tolist()
-        assert list(rows[0]) == ["index", "given_label", "suggested_label", "score"] + [f"p_{d}" for d in range(10)]
-        assert all(int(r["given_label"]) == (int(r["suggested_label"]) + 1) % 10 for r in rows)
+        assert len(rows) == 10  # label_issues.review, whatever cleanlab's filter flags: the flipped first
+        assert sorted(int(r["index"]) for r in rows[:3]) == official_rows(100)[positions].tolist()
+        assert [r["flagged"] for r in rows] == ["true"] * 3 + ["false"] * 7
+        columns = ["index", "given_label", "suggested_label", "score", "flagged"] + [f"p_{d}" for d in range(10)]
+        assert list(rows[0]) == columns
+        assert all(int(r["given_label"]) == (int(r["suggested_label"]) + 1) % 10 for r in rows[:3])
         assert (Path("label_issues") / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
         assert results[name] == {
             "images": 100,
@@ -72,6 +75,8 @@ def test_finds_the_flipped_labels_by_their_official_rows_and_logs_them(predicted
             "errors": 3,
             "flagged_errors": 3,
             "accuracy_excluding_flagged": 1.0,
+            "queue": 10,
+            "queue_errors": 3,
         }
     assert read_json(Path("metrics/label_issues.json")) == results
     run = mlflow.get_run(run_id)

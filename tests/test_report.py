@@ -283,12 +283,12 @@ def test_summary_page_shows_the_gap_and_each_test_sets_source(evaluated):
     texts = [t.get_text() for t in fig.texts]
     plt.close(fig)
     assert texts[0] == "the run" and "compact · augment strong · trained on MNIST (300 images" in texts[1]
-    assert texts[2].splitlines() == [
+    assert texts[2].split("\n") == [
         generalisation_note(scores),
         "MNIST: from mnist",
         "EMNIST digits: from emnist_digits",
-        label_issue_note("MNIST", flagged["mnist"]),
-        label_issue_note("EMNIST digits", flagged["emnist_digits"]),
+        *label_issue_note("MNIST", flagged["mnist"]).split("\n"),
+        *label_issue_note("EMNIST digits", flagged["emnist_digits"]).split("\n"),
     ]
 
 
@@ -307,10 +307,12 @@ def test_log_report_logs_the_files_and_the_per_class_tables(evaluated, tmp_path)
 
 
 def test_label_issue_note_says_it_is_not_a_corrected_accuracy():
-    counts = {"images": 10_000, "flagged": 30, "errors": 45, "flagged_errors": 21, "accuracy_excluding_flagged": 0.9976}
+    counts = {"images": 10_000, "flagged": 30, "errors": 45, "flagged_errors": 21, "accuracy_excluding_flagged": 0.9976,
+              "queue": 100, "queue_errors": 40}  # fmt: skip
     assert label_issue_note("MNIST", counts) == (
         "MNIST: 30 labels flagged as likely wrong, 21 of its 45 errors; accuracy on the other 9,970: 99.76% "
-        "(not a corrected accuracy)"
+        "(not a corrected accuracy)\nMNIST's review queue: the 100 labels most likely wrong, 40 of them among its errors "
+        "(label_issues.pdf)"
     )
 
 

@@ -104,7 +104,7 @@ def test_prepare_data_leaves_out_the_images_a_label_issues_list_names_from_train
     ds = dataclasses.replace(ds, train_rows=ds.train_rows[::-1].copy())  # official rows in another order
     save_dataset(tmp_path / "numbered.npz", ds)
     listed = [5, 17, 150]  # positions; 150 is beyond the limit of 100 below
-    issues = LabelIssues(np.array(listed), np.zeros(3), np.zeros(3, int))
+    issues = LabelIssues(np.array(listed), np.zeros(3), np.zeros(3, int), np.ones(3, bool))
     probs = np.full((200, 10), 0.1)
     csv_path = tmp_path / "numbered_train.csv"
     csv_path.write_text(issues_csv(issues, probs, ds.y_train, ds.train_rows, DIGIT_NAMES), "utf-8")
@@ -447,10 +447,11 @@ def test_a_failure_inside_train_leaves_a_failed_run(workdir):
 
 
 def written_training_list(folder: Path, positions: list[int], rows_shift: int = 0) -> Path:
-    """A label-issues list of the prepared training images at `positions`, as kfold_join writes it."""
+    """A label-issues list of the prepared training images at `positions`, all flagged, as kfold_join writes it."""
     ds = load_dataset(folder / "data/prepared/mnist.npz")
     probs = np.full((len(ds.y_train), 10), 0.1)
-    issues = LabelIssues(np.array(positions), np.zeros(len(positions)), np.zeros(len(positions), int))
+    n = len(positions)
+    issues = LabelIssues(np.array(positions), np.zeros(n), np.zeros(n, int), np.ones(n, bool))
     path = folder / "mnist_train.csv"
     path.write_text(issues_csv(issues, probs, ds.y_train, ds.train_rows + rows_shift, ds.class_names), "utf-8")
     return path

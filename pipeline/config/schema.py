@@ -140,6 +140,7 @@ RULES: dict[str, Allowed] = {
     "evaluate.batch_size": integer(1),
     "evaluate.fused_batch_norm": BOOLEAN,
     "evaluate.limit": null_or(integer(1)),
+    "label_issues.review": integer(0),  # 0: cleanlab's flagged images alone
     "label_issues.max_shown": integer(0),  # 0: the PDF gives only the count of flagged images
     "label_issues.per_page": integer(1),
     "kfold.folds": integer(2),  # one fold trains on nothing else

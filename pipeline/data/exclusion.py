@@ -19,7 +19,9 @@ class ExclusionError(UserError, ValueError):
 
 
 def listed_images(path: Path) -> tuple[np.ndarray, list[str]]:
-    """The official rows (`index`) and given labels (`given_label`) of a label-issues CSV, in its order."""
+    """The official rows (`index`) and given labels (`given_label`) of a label-issues CSV, in its order: of a
+    review queue with its `flagged` column (as kfold_join writes it), the rows cleanlab flags; of a list without
+    it (one a reviewer made, of the labels they found wrong), every row."""
     if not path.is_file():
         raise ExclusionError(
             f"{SETTING}={path}: no such file — give the <dataset>_train.csv that `python -m pipeline.kfold_join` "
@@ -34,7 +36,10 @@ def listed_images(path: Path) -> tuple[np.ndarray, list[str]]:
                 "(`python -m pipeline.kfold_join` writes one)"
             )
         rows, labels = [], []
+        verdict = "flagged" in (reader.fieldnames or ())
         for line, record in enumerate(reader, start=2):
+            if verdict and record["flagged"] != "true":
+                continue
             try:
                 rows.append(int(record["index"]))
             except ValueError:

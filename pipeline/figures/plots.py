@@ -85,7 +85,7 @@ def _mistake_panel(ax_img, ax_bar, image, probs, true, class_names) -> None:
     ax_bar.set_title(f"predicted {class_names[pred]} ({probs[pred]:.2f})", fontsize=9, color=WRONG_COLOUR, pad=4)
 
 
-def _issue_panel(ax_img, ax_bar, image, probs, given, suggested, row, score, class_names) -> None:
+def _issue_panel(ax_img, ax_bar, image, probs, given, suggested, row, score, rank, flagged, class_names) -> None:
     colours = [OTHER_COLOUR] * len(probs)
     colours[suggested], colours[given] = SUGGESTED_COLOUR, SUSPECT_COLOUR
     _panel_axes(ax_img, ax_bar, image, probs, class_names, colours)
@@ -93,7 +93,12 @@ def _issue_panel(ax_img, ax_bar, image, probs, given, suggested, row, score, cla
     tick = ax_bar.get_xticklabels()[given]
     tick.set_color(SUSPECT_COLOUR)
     tick.set_fontweight("bold")
-    ax_img.set_title(f"#{row}: given {class_names[given]}", fontsize=9, color=SUSPECT_COLOUR, pad=4)
+    if flagged:  # cleanlab's verdict, besides the rank: a frame round the image and the word under it
+        for spine in ax_img.spines.values():
+            spine.set_color(SUSPECT_COLOUR)
+            spine.set_linewidth(3)
+        ax_img.set_xlabel("FLAGGED", fontsize=8, color=SUSPECT_COLOUR, weight="bold", labelpad=2)
+    ax_img.set_title(f"{rank}. #{row}: given {class_names[given]}", fontsize=9, color=SUSPECT_COLOUR, pad=4)
     ax_bar.set_title(
         f"suggested {class_names[suggested]} ({probs[suggested]:.2f}) · given {class_names[given]} ({score:.2g})",
         fontsize=9,
@@ -170,20 +175,24 @@ def label_issues_pdf(
     given: np.ndarray,
     rows: np.ndarray,
     scores: np.ndarray,
+    flagged: np.ndarray,
     class_names: Sequence[str],
     title: str,
     summary: str,
     per_page: int = 12,
 ) -> None:
-    """One panel per flagged image, in the order given (most likely wrong first): the image with its row in the
-    official file and its given label, beside the probability of every class and the suggested (most probable)
-    one."""
+    """One panel per image of a review queue, in its order (most likely wrong first): its rank, its row in the
+    official file and its given label, framed and marked FLAGGED where cleanlab flags it, beside the probability of
+    every class and the suggested (most probable) one."""
 
     def draw(k: int, ax_img, ax_bar) -> None:
         p = probs[k]
-        _issue_panel(ax_img, ax_bar, images[k], p, int(given[k]), int(np.argmax(p)), rows[k], scores[k], class_names)
+        suggested = int(np.argmax(p))
+        _issue_panel(
+            ax_img, ax_bar, images[k], p, int(given[k]), suggested, rows[k], scores[k], k + 1, flagged[k], class_names
+        )
 
-    _panel_pages(path, len(given), draw, title, summary, per_page, "No images flagged.")
+    _panel_pages(path, len(given), draw, title, summary, per_page, "No images to review.")
 
 
 VERDICT_COLOURS = {

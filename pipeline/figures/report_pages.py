@@ -138,12 +138,14 @@ def generalisation_note(scores: dict[str, dict[str, float]]) -> str | None:
 
 def label_issue_note(test_set: str, counts: dict[str, float]) -> str:
     """A test set's label issues as the summary states them: how many images are flagged and how many of its errors
-    they are, and the accuracy on the others, named so that nobody takes it for a corrected accuracy."""
+    they are, and the accuracy on the others, named so that nobody takes it for a corrected accuracy; and how many
+    of its errors the review queue holds."""
     kept = counts["images"] - counts["flagged"]
     return (
         f"{test_set}: {counts['flagged']:,} labels flagged as likely wrong, {counts['flagged_errors']:,} of its "
         f"{counts['errors']:,} errors; accuracy on the other {kept:,}: {counts['accuracy_excluding_flagged']:.2%} "
-        "(not a corrected accuracy)"
+        f"(not a corrected accuracy)\n{test_set}'s review queue: the {counts['queue']:,} labels most likely wrong, "
+        f"{counts['queue_errors']:,} of them among its errors (label_issues.pdf)"
     )
 
 

@@ -69,6 +69,21 @@ class VariantResult:
     verdict: str
     train_flops: float | None = None  # what it cost, the mean over its finished runs (None where none logged it)
     train_seconds: float | None = None
+    loss: float | None = None  # the mean of its finished runs' test loss
+
+
+@dataclass(frozen=True)
+class EnsembleResult:
+    """A sweep's finished runs with their probabilities averaged, on one test set: a row beside the variants', marked
+    as an ensemble and never the best (it is not one model)."""
+
+    test_set: str
+    runs: int
+    accuracy: float  # of the averaged probabilities' argmax
+    loss: float
+    test_interval: tuple[float, float]  # Wilson's, over the test images
+    single_accuracy: float | None  # the members' own, their mean: what averaging them buys
+    single_loss: float | None
 
 
 @dataclass(frozen=True)
@@ -78,9 +93,13 @@ class Comparison:
     champion: str | None  # its run with the best value of the metric: the one to deploy
     results: list[VariantResult]  # grouped by test set, the configured one first; best first within each
     runs: list[Run]
+    ensembles: tuple[EnsembleResult, ...] = ()  # the runs averaged, per test set, where a sweep has them
 
     def of(self, test_set: str) -> list[VariantResult]:
         return [r for r in self.results if r.test_set == test_set]
+
+    def ensemble_of(self, test_set: str) -> EnsembleResult | None:
+        return next((e for e in self.ensembles if e.test_set == test_set), None)
 
     @property
     def test_sets(self) -> list[str]:
@@ -186,6 +205,7 @@ def variant_result(
         verdict=BEST if is_best else (verdict(paired, settings.alpha) if done else FAILED),
         train_flops=mean_metric(done, "train.flops"),
         train_seconds=mean_metric(done, "train.train_seconds"),
+        loss=mean_metric(done, f"test.{test_set}.loss"),
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.scoring.comparison import Comparison, Run, VariantResult
+from pipeline.scoring.comparison import Comparison, EnsembleResult, Run, VariantResult
 from pipeline.scoring.metrics import GAP_TEST_SETS, generalisation_gap
 
 
@@ -57,9 +57,9 @@ def to_markdown(comparison: Comparison) -> str:
             "",
             (
                 "| variant | seeds | accuracy, mean ± sd | 95% CI, seeds | 95% CI, test images | vs best | p | verdict "
-                "| TFLOP | train s |"
+                "| TFLOP | train s | loss |"
             ),
-            "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+            "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
         ]
         for r in comparison.of(test_set):
             sd = "" if r.accuracy.sd is None else f" ± {100 * r.accuracy.sd:.2f}"
@@ -68,10 +68,38 @@ def to_markdown(comparison: Comparison) -> str:
                 f"| {r.variant} | {seeds_text(r)} | {percent(r.accuracy.mean)}{sd} | "
                 f"{interval((r.accuracy.low, r.accuracy.high))} | {interval(r.test_interval)} | {diff} | "
                 f"{p_text(r.p_value)} | {r.verdict} | {cost_text(r.train_flops, 1e12, 1)} | "
-                f"{cost_text(r.train_seconds, 1, 0)} |"
+                f"{cost_text(r.train_seconds, 1, 0)} | {loss_text(r.loss)} |"
             )
+        e = comparison.ensemble_of(test_set)
+        if e is not None:
+            best = comparison.of(test_set)[0].accuracy.mean
+            lines += [ensemble_line(e, best), "", *textwrap.wrap(ensemble_note(e), 110)]
         lines.append("")
     return "\n".join(lines)
+
+
+def loss_text(value: float | None) -> str:
+    return "–" if value is None or np.isnan(value) else f"{value:.4f}"
+
+
+ENSEMBLE_VERDICT = "ensemble (not one model)"
+
+
+def ensemble_line(e: EnsembleResult, best: float) -> str:
+    """The ensemble's row of a test set's table: its accuracy and loss beside the variants', never a verdict."""
+    return (
+        f"| *all {e.runs} runs averaged* | {e.runs} | {percent(e.accuracy)} | n/a | {interval(e.test_interval)} | "
+        f"{100 * (e.accuracy - best):+.2f} | – | {ENSEMBLE_VERDICT} | – | – | {loss_text(e.loss)} |"
+    )
+
+
+def ensemble_note(e: EnsembleResult) -> str:
+    single = "" if e.single_accuracy is None else f" against {percent(e.single_accuracy)} for the mean single run"
+    loss = "" if e.single_loss is None else f" (loss {loss_text(e.loss)} against {loss_text(e.single_loss)})"
+    return (
+        f"*All {e.runs} runs averaged*: the argmax of their probabilities averaged, {percent(e.accuracy)}{single}"
+        f"{loss}; an ensemble of the sweep's runs, not one model: never the best nor the champion."
+    )
 
 
 def to_rows(comparison: Comparison) -> list[dict[str, Any]]:
@@ -93,9 +121,32 @@ def to_rows(comparison: Comparison) -> list[dict[str, Any]]:
             "verdict": r.verdict,
             "train_flops": r.train_flops,
             "train_seconds": r.train_seconds,
+            "loss_mean": r.loss,
         }
         for r in comparison.results
-    ]
+    ] + [ensemble_row(e, comparison.of(e.test_set)[0].accuracy.mean) for e in comparison.ensembles]
+
+
+def ensemble_row(e: EnsembleResult, best: float) -> dict[str, Any]:
+    """The ensemble's row of comparison.csv, with the variants' columns; `verdict` says what it is."""
+    return {
+        "test_set": e.test_set,
+        "variant": f"all {e.runs} runs averaged",
+        "seeds": e.runs,
+        "failed": 0,
+        "accuracy_mean": e.accuracy,
+        "accuracy_sd": None,
+        "accuracy_ci_low": None,
+        "accuracy_ci_high": None,
+        "test_ci_low": e.test_interval[0],
+        "test_ci_high": e.test_interval[1],
+        "difference_to_best": e.accuracy - best,
+        "p_vs_best": None,
+        "verdict": ENSEMBLE_VERDICT,
+        "train_flops": None,
+        "train_seconds": None,
+        "loss_mean": e.loss,
+    }
 
 
 def run_rows(runs: Sequence[Run], test_sets: Sequence[str]) -> list[dict[str, Any]]:

@@ -1,4 +1,5 @@
-"""A sweep's Hydra callback: a parent MLflow run per multirun, a child run per variant, and a comparison at the end.
+"""A sweep's Hydra callback: a parent MLflow run per multirun, a child run per variant, and at the end the runs
+averaged (their label audit and scores: pipeline/sweeps/ensemble.py) and the comparison.
 
 `SweepTracking` is a Hydra callback (see conf/config.yaml): it runs in the launching process, so it works with
 any launcher; jobs find their parent through `sweep.json` in the sweep folder (pipeline/sweeps/jobs.py).
@@ -26,6 +27,7 @@ from pipeline.core import interrupt
 from pipeline.core.errors import exit_on_user_error
 from pipeline.core.files import read_json, write_json
 from pipeline.scoring.comparison_tables import to_markdown
+from pipeline.sweeps.ensemble import sweep_ensemble
 from pipeline.sweeps.results import write_comparison
 from pipeline.tracking import runs, store
 
@@ -152,7 +154,8 @@ class SweepTracking(Callback):
         parent = read_json(sweep_dir / SWEEP_FILE)["parent_run_id"]
         store.connect(config.tracking)
         client = mlflow.MlflowClient()
-        comparison = write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir)
+        ensembles = sweep_ensemble(client, parent, config, sweep_dir)  # before the comparison, which has its rows
+        comparison = write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir, ensembles)
         if comparison.champion is not None:
             crown(client, parent, comparison.champion)
         failed = sorted({r.name for r in comparison.runs if r.status != "FINISHED"})

@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,16 @@ import numpy as np
 from mlflow.exceptions import MlflowException
 
 from pipeline.core.files import atomic_path
-from pipeline.scoring.comparison import SEEDS_DISAGREE, Comparison, Correctness, Run, Settings, compare
-from pipeline.scoring.comparison_tables import markdown_table, run_rows, to_markdown, to_rows
+from pipeline.scoring.comparison import (
+    SEEDS_DISAGREE,
+    Comparison,
+    Correctness,
+    EnsembleResult,
+    Run,
+    Settings,
+    compare,
+)
+from pipeline.scoring.comparison_tables import ENSEMBLE_VERDICT, markdown_table, run_rows, to_markdown, to_rows
 from pipeline.scoring.tables import to_csv
 
 REPEAT_KEY = "seed"  # swept, it repeats every variant: `seed=1,2,3` makes three runs of each
@@ -30,12 +39,15 @@ def metric_name(variant: str) -> str:
 
 
 def parent_metrics(comparison: Comparison) -> dict[str, float]:
-    """The comparison as the parent run's metrics: `compare.<test set>.<variant>.<statistic>`."""
+    """The comparison as the parent run's metrics: `compare.<test set>.<variant>.<statistic>` (the ensemble has its
+    own, `ensemble.<test set>.<score>`: pipeline/sweeps/ensemble.py)."""
     out: dict[str, float] = {}
     for row in to_rows(comparison):
+        if row["verdict"] == ENSEMBLE_VERDICT:
+            continue
         prefix = f"compare.{row['test_set']}.{metric_name(row['variant'])}"
         stats = ("seeds", "accuracy_mean", "accuracy_sd", "accuracy_ci_low", "accuracy_ci_high", "p_vs_best")
-        for stat in (*stats, "train_flops", "train_seconds"):
+        for stat in (*stats, "train_flops", "train_seconds", "loss_mean"):
             if row[stat] is not None:
                 out[f"{prefix}.{stat}"] = float(row[stat])
     return out
@@ -127,16 +139,21 @@ PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 def write_comparison(
-    client: Any, parent_run_id: str, cfg: Mapping[str, Any], preferred: Sequence[str], folder: Path
+    client: Any,
+    parent_run_id: str,
+    cfg: Mapping[str, Any],
+    preferred: Sequence[str],
+    folder: Path,
+    ensembles: Sequence[EnsembleResult] = (),
 ) -> Comparison:
-    """A sweep's comparison as comparison.md (the variants, then every run), comparison.csv, runs.csv and
-    comparison.png in `folder`, and as its parent run's artifacts (comparison/), metrics, `compare.best` tag and, if
-    any variant's seeds disagree, `compare.seeds_disagree` (those variants)."""
+    """A sweep's comparison as comparison.md (the variants, any ensemble's row under them, then every run),
+    comparison.csv, runs.csv and comparison.png in `folder`, and as its parent run's artifacts (comparison/),
+    metrics, `compare.best` tag and, if any variant's seeds disagree, `compare.seeds_disagree` (those variants)."""
     from mlflow.entities import Metric
 
     from pipeline.figures import plots
 
-    comparison = compare_sweep(client, parent_run_id, cfg, preferred)
+    comparison = replace(compare_sweep(client, parent_run_id, cfg, preferred), ensembles=tuple(ensembles))
     runs = run_rows(comparison.runs, test_sets_of(comparison.runs, preferred))
     files = {
         "comparison.md": f"{to_markdown(comparison)}\n**Every run**\n\n{markdown_table(runs)}",

@@ -96,6 +96,7 @@ RANGES = {
     "evaluate.batch_size": ([1, 1024], [0, -1], "an integer ≥ 1"),
     "evaluate.fused_batch_norm": ([True, False], [0], "true or false"),
     "evaluate.limit": ([None, 1], [0, -5], "null or an integer ≥ 1"),
+    "label_issues.review": ([0, 100], [-1, 1.5, None], "an integer ≥ 0"),
     "label_issues.max_shown": ([0, 400], [-1, 2.5], "an integer ≥ 0"),
     "label_issues.per_page": ([1, 12], [0], "an integer ≥ 1"),
     "kfold.folds": ([2, 10], [1, 0, 2.5], "an integer ≥ 2"),

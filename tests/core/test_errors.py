@@ -134,6 +134,7 @@ def a_mistake(name: str, folder: Path) -> tuple[Callable[[], object], str]:
     Image.fromarray(np.eye(28, dtype=np.uint8) * 255).save(image)
     calls = {
         "compare": (lambda: main(["0123456789abcdef"]), no_store),
+        "ensemble": (lambda: main(["0123456789abcdef", "--out", "averaged"]), no_store),
         "promote": (lambda: main(["0123456789abcdef"]), no_store),
         "predict": (lambda: main([str(image), "--model", "none.keras"]), "none.keras: no model file"),
         "reach": (main, "no default DVC remote: add one with `dvc remote add -d <name> <url>`"),

@@ -17,10 +17,15 @@ LABELS = np.array([0, 1, 2, 0, 1, 2, 0, 1], dtype=np.uint8)
 OFFICIAL_ROWS = np.array([70, 12, 5, 33, 40, 2, 19, 8])
 
 
-def written_list(folder: Path, positions: list[int], rows: np.ndarray = OFFICIAL_ROWS) -> Path:
-    """The CSV the label-issues writer makes for the images at `positions`, most likely wrong first."""
+def written_list(
+    folder: Path, positions: list[int], rows: np.ndarray = OFFICIAL_ROWS, flagged: list[bool] | None = None
+) -> Path:
+    """The review queue the label-issues writer makes of the images at `positions`, most likely wrong first, all
+    flagged unless `flagged` says otherwise."""
     probs = np.full((len(LABELS), 3), 1 / 3)
-    issues = LabelIssues(np.array(positions), np.linspace(0.1, 0.2, len(positions)), np.zeros(len(positions), int))
+    n = len(positions)
+    verdict = np.ones(n, bool) if flagged is None else np.array(flagged, bool)
+    issues = LabelIssues(np.array(positions, int), np.linspace(0.1, 0.2, n), np.zeros(n, int), verdict)
     path = folder / "mnist_train.csv"
     path.write_text(issues_csv(issues, probs, LABELS, rows, NAMES), "utf-8")
     return path
@@ -35,6 +40,19 @@ def test_the_listed_official_rows_become_the_positions_of_those_images(tmp_path)
     rows, given = listed_images(path)
     assert rows.tolist() == [19, 12, 40] and given == ["a", "b", "b"]
     assert positions(path).tolist() == [1, 4, 6]
+
+
+def test_of_a_review_queue_only_the_flagged_rows_are_left_out(tmp_path):
+    path = written_list(tmp_path, [6, 1, 4, 0], flagged=[True, False, True, False])
+    rows, given = listed_images(path)
+    assert rows.tolist() == [19, 40] and given == ["a", "b"]
+    assert positions(path).tolist() == [4, 6]
+
+
+def test_a_list_without_the_flagged_column_leaves_out_every_row(tmp_path):
+    path = tmp_path / "checked_by_eye.csv"
+    path.write_text("index,given_label\n19,a\n12,b\n", "utf-8")
+    assert positions(path).tolist() == [1, 6]
 
 
 def test_an_empty_list_leaves_nothing_out(tmp_path):

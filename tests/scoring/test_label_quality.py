@@ -1,5 +1,6 @@
-"""Finding label errors: cleanlab on out-of-sample probabilities finds labels flipped on purpose, and the counts and
-the CSV say what it found by each image's official row."""
+"""Finding label errors: the review queue, ranked by cleanlab's label quality score on out-of-sample probabilities,
+puts labels flipped on purpose first; its `flagged` column keeps cleanlab's verdict; the counts and the CSV say what
+it found by each image's official row."""
 
 from __future__ import annotations
 
@@ -43,65 +44,90 @@ def recall_precision(found: np.ndarray, flipped: np.ndarray) -> tuple[float, flo
     return hits / max(1, len(flipped)), hits / max(1, len(found))
 
 
-def test_finds_most_flipped_labels_and_little_else():
+def test_the_flipped_labels_come_first_in_the_queue():
     probs, given, flipped = flipped_bars(1000, 0.05, seed=0)
     assert (probs.argmax(axis=1) == given).mean() > 0.9  # the model learnt despite the flips
-    issues = label_issues(probs, given)
-    recall, precision = recall_precision(issues.positions, flipped)
-    # What cleanlab reaches here (seeds 0-2: recall 0.82, precision 1.0); nothing flipped gives recall and
-    # precision 0 against the same set (below).
+    queue = label_issues(probs, given, review=100)
+    assert len(queue.positions) == 100  # whatever the filter flags
+    # What the ranking reaches here (seeds 0-2): of the 50 flipped, 49-50 in the first 50 of the queue and all 50 in
+    # the first 100, where cleanlab's filter flags 43-47 of them.
+    assert len(np.intersect1d(queue.positions[:50], flipped)) >= 48
+    assert len(np.intersect1d(queue.positions, flipped)) == 50
+
+
+def test_the_flagged_column_keeps_cleanlab_s_verdict():
+    probs, given, flipped = flipped_bars(1000, 0.05, seed=0)
+    queue = label_issues(probs, given, review=100)
+    flagged = queue.positions[queue.flagged]
+    recall, precision = recall_precision(flagged, flipped)
+    # What cleanlab's filter reaches here (seeds 0-2: recall 0.82, precision 1.0): fewer than the queue holds.
     assert recall >= 0.75, recall
     assert precision >= 0.9, precision
+    alone = label_issues(probs, given, review=0)  # 0: cleanlab's flagged images alone
+    assert alone.flagged.all() and set(alone.positions) == set(flagged)
 
 
 def test_flags_almost_nothing_when_no_label_was_flipped():
     probs, given, flipped = flipped_bars(1000, 0.0, seed=0)
     assert len(flipped) == 0
-    assert len(label_issues(probs, given).positions) <= 5
+    queue = label_issues(probs, given, review=100)
+    assert len(queue.positions) == 100 and queue.flagged.sum() <= 5
 
 
 def test_ranked_most_likely_wrong_first_with_the_model_s_suggestion():
     probs, given, _ = flipped_bars(1000, 0.05, seed=1)
-    issues = label_issues(probs, given)
-    given_probability = probs[issues.positions, given[issues.positions]]
+    queue = label_issues(probs, given, review=100)
+    given_probability = probs[queue.positions, given[queue.positions]]
     assert np.all(np.diff(given_probability) >= 0)  # self-confidence: the lowest probability of the label first
-    np.testing.assert_allclose(issues.scores, given_probability)
-    np.testing.assert_array_equal(issues.suggested, probs[issues.positions].argmax(axis=1))
+    np.testing.assert_allclose(queue.scores, given_probability)
+    np.testing.assert_array_equal(queue.suggested, probs[queue.positions].argmax(axis=1))
+    assert given_probability[-1] <= np.sort(probs[np.arange(1000), given])[100]  # no image left out ranks higher
+
+
+def test_a_flagged_image_beyond_the_first_ones_is_added_at_the_end():
+    probs, given, _ = flipped_bars(1000, 0.05, seed=0)
+    queue = label_issues(probs, given, review=3)
+    flagged = label_issues(probs, given, review=0).positions
+    assert len(queue.positions) == len(set(queue.positions[:3]) | set(flagged))
+    assert set(flagged) <= set(queue.positions) and queue.flagged[3:].all()
 
 
 def hand_made() -> tuple[np.ndarray, np.ndarray, LabelIssues]:
-    """Four images of classes a, b; the model errs on 1 and 3, and 1 (given b, 0.1) and 2 (given a, 0.4) are
-    flagged."""
+    """Four images of classes a, b; the model errs on 1 and 3. The queue holds 1 (given b, 0.1), 3 (given a, 0.2)
+    and 2 (given a, 0.4); cleanlab flags 1 and 2."""
     probs = np.array([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.2, 0.8]])
     labels = np.array([0, 1, 0, 0])
-    return probs, labels, LabelIssues(np.array([1, 2]), np.array([0.1, 0.4]), np.array([0, 1]))
+    issues = LabelIssues(np.array([1, 3, 2]), np.array([0.1, 0.2, 0.4]), np.array([0, 1, 1]), np.array([1, 0, 1], bool))
+    return probs, labels, issues
 
 
-def test_counts_name_the_flagged_errors_and_the_accuracy_excluding_them():
+def test_counts_name_the_flagged_errors_the_accuracy_excluding_them_and_the_queue_s_errors():
     probs, labels, issues = hand_made()
     counts = issue_counts(issues, probs, labels)
-    # Errors: 1, 2 and 3; flagged among them: 1 and 2; left: 0 (right) and 3 (wrong).
+    # Errors: 1, 2 and 3; flagged among them: 1 and 2; left: 0 (right) and 3 (wrong); the queue holds all three.
     assert counts == {
         "images": 4,
         "flagged": 2,
         "errors": 3,
         "flagged_errors": 2,
         "accuracy_excluding_flagged": 0.5,
+        "queue": 3,
+        "queue_errors": 3,
     }
 
 
-def test_csv_rows_are_official_rows_most_likely_wrong_first():
+def test_csv_rows_are_official_rows_most_likely_wrong_first_with_the_verdict():
     probs, labels, issues = hand_made()
     text = issues_csv(issues, probs, labels, np.array([100, 205, 310, 415]), ("a", "b"))
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert [r["index"] for r in rows] == ["205", "310"]
+    assert [(r["index"], r["flagged"]) for r in rows] == [("205", "true"), ("415", "false"), ("310", "true")]
     assert rows[0] == {"index": "205", "given_label": "b", "suggested_label": "a", "score": "0.100000",
-                       "p_a": "0.900000", "p_b": "0.100000"}  # fmt: skip
-    assert issues_csv(issues, probs, labels, np.arange(4), ("a", "b")).count("\n") == 3
+                       "flagged": "true", "p_a": "0.900000", "p_b": "0.100000"}  # fmt: skip
+    assert issues_csv(issues, probs, labels, np.arange(4), ("a", "b")).count("\n") == 4
 
 
-def test_no_issues_still_give_a_csv_with_its_header():
-    empty = label_issues(np.zeros((0, 2)), np.zeros(0, int))
+def test_no_images_still_give_a_csv_with_its_header():
+    empty = label_issues(np.zeros((0, 2)), np.zeros(0, int), review=100)
     assert issues_csv(empty, np.zeros((0, 2)), np.zeros(0, int), np.zeros(0, int), ("a", "b")).startswith("index,")
 
 

@@ -54,10 +54,10 @@ def summary_text(t: Findings, shown: int) -> str:
     c = t.counts
     return (
         f"{t.described}\n"
-        f"The {c['queue']:,} of {c['images']:,} labels most likely wrong by cleanlab's label quality score, "
-        f"{c['queue_errors']:,} of them among the model's {c['errors']:,} errors\n"
-        f"cleanlab's filter flags {c['flagged']:,} (framed, FLAGGED). Showing {shown:,}, most likely wrong first\n"
-        f"#: the image's row in {t.official_file}"
+        f"The {c['queue']:,} of {c['images']:,} labels most likely wrong by cleanlab's label quality score,\n"
+        f"{c['queue_errors']:,} of them among the model's {c['errors']:,} errors; "
+        f"cleanlab's filter flags {c['flagged']:,} (framed, FLAGGED)\n"
+        f"Showing {shown:,}, most likely wrong first; #: the image's row in {t.official_file}"
     )
 
 

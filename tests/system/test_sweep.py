@@ -16,6 +16,10 @@ from tests.helpers.repos import copy_repo, run, stage_env
 
 GRID = ["model=plain1,plain3", "augment=none,standard"]
 NAMES = {f"model={m},augment={a}" for m in ("plain1", "plain3") for a in ("none", "standard")}
+# Each variant trained on a fifth of the fast setting's images, with a report of few pictures: what is checked is
+# where the runs and files land, not what they show (the whole report: tests/test_report.py, test_e2e.py).
+SMALL = ["experiment=fast", "data.train_limit=2000", "report.max_misclassified=12", "report.grid_size=8"]
+SMALL += ["report.confused_pairs=1", "label_issues.max_shown=12"]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,7 @@ def test_multirun_makes_one_parent_four_named_children_and_a_comparison(prepared
             "pipeline.experiment",
             "-m",
             f"hydra/launcher={launcher}",
-            "experiment=fast",
+            *SMALL,
             "evaluate.limit=500",
             f"tracking.experiment={experiment}",
             *GRID,
@@ -92,8 +96,7 @@ def test_queued_dvc_experiment_grid_lands_in_dvc_and_mlflow(prepared):
             "exp",
             "run",
             "--queue",
-            "-S",
-            "experiment=fast",
+            *(arg for setting in SMALL for arg in ("-S", setting)),
             "-S",
             "evaluate.limit=500",
             "-S",
@@ -139,9 +142,8 @@ def test_a_failing_variant_is_listed_and_the_sweep_still_compares_the_rest(prepa
             "-m",
             "pipeline.experiment",
             "-m",
-            "experiment=fast",
+            *SMALL,
             "evaluate.limit=200",
-            "data.train_limit=2000",
             f"tracking.experiment={experiment}",
             "model=plain1",
             "data.test_sets=[mnist],[emnist_balanced]",

@@ -14,10 +14,15 @@ pytestmark = pytest.mark.slow  # real processes, eight tiny trainings
 
 SETTINGS = [
     "experiment=fast",
-    "data.train_limit=2000",
+    "data.train_limit=1000",
     "data.test_sets=[mnist]",
-    "train.epochs=2",
+    "train.epochs=1",
     "train.batch_size=32",
+    # The comparison's runs are whole experiments: a report of few pictures (the whole report: tests/test_report.py).
+    "report.max_misclassified=12",
+    "report.grid_size=8",
+    "report.confused_pairs=1",
+    "label_issues.max_shown=12",
     "tune.trials=2",
     "tune.pruner=none",
     "search.params.train.batch_size='choice(32)'",

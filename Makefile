@@ -56,13 +56,17 @@ pull: env
 	$(BIN)/python -m pipeline.reach
 	$(BIN)/dvc pull
 
-# Everything: lint, format check, every test with line coverage of pipeline/.
-test: env lint
-	$(BIN)/pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+# The tests run in a process per core (pytest-xdist), each taking a test file at a time, the files that share a costly
+# session fixture as one, the longest first (tests/conftest.py: TOGETHER).
+XDIST := -n auto --dist loadfile
 
-# In-process tests on tiny synthetic data, no mirror needed: under a minute (a process per core, a file each).
+# Everything: lint, format check, every test with line coverage of pipeline/ (combined across the processes).
+test: env lint
+	$(BIN)/pytest $(XDIST) --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# In-process tests on tiny synthetic data, no mirror needed: under a minute.
 test-fast: env
-	$(BIN)/pytest -m "not slow" -n auto --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 lint: env
 	$(BIN)/ruff check .

@@ -1,6 +1,6 @@
 """Shared fixtures: the real data mirror for end-to-end tests and what is made from it once per session, a tiny
-project on synthetic data for in-process tests; and the rule that marks the tests needing the mirror `slow`.
-What they build with is in tests/helpers/."""
+project on synthetic data for in-process tests; the rule that marks the tests needing the mirror `slow`; and how
+`pytest -n` shares the test files among its processes. What they build with is in tests/helpers/."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import DictConfig
+from xdist.scheduler import LoadFileScheduling
 
 from pipeline.core.errors import USER_ERROR
 from pipeline.data.mirror import ENV_VAR
@@ -27,12 +28,78 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     gc.freeze()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# Test files that share a session fixture too costly to make twice in a run (a SLURM cluster, a team's PostgreSQL
+# server, the fast pipeline run by `dvc repro`): under `pytest -n … --dist loadfile` (`make test`) each group runs on
+# one worker, as one file would, and the fixture is made once. Collection stops when files that share one of
+# SHARED_FIXTURES are not in one group here. Listed longest first: see `run_order`.
+TOGETHER = {
+    "slurm, team_server": ("tests/system/test_slurm.py", "tests/system/test_team_server.py"),
+    "fast_repo": ("tests/system/test_e2e.py", "tests/test_predict.py"),
+    "served_repo": ("tests/system/test_tracking_server.py", "tests/system/test_remote.py"),
+}
+SHARED_FIXTURES = ("slurm", "team_server", "fast_repo", "served_repo")
+GROUP_OF = {path: group for group, paths in TOGETHER.items() for path in paths}
+
+
+class LoadFileTogether(LoadFileScheduling):
+    """`--dist loadfile`, with each group of TOGETHER one file; and the files in the order the workers collected
+    them (`run_order`), not by their number of tests."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = super()._split_scope(nodeid)
+        return GROUP_OF.get(path, path)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> LoadFileScheduling | None:
+    if config.getoption("dist") != "loadfile":
+        return None
+    config.option.loadscopereorder = False  # read by the scheduler alone: keep run_order's order
+    return LoadFileTogether(config, log)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the check sees every test
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test that needs the real data mirror (the end-to-end runs of the pipeline) is `slow`:
-    `make test-fast` (`pytest -m "not slow"`) leaves them out."""
+    `make test-fast` (`pytest -m "not slow"`) leaves them out. Files that share a session fixture are one group of
+    TOGETHER; in a worker of `pytest -n`, the tests in `run_order`."""
     for item in items:
         if "mirror" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.slow)
+    check_together(items, config.rootpath)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=run_order(items, config.rootpath))
+
+
+def file_of(item: pytest.Item, root: Path) -> str:
+    return item.path.relative_to(root).as_posix()
+
+
+def check_together(items: list[pytest.Item], root: Path) -> None:
+    for name in SHARED_FIXTURES:
+        files = sorted({file_of(i, root) for i in items if name in getattr(i, "fixturenames", ())})
+        groups = {GROUP_OF.get(f) for f in files}
+        if len(files) > 1 and (None in groups or len(groups) > 1):
+            raise pytest.UsageError(
+                f"{', '.join(files)} share the session fixture {name}: put them in one group of TOGETHER "
+                "(tests/conftest.py), so that a run makes it once"
+            )
+
+
+def run_order(items: list[pytest.Item], root: Path) -> Callable[[pytest.Item], tuple[int, int]]:
+    """The workers take a group (a file, or a group of TOGETHER) when nearly done with their own, in this order:
+    the longest first, so that none is left to run alone at the end — the groups of TOGETHER, then the other system
+    tests, then the rest as collected."""
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first.setdefault(file_of(item, root), index)
+
+    def key(item: pytest.Item) -> tuple[int, int]:
+        path = file_of(item, root)
+        if path in GROUP_OF:
+            return 0, list(TOGETHER).index(GROUP_OF[path])
+        return 1 if path.startswith("tests/system/") else 2, first[path]
+
+    return key
 
 
 @pytest.fixture(scope="session")

@@ -116,7 +116,7 @@ def test_queued_dvc_experiment_grid_lands_in_dvc_and_mlflow(prepared):
     deadline = time.monotonic() + 600
     while "Running" in (status := run(["dvc", "queue", "status"], path, env).stdout) or "Queued" in status:
         assert time.monotonic() < deadline, status
-        time.sleep(2)
+        time.sleep(5)  # each look is a DVC process of its own, about a second of CPU the experiments need
     assert "Failed" not in status, status
     shown = json.loads(run(["dvc", "exp", "show", "--json"], path, env).stdout)
     exps = [rev for branch in shown for e in (branch.get("experiments") or []) for rev in e["revs"]]

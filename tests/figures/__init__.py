@@ -1,0 +1,1 @@
+"""Tests of pipeline/figures/: test_<module>.py for figures/<module>.py."""

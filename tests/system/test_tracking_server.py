@@ -90,9 +90,11 @@ def test_the_pipeline_logs_run_metrics_reports_and_model_to_the_server(served_re
     assert_nothing_local(s)
 
 
-@pytest.mark.parametrize("launcher", ["parallel", "local"])  # joblib; submitit_local, the path SLURM takes
-def test_a_two_job_sweep_makes_its_parent_children_and_comparison_on_the_server(served_repo, launcher):
+def test_a_two_job_sweep_makes_its_parent_children_and_comparison_on_the_server(served_repo):
+    """Through submitit's local launcher, the path SLURM takes (its jobs are processes of their own, as the joblib
+    launcher's are: that one is tried on the local store by tests/system/test_sweep.py)."""
     s = served_repo
+    launcher = "local"
     experiment = f"server-sweep-{launcher}"
     sweep_dir = s.path / "multirun" / launcher
     run(
@@ -126,8 +128,7 @@ def test_a_two_job_sweep_makes_its_parent_children_and_comparison_on_the_server(
     assert all(v["p_vs_best"] for v in variants if v["verdict"] != "best")
     assert tags(parent)["compare.best"] == variants[0]["variant"]
     assert tags(parent)["compare.champion"].startswith("handwriting-mnist/")
-    if launcher == "local":  # really submitit: one job folder, with its logs, per variant
-        assert len(list((sweep_dir / ".submitit").glob("*/*_log.out"))) == 2
+    assert len(list((sweep_dir / ".submitit").glob("*/*_log.out"))) == 2  # really submitit: a job folder per variant
     assert_nothing_local(s)
     assert run(["git", "status", "--porcelain"], s.path, s.env).stdout == ""
 

@@ -2,7 +2,8 @@
 and the team's rules on top, which MLflow's permissions cannot say (docs/scaling.md#who-may-do-what):
 
 - a run is its owner's: the server writes who created it (the login, whatever the client sent), and only that login
-  and the admins may change it afterwards: end or fail it, log, tag, rename, delete or restore it;
+  and the admins may change it afterwards: end or fail it, log, tag, rename, delete or restore it, write or delete
+  its files, and create, change or delete the logged models (and their files) that hang from it;
 - the registry's aliases and names and the experiments' are the maintainers' (the admins, and the users the admin
   put in the MLflow role `maintainers`): moving or deleting an alias such as `@champion`, renaming or deleting a
   registered model or one of its versions, renaming, deleting or restoring an experiment. Registering a new
@@ -17,8 +18,11 @@ refuse more, never less. MLflow finds `create_app` by the project's entry point 
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable, Iterable
 
+from fastapi.responses import JSONResponse
 from flask import Flask, g, request
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import PERMISSION_DENIED
@@ -71,6 +75,7 @@ PASSWORD_ROUTES = {
 }
 
 Route = tuple[str, str]  # (path, method), as Flask sees a request
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # as MLflow makes them (uuid4().hex)
 
 
 def routes_of(request_classes: Iterable[type]) -> dict[Route, type]:
@@ -87,6 +92,17 @@ def routes_of(request_classes: Iterable[type]) -> dict[Route, type]:
 MAINTAINER_ROUTES = routes_of(MAINTAINER_ONLY)
 CREATE_RUN_ROUTES = set(routes_of([CreateRun]))
 RUN_ROUTES = {route for route, validator in auth.BEFORE_REQUEST_VALIDATORS.items() if validator in RUN_CHANGES}
+# Logged models' writes (MLflow matches these paths by pattern: they hold the model's id), and their creation.
+LOGGED_MODEL_CHANGES = (
+    auth.validate_can_create_logged_model,
+    auth.validate_can_update_logged_model,
+    auth.validate_can_delete_logged_model,
+)
+LOGGED_MODEL_ROUTES = [
+    (pattern, method)
+    for (pattern, method), validator in auth.LOGGED_MODEL_BEFORE_REQUEST_VALIDATORS.items()
+    if validator in LOGGED_MODEL_CHANGES
+]
 
 
 def refused(message: str) -> MlflowException:
@@ -119,16 +135,60 @@ def stamp_owner(login: str) -> None:
     body["tags"] = [*tags, {"key": MLFLOW_USER, "value": login}]
 
 
+def owner_problem(login: str, run_id: str) -> str | None:
+    """Why `login` may not change run `run_id` (or what hangs from it), or None when it is theirs."""
+    owner = _get_tracking_store().get_run(run_id).info.user_id
+    if owner == login:
+        return None
+    return f"run {run_id} is {owner or 'nobody'}'s: only its owner and the admins may change it, {login} may not"
+
+
 def check_run_owner(login: str) -> None:
     values = request_values()
     run_id = values.get("run_id") or values.get("run_uuid")
-    if not run_id:
-        return  # MLflow's own validator has refused a request without one
-    owner = _get_tracking_store().get_run(run_id).info.user_id
-    if owner != login:
-        raise refused(
-            f"run {run_id} is {owner or 'nobody'}'s: only its owner and the admins may change it, {login} may not"
-        )
+    if run_id and (problem := owner_problem(login, run_id)):  # without one, MLflow's own validator has refused
+        raise refused(problem)
+
+
+def artifact_owner(artifact_path: str) -> tuple[str, str] | None:
+    """Whose an artifact path in the server's store is, as ("run", run id) or ("model", logged model id): MLflow lays
+    out `<experiment>/<run>/artifacts/…` and `<experiment>/models/<model>/artifacts/…`; None for anything else."""
+    parts = [part for part in artifact_path.strip("/").split("/") if part]
+    if len(parts) >= 3 and parts[0].isdigit() and parts[1] == "models":
+        return "model", parts[2]
+    if len(parts) >= 2 and parts[0].isdigit() and RUN_ID.fullmatch(parts[1]):
+        return "run", parts[1]
+    return None
+
+
+def logged_model_run(model_id: str) -> str | None:
+    """The run a logged model came from (whose owner may change it); None for one logged outside a run."""
+    return _get_tracking_store().get_logged_model(model_id).source_run_id or None
+
+
+def artifact_problem(login: str, artifact_path: str) -> str | None:
+    """Why `login` may not write or delete at `artifact_path`, or None: a run's files, and a logged model's (the
+    files `models:/…@champion` serves), are its run's owner's."""
+    owner = artifact_owner(artifact_path)
+    if owner is None:
+        return None
+    kind, key = owner
+    run_id = key if kind == "run" else logged_model_run(key)
+    return owner_problem(login, run_id) if run_id else None
+
+
+def check_artifact_owner(login: str) -> None:
+    path = (request.view_args or {}).get("artifact_path") or request.args.get("path") or ""
+    if problem := artifact_problem(login, path):
+        raise refused(problem)
+
+
+def check_logged_model_owner(login: str, model_id: str | None) -> None:
+    """A logged model is changed (finalized, tagged, deleted) by its run's owner; one is logged into a run by its
+    owner alone."""
+    run_id = request_values().get("source_run_id") if model_id is None else logged_model_run(model_id)
+    if run_id and (problem := owner_problem(login, run_id)):
+        raise refused(problem)
 
 
 def is_maintainer(login: str) -> bool:
@@ -159,8 +219,30 @@ def team_rules() -> None:
         return
     if route in RUN_ROUTES:
         check_run_owner(login)
+    if request.method != "GET" and auth._is_proxy_artifact_path(request.path):  # MLflow's test of the route
+        check_artifact_owner(login)
+    for pattern, method in LOGGED_MODEL_ROUTES:
+        if method == request.method and (match := pattern.fullmatch(request.path)):
+            check_logged_model_owner(login, match.group(1) if match.groups() else None)
     if route in MAINTAINER_ROUTES:
         check_maintainer(login, MAINTAINER_ONLY[MAINTAINER_ROUTES[route]])
+
+
+def artifact_upload_rules(served) -> None:
+    """Uploads of artifacts are served by MLflow's FastAPI app itself, outside Flask's hooks: the same rule there.
+    Added last, this middleware runs first, so it authenticates as MLflow's own does (a request without a valid
+    login goes on to MLflow's, which refuses it)."""
+
+    @served.middleware("http")
+    async def artifact_owner_middleware(request, call_next):
+        path = request.url.path
+        if auth._is_native_fastapi_proxy_artifact_path(path, request.method) and request.method != "GET":
+            user = auth._authenticate_fastapi_request(request)
+            if user is not None and not user.is_admin:
+                artifact_path = path.split("/mlflow-artifacts/artifacts/", 1)[1]
+                if problem := artifact_problem(user.username, artifact_path):
+                    return JSONResponse(json.loads(refused(problem).serialize_as_json()), status_code=403)
+        return await call_next(request)
 
 
 def create_app(app: Flask = tracking_app) -> Callable:
@@ -168,4 +250,6 @@ def create_app(app: Flask = tracking_app) -> Callable:
     handwriting-lab-team` calls this in each worker."""
     served = auth.create_app(app)
     app.before_request(team_rules)  # after MLflow's hook, which authenticates and applies its permissions
+    if served is not app:  # MLflow's FastAPI app around the Flask one (uvicorn, the default)
+        artifact_upload_rules(served)
     return served

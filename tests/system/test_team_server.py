@@ -192,6 +192,7 @@ EVERYONE = {"ada", "cy", "bo", "admin"}
 class Work:
     run_id: str
     model: str
+    experiment: str = ""
 
 
 def new_version(work: Work) -> dict:
@@ -218,6 +219,10 @@ ACTIONS: dict[str, tuple[Callable[[Work], tuple[str, str, dict]], set[str]]] = {
     ),
     "rename the run": (lambda w: ("POST", "runs/update", {"run_id": w.run_id, "run_name": "renamed"}), OWNER),
     "delete the run": (lambda w: ("POST", "runs/delete", {"run_id": w.run_id}), OWNER),
+    "upload a file into the run": (
+        lambda w: ("PUT", f"mlflow-artifacts/artifacts/{w.experiment}/{w.run_id}/artifacts/report.txt", b"mine"),
+        OWNER,
+    ),
     "register a version": (lambda w: ("POST", "model-versions/create", new_version(w)), EVERYONE),
     "rename the registered model": (
         lambda w: ("POST", "registered-models/rename", {"name": w.model, "new_name": f"{w.model}-renamed"}),
@@ -227,13 +232,14 @@ ACTIONS: dict[str, tuple[Callable[[Work], tuple[str, str, dict]], set[str]]] = {
 }
 
 
-def call(server: TeamServer, user: tuple[str, str], method: str, endpoint: str, body: dict) -> tuple[int, dict]:
-    """One call of MLflow's REST API as `user`: the HTTP status and the answer (MLflow's error, when refused)."""
+def call(server: TeamServer, user: tuple[str, str], method: str, endpoint: str, body: dict | bytes) -> tuple[int, dict]:
+    """One call of MLflow's REST API as `user` (a file's bytes to an artifact route): the HTTP status and the answer
+    (MLflow's error, when refused)."""
     body = {"timestamp": 0, "step": 0, **body} if endpoint == "runs/log-metric" else body
-    request = urllib.request.Request(
-        f"{server.url}/api/2.0/mlflow/{endpoint}", data=json.dumps(body).encode(), method=method
-    )
-    request.add_header("Content-Type", "application/json")
+    url = f"{server.url}/api/2.0/{'' if endpoint.startswith('mlflow-artifacts/') else 'mlflow/'}{endpoint}"
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/octet-stream" if isinstance(body, bytes) else "application/json")
     request.add_header("Authorization", "Basic " + base64.b64encode(":".join(user).encode()).decode())
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
@@ -262,7 +268,7 @@ def adas_work(server: TeamServer, experiment: str, model: str | None = None) -> 
     """A run of ada's; with a `model`, a registered model of hers with her version 1 and cy's version 2, @champion on
     1 (set by the admin). The client claims the run is someone else's: the server writes whose it is."""
     run = ok(server, ADA, "POST", "runs/create", {"experiment_id": experiment, "user_id": "someone-else"})["run"]
-    work = Work(run["info"]["run_id"], model or "")
+    work = Work(run["info"]["run_id"], model or "", experiment)
     if model:
         ok(server, ADA, "POST", "registered-models/create", {"name": model})
         for user in (ADA, CY):
@@ -273,7 +279,7 @@ def adas_work(server: TeamServer, experiment: str, model: str | None = None) -> 
 
 
 def stored(server: TeamServer, work: Work) -> dict:
-    """What PostgreSQL holds of the work: everything the actions could change."""
+    """What PostgreSQL and the artifact store hold of the work: everything the actions could change."""
     with psycopg.connect(server.database, password=server.database_password) as db:
         one = lambda query, *args: db.execute(query, args).fetchall()
         return {
@@ -283,6 +289,7 @@ def stored(server: TeamServer, work: Work) -> dict:
             "models": one("select name from registered_models where name like %s", f"{work.model or '-'}%"),
             "versions": one("select name, version from model_versions where name like %s", f"{work.model}%"),
             "aliases": one("select alias, version from registered_model_aliases where name = %s", work.model),
+            "files": sorted(p.name for p in (server.folder / "artifacts" / work.experiment / work.run_id).rglob("*")),
         }
 
 

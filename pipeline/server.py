@@ -15,9 +15,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 
-from pipeline.core.errors import reports_user_errors
+from pipeline.core.errors import UserError, reports_user_errors
 from pipeline.tracking.logins import APP_NAME, server_environ
 
 
@@ -32,6 +33,16 @@ def keep_private(store_uri: str) -> None:
     path.chmod(0o600)
 
 
+def missing_app(name: str = APP_NAME) -> str | None:
+    """Why `mlflow server --app-name name` would not find the app: MLflow looks only at installed entry points."""
+    if entry_points(group="mlflow.app", name=name):
+        return None
+    return (
+        f"MLflow's app {name!r} is not installed in {sys.prefix}: `make env` installs the project, which declares it "
+        "(pyproject.toml)"
+    )
+
+
 @reports_user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.server", description=__doc__.split("\n\n")[0])
@@ -44,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", args.store]
     env = dict(os.environ)
     if args.logins == "yes":
+        if problem := missing_app():
+            raise UserError(problem)
         secrets, note = server_environ(args.folder, args.store)
         env.update(secrets)
         command += ["--app-name", APP_NAME]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 import stat
+import sys
 
-from pipeline.server import keep_private
+from pipeline.server import keep_private, missing_app
 
 
 def mode(path) -> int:
@@ -28,3 +29,11 @@ def test_another_store_is_left_alone(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     keep_private("postgresql://mlflow@db.lab/mlflow")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_team_app_must_be_installed():
+    assert missing_app() is None  # make env installs the project, and with it the app's entry point
+    assert missing_app("no-such-app") == (
+        f"MLflow's app 'no-such-app' is not installed in {sys.prefix}: `make env` installs the project, which declares "
+        "it (pyproject.toml)"
+    )

@@ -40,6 +40,7 @@ from mlflow.server import auth
 from mlflow.server.auth import routes as auth_routes
 from mlflow.server.handlers import _get_tracking_store, catch_mlflow_exception, get_endpoints
 from mlflow.utils.mlflow_tags import MLFLOW_USER
+from mlflow.utils.uri import validate_path_is_safe
 
 from pipeline.tracking.logins import MAINTAINERS, password_problem
 
@@ -152,8 +153,10 @@ def check_run_owner(login: str) -> None:
 
 def artifact_owner(artifact_path: str) -> tuple[str, str] | None:
     """Whose an artifact path in the server's store is, as ("run", run id) or ("model", logged model id): MLflow lays
-    out `<experiment>/<run>/artifacts/…` and `<experiment>/models/<model>/artifacts/…`; None for anything else."""
-    parts = [part for part in artifact_path.strip("/").split("/") if part]
+    out `<experiment>/<run>/artifacts/…` and `<experiment>/models/<model>/artifacts/…`; None for anything else. The
+    path is read as MLflow's handler reads it (decoded again; `..` refused), and `.` and empty segments, which land
+    in the same folder, are skipped."""
+    parts = [part for part in validate_path_is_safe(artifact_path).split("/") if part not in ("", ".")]
     if len(parts) >= 3 and parts[0].isdigit() and parts[1] == "models":
         return "model", parts[2]
     if len(parts) >= 2 and parts[0].isdigit() and RUN_ID.fullmatch(parts[1]):
@@ -179,7 +182,7 @@ def artifact_problem(login: str, artifact_path: str) -> str | None:
 
 def check_artifact_owner(login: str) -> None:
     path = (request.view_args or {}).get("artifact_path") or request.args.get("path") or ""
-    if problem := artifact_problem(login, path):
+    if path and (problem := artifact_problem(login, path)):  # an invalid path: MlflowException, a 400
         raise refused(problem)
 
 
@@ -240,7 +243,11 @@ def artifact_upload_rules(served) -> None:
             user = auth._authenticate_fastapi_request(request)
             if user is not None and not user.is_admin:
                 artifact_path = path.split("/mlflow-artifacts/artifacts/", 1)[1]
-                if problem := artifact_problem(user.username, artifact_path):
+                try:
+                    problem = artifact_problem(user.username, artifact_path)
+                except MlflowException as err:  # a path MLflow's handler would refuse too (`..`)
+                    return JSONResponse(json.loads(err.serialize_as_json()), status_code=err.get_http_status_code())
+                if problem:
                     return JSONResponse(json.loads(refused(problem).serialize_as_json()), status_code=403)
         return await call_next(request)
 

@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 # Stage commands in dvc.yaml call `python`: the environment's, whichever shell runs make.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: env repro test test-fast lint lock server push pull
+.PHONY: env repro test test-fast lint lock server member maintainer push pull
 
 env: $(VENV)/.installed
 
@@ -16,6 +16,7 @@ $(VENV)/.installed: requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required: make PYTHON=/path/to/python3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 repro: env
@@ -43,6 +44,15 @@ server: env
 	  --folder $(SERVER_DIR) --store '$(DB)' --logins $(LOGINS) -- \
 	  --artifacts-destination $(ARTIFACTS) \
 	  --host $(HOST) --port $(PORT) --workers $(WORKERS) $(SERVER_OPTS)
+
+# On the server's machine, as its admin (docs/scaling.md#members-and-maintainers): `make member NAME=ada` adds a
+# member, with a password made into $(SERVER_DIR)/logins/ada (0600) or taken from HWLAB_NEW_PASSWORD; `make maintainer
+# NAME=bob` adds a maintainer, or makes a member one — pipeline/team.py. Same HOST, PORT and SERVER_DIR as the server.
+TEAM_URL = http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
+member maintainer: env
+	$(if $(NAME),,$(error NAME= names the user: make $@ NAME=ada))
+	$(BIN)/python -m pipeline.team add '$(NAME)' $(if $(filter maintainer,$@),--maintainer) \
+	  --server $(TEAM_URL) --folder $(SERVER_DIR)
 
 # The DVC remote (.dvc/config; your own with `dvc remote modify --local storage url …`) is asked first, so a
 # missing one fails in seconds and nothing is trained that could not be stored; then `dvc repro` (nothing to do

@@ -1,11 +1,12 @@
-"""The tracking server's logins (MLflow's basic-auth app), its side: the secrets it needs and the config that names
-where its users are kept.
+"""The tracking server's logins (MLflow's basic-auth app), its side: the secrets it needs, the config that names
+where its users are kept, and the team's password policy.
 
 MLflow's basic-auth app needs an admin password the first time it starts (it makes the admin then) and a key that
 signs its sessions. Each is taken from its environment variable when the server's operator sets one (from the
 team's secret store), or else made once, 32 random characters, into a file in the server's folder that only its
 owner can read; the next start reads it there. A password anyone could guess is refused, MLflow's old default
-first: a server reachable by a team must not open with it.
+first: a server reachable by a team must not open with it, nor let anyone have one (pipeline/tracking/team_app.py
+applies the same policy to every user's).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from pipeline.core.errors import UserError
 
 ADMIN = "admin"
+APP_NAME = "handwriting-lab-team"  # `mlflow server --app-name`: pipeline/tracking/team_app.py, by its entry point
 ADMIN_PASSWORD_ENV = "MLFLOW_AUTH_ADMIN_PASSWORD"
 SECRET_KEY_ENV = "MLFLOW_FLASK_SERVER_SECRET_KEY"
 CONFIG_ENV = "MLFLOW_AUTH_CONFIG_PATH"
@@ -27,10 +29,15 @@ SECRET_KEY_FILE = "secret-key"
 CONFIG_FILE = "basic_auth.ini"
 OLD_DEFAULT = "password1234"  # the admin password MLflow's basic_auth.ini shipped until 3.x (GHSA-gq3w-7jj3-x7gr)
 MIN_LENGTH = 12  # MLflow's own minimum for a user's password
-# Every login may add runs to every experiment and versions to every registered model: a team trains into one
-# experiment (handwriting-lab) and one model per dataset, and promotes each other's runs. Deleting and changing
-# permissions (MANAGE) stay with whoever made the experiment or model, and the admin.
+# Every login may read everything and add runs to every experiment and versions to every registered model: a team
+# trains into one experiment (handwriting-lab) and one model per dataset. What MLflow's EDIT would also allow, the
+# team's app refuses (pipeline/tracking/team_app.py): changing another's run, moving an alias, renaming or deleting.
 DEFAULT_PERMISSION = "EDIT"
+# The MLflow role (in its `default` workspace) of the members the admin names maintainers: they move `@champion` and
+# rename or delete registered models and experiments. Its grants (MANAGE on every experiment and registered model)
+# let MLflow's own checks agree.
+MAINTAINERS = "maintainers"
+WORKSPACE = "default"  # MLflow's one workspace when workspaces are off, as on this server
 
 
 def write_private(path: Path, text: str) -> None:
@@ -62,14 +69,20 @@ def kept_secret(folder: Path, name: str, given: str | None) -> tuple[str, bool]:
     return read_private(path), True
 
 
-def check_password(password: str, source: str) -> None:
+def password_problem(password: str) -> str | None:
+    """Why `password` will not do (a phrase), or None: the team's policy for every user, the admin too. (MLflow's
+    own: 12 characters or more; it lets anyone but the admin have MLflow's old default.)"""
     if password == OLD_DEFAULT:
-        raise UserError(
-            f"{source}: {OLD_DEFAULT} is the admin password MLflow used to ship, which anyone can guess — choose "
-            f"another, or unset {ADMIN_PASSWORD_ENV} to have one made"
-        )
+        return f"{OLD_DEFAULT} is the admin password MLflow used to ship, which anyone can guess"
     if len(password) < MIN_LENGTH:
-        raise UserError(f"{source}: the admin password has {len(password)} characters; MLflow needs {MIN_LENGTH}")
+        return f"it has {len(password)} characters, and {MIN_LENGTH} or more are needed"
+    return None
+
+
+def check_password(password: str, source: str) -> None:
+    """The admin's password, before the server starts with it."""
+    if problem := password_problem(password):
+        raise UserError(f"{source}: {problem} — choose another, or unset {ADMIN_PASSWORD_ENV} to have one made")
 
 
 def auth_config(store_uri: str) -> str:

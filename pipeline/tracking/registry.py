@@ -8,7 +8,7 @@ from __future__ import annotations
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, PERMISSION_DENIED, RESOURCE_DOES_NOT_EXIST, ErrorCode
 from mlflow.tracking import MlflowClient
 
 from pipeline.core.errors import UserError, first_line
@@ -77,6 +77,12 @@ def promote(
     try:
         client.set_registered_model_alias(version.name, alias, version.version)
     except MlflowException as err:
+        if err.error_code == ErrorCode.Name(PERMISSION_DENIED):  # a team server's member who is no maintainer
+            why = err.message.removeprefix(f"{err.error_code}: ")  # the server's reason (pipeline/tracking/team_app.py)
+            raise RegistryError(
+                f"{version.name} version {version.version} not made @{alias}: {why}; a maintainer can, with "
+                f"`python -m pipeline.promote {run_id}`"
+            ) from None
         if err.error_code != ErrorCode.Name(INVALID_PARAMETER_VALUE):
             raise
         # A name MLflow refuses: `latest`, `v3`, one with spaces…

@@ -22,6 +22,7 @@ import pytest
 from mlflow.server import get_app_client
 from mlflow.tracking import MlflowClient
 
+from pipeline import team
 from tests.helpers import postgres
 from tests.helpers.configs import conf
 from tests.helpers.projects import project, start, wait_for_epochs
@@ -90,7 +91,7 @@ def wait_for_state(slurm: SlurmCluster, job: str, states: set[str], seconds: flo
     return state
 
 
-CAROL = ("carol", "carol-sweeps-on-slurm-3")  # a team member who sweeps on the cluster
+CAROL = ("carol", "carol-sweeps-on-slurm-3")  # a team maintainer who sweeps on the cluster, and crowns
 
 
 def test_a_two_job_sweep_goes_through_sbatch_into_the_team_server(slurm, team_server, tmp_path, monkeypatch):
@@ -98,7 +99,8 @@ def test_a_two_job_sweep_goes_through_sbatch_into_the_team_server(slurm, team_se
     logs in with the member's login, which sbatch passes on with the rest of the environment."""
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_server.admin_password)
-    get_app_client("basic-auth", tracking_uri=team_server.url).create_user(*CAROL)
+    admin = get_app_client("basic-auth", tracking_uri=team_server.url)
+    team.add(admin, CAROL[0], team_server.folder, maintainer=True, environ={team.NEW_PASSWORD_ENV: CAROL[1]})
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", CAROL[0])
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", CAROL[1])
     folder = project(tmp_path)

@@ -1,17 +1,23 @@
-"""A team's tracking server: `make server DB=postgresql://… LOGINS=yes` on a real PostgreSQL and MLflow's basic-auth
-app. A client without a login is refused in one line before any work; with one, a team member trains (the tiny
-setting), evaluates and registers a model, another promotes it to champion and predicts with it, and all of it is
-in PostgreSQL, none of it in the client's folder."""
+"""A team's tracking server: `make server DB=postgresql://… LOGINS=yes` on a real PostgreSQL, MLflow's basic-auth app
+and the team's rules (pipeline/tracking/team_app.py). A client without a login is refused in one line before any
+work; with one, a team member trains (the tiny setting), evaluates and registers a model, a maintainer promotes it to
+champion and predicts with it, and all of it is in PostgreSQL, none of it in the client's folder. Who may do what:
+every action a member could take against another's work, tried by the owner, another member, a maintainer and the
+admin, each allowed or refused (403) as docs/scaling.md's table says, and the database read after each; the
+password policy; `make member` and `make maintainer`."""
 
 from __future__ import annotations
 
 import base64
+import json
 import os
 import stat
 import subprocess
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -23,9 +29,11 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from pipeline import predict
+from pipeline import team as team_tool
 from pipeline.core.errors import UserError
 from pipeline.evaluate import evaluate
 from pipeline.promote import main as promote_main
+from pipeline.sweeps.callback import crown
 from pipeline.tracking import store
 from pipeline.train import train
 from tests.helpers.configs import tiny_config
@@ -34,20 +42,21 @@ from tests.helpers.servers import TeamServer
 
 pytestmark = pytest.mark.slow  # PostgreSQL, `make server` and its workers: processes of their own
 
-ADA = ("ada", "ada-trains-models-7")  # a team member who trains
-BO = ("bo", "bo-picks-champions-9")  # another, who promotes
+ADA = ("ada", "trains-models-every-day-7")  # a team member who trains
+CY = ("cy", "also-trains-models-8")  # another member
+BO = ("bo", "picks-the-champions-9")  # a maintainer, who promotes
 CHEAPEST = ["model=plain1", "augment=none", "train.precision=float32"]  # what is stored matters, not how it trained
 
 
 @pytest.fixture(scope="module")
 def team(team_server) -> TeamServer:
-    """The server with two members, made as its admin makes them (docs/scaling.md)."""
+    """The server with two members and a maintainer, made as its admin makes them (pipeline/team.py)."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_USERNAME", "admin")
         mp.setenv("MLFLOW_TRACKING_PASSWORD", team_server.admin_password)
         admin = get_app_client("basic-auth", tracking_uri=team_server.url)
-        for name, password in (ADA, BO):
-            admin.create_user(name, password)
+        for (name, password), maintainer in ((ADA, False), (CY, False), (BO, True)):
+            team_tool.add(admin, name, team_server.folder, maintainer, {team_tool.NEW_PASSWORD_ENV: password})
     return team_server
 
 
@@ -123,7 +132,7 @@ def test_a_team_trains_registers_promotes_and_predicts_through_postgresql(team, 
     mlflow.set_tracking_uri(None)
     capsys.readouterr()  # what train and evaluate printed
 
-    log_in(monkeypatch, team, BO)  # another member promotes ada's model
+    log_in(monkeypatch, team, BO)  # a maintainer promotes ada's model
     assert promote_main([run_id]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     client = MlflowClient(team.url)
@@ -169,3 +178,216 @@ def test_make_server_refuses_mlflows_old_default_admin_password(tmp_path):
         "guess — choose another, or unset MLFLOW_AUTH_ADMIN_PASSWORD to have one made"
     )
     assert not (tmp_path / "mlflow.db").exists()
+
+
+# Who may do what (docs/scaling.md#who-may-do-what): ada owns the run and registered the model's first version, cy is
+# another member, bo a maintainer. Each action is tried on fresh work of ada's by each of them and the admin.
+ACTORS = {"ada": ADA, "cy": CY, "bo": BO}
+OWNER = {"ada", "admin"}
+MAINTAINERS = {"bo", "admin"}
+EVERYONE = {"ada", "cy", "bo", "admin"}
+
+
+@dataclass(frozen=True)
+class Work:
+    run_id: str
+    model: str
+    experiment: str = ""
+
+
+def new_version(work: Work) -> dict:
+    return {"name": work.model, "source": f"runs:/{work.run_id}/model", "run_id": work.run_id}
+
+
+ACTIONS: dict[str, tuple[Callable[[Work], tuple[str, str, dict]], set[str]]] = {
+    "move @champion": (
+        lambda w: ("POST", "registered-models/alias", {"name": w.model, "alias": "champion", "version": "2"}),
+        MAINTAINERS,
+    ),
+    "delete @champion": (
+        lambda w: ("DELETE", "registered-models/alias", {"name": w.model, "alias": "champion"}),
+        MAINTAINERS,
+    ),
+    "mark the run FAILED": (lambda w: ("POST", "runs/update", {"run_id": w.run_id, "status": "FAILED"}), OWNER),
+    "log a metric into the run": (
+        lambda w: ("POST", "runs/log-metric", {"run_id": w.run_id, "key": "test.mnist.accuracy", "value": 1.0}),
+        OWNER,
+    ),
+    "set the run's mlflow.user": (
+        lambda w: ("POST", "runs/set-tag", {"run_id": w.run_id, "key": "mlflow.user", "value": "someone-else"}),
+        OWNER,
+    ),
+    "rename the run": (lambda w: ("POST", "runs/update", {"run_id": w.run_id, "run_name": "renamed"}), OWNER),
+    "delete the run": (lambda w: ("POST", "runs/delete", {"run_id": w.run_id}), OWNER),
+    "upload a file into the run": (
+        lambda w: ("PUT", f"mlflow-artifacts/artifacts/{w.experiment}/{w.run_id}/artifacts/report.txt", b"mine"),
+        OWNER,
+    ),
+    "register a version": (lambda w: ("POST", "model-versions/create", new_version(w)), EVERYONE),
+    "rename the registered model": (
+        lambda w: ("POST", "registered-models/rename", {"name": w.model, "new_name": f"{w.model}-renamed"}),
+        MAINTAINERS,
+    ),
+    "delete the registered model": (lambda w: ("DELETE", "registered-models/delete", {"name": w.model}), MAINTAINERS),
+}
+
+
+def call(server: TeamServer, user: tuple[str, str], method: str, endpoint: str, body: dict | bytes) -> tuple[int, dict]:
+    """One call of MLflow's REST API as `user` (a file's bytes to an artifact route): the HTTP status and the answer
+    (MLflow's error, when refused)."""
+    body = {"timestamp": 0, "step": 0, **body} if endpoint == "runs/log-metric" else body
+    url = f"{server.url}/api/2.0/{'' if endpoint.startswith('mlflow-artifacts/') else 'mlflow/'}{endpoint}"
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/octet-stream" if isinstance(body, bytes) else "application/json")
+    request.add_header("Authorization", "Basic " + base64.b64encode(":".join(user).encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as err:
+        text = err.read().decode()
+        return err.code, json.loads(text) if text.startswith("{") else {"message": text}  # MLflow's 403 is text
+
+
+def ok(server: TeamServer, user: tuple[str, str], method: str, endpoint: str, body: dict) -> dict:
+    code, answer = call(server, user, method, endpoint, body)
+    assert code == 200, (endpoint, user[0], answer)
+    return answer
+
+
+def admin(server: TeamServer) -> tuple[str, str]:
+    return ("admin", server.admin_password)
+
+
+@pytest.fixture(scope="module")
+def experiment(team) -> str:
+    return ok(team, ADA, "POST", "experiments/create", {"name": "team-roles"})["experiment_id"]
+
+
+def adas_work(server: TeamServer, experiment: str, model: str | None = None) -> Work:
+    """A run of ada's; with a `model`, a registered model of hers with her version 1 and cy's version 2, @champion on
+    1 (set by the admin). The client claims the run is someone else's: the server writes whose it is."""
+    run = ok(server, ADA, "POST", "runs/create", {"experiment_id": experiment, "user_id": "someone-else"})["run"]
+    work = Work(run["info"]["run_id"], model or "", experiment)
+    if model:
+        ok(server, ADA, "POST", "registered-models/create", {"name": model})
+        for user in (ADA, CY):
+            ok(server, user, "POST", "model-versions/create", new_version(work))
+        alias = {"name": model, "alias": "champion", "version": "1"}
+        ok(server, admin(server), "POST", "registered-models/alias", alias)
+    return work
+
+
+def stored(server: TeamServer, work: Work) -> dict:
+    """What PostgreSQL and the artifact store hold of the work: everything the actions could change."""
+    with psycopg.connect(server.database, password=server.database_password) as db:
+        one = lambda query, *args: db.execute(query, args).fetchall()
+        return {
+            "run": one("select status, lifecycle_stage, name, user_id from runs where run_uuid = %s", work.run_id),
+            "metrics": one("select key, value from metrics where run_uuid = %s", work.run_id),
+            "tags": sorted(one("select key, value from tags where run_uuid = %s", work.run_id)),
+            "models": one("select name from registered_models where name like %s", f"{work.model or '-'}%"),
+            "versions": one("select name, version from model_versions where name like %s", f"{work.model}%"),
+            "aliases": one("select alias, version from registered_model_aliases where name = %s", work.model),
+            "files": sorted(p.name for p in (server.folder / "artifacts" / work.experiment / work.run_id).rglob("*")),
+        }
+
+
+def test_a_run_is_its_creators_whatever_the_client_says(team, experiment):
+    work = adas_work(team, experiment, "roles-owner")
+    (run,) = stored(team, work)["run"]
+    assert run[3] == "ada"
+    assert ("mlflow.user", "ada") in stored(team, work)["tags"]
+
+
+@pytest.mark.parametrize("action", list(ACTIONS))
+def test_who_may_undo_adas_work(team, experiment, action):
+    """The refused try the same work in turn, each leaving it as it was; each allowed one has fresh work."""
+    request, allowed = ACTIONS[action]
+    model = f"roles-{list(ACTIONS).index(action)}" if request(Work("", ""))[1].startswith(("model", "regis")) else None
+    refused = adas_work(team, experiment, model)
+    for actor in ("ada", "cy", "bo", "admin"):
+        work = adas_work(team, experiment, model and f"{model}-{actor}") if actor in allowed else refused
+        before = stored(team, work)
+        method, endpoint, body = request(work)
+        code, answer = call(team, admin(team) if actor == "admin" else ACTORS[actor], method, endpoint, body)
+        after = stored(team, work)
+        if actor in allowed:
+            assert (actor, code) == (actor, 200), answer
+            assert after != before, actor
+            continue
+        assert (actor, code) == (actor, 403), answer
+        assert after == before, actor
+        # Refused by MLflow's own permissions (a member deleting an alias: MANAGE), or else by the team's rules.
+        who = "only its owner and the admins" if allowed == OWNER else "only the team's maintainers and admins"
+        assert answer["message"] == "Permission denied" or (who in answer["message"] and actor in answer["message"])
+
+
+def test_every_password_passes_the_policy(team):
+    refusals = {
+        "password1234": "password1234 is the admin password MLflow used to ship, which anyone can guess",
+        "short-one": "it has 9 characters, and 12 or more are needed",
+    }
+    for password, why in refusals.items():
+        code, answer = call(team, admin(team), "POST", "users/create", {"username": "eve", "password": password})
+        assert (code, answer["message"]) == (400, f"the password for 'eve': {why} — choose another")
+        body = {"username": "ada", "password": password, "current_password": ADA[1]}
+        code, answer = call(team, ADA, "PATCH", "users/update-password", body)
+        assert (code, answer["message"]) == (400, f"the password for 'ada': {why} — choose another")
+    assert status(f"{team.url}/api/2.0/mlflow/experiments/search?max_results=1", ADA) == 200  # unchanged
+    with pytest.raises(UserError, match="^HWLAB_NEW_PASSWORD: password1234 is the admin password"):
+        team_tool.new_password("eve", team.folder, {team_tool.NEW_PASSWORD_ENV: "password1234"})
+
+
+def test_a_member_is_told_in_one_line_that_crowning_needs_a_maintainer(team, experiment, monkeypatch, capsys):
+    work = adas_work(team, experiment, "roles-crowning")
+    ok(team, ADA, "POST", "runs/update", {"run_id": work.run_id, "status": "FINISHED"})
+    log_in(monkeypatch, team, ADA)
+    with pytest.raises(SystemExit) as ended:
+        promote_main([work.run_id])
+    assert ended.value.code == 1
+    refusal = (
+        f"{work.model} version 2 not made @champion: only the team's maintainers and admins may move an alias such "
+        "as @champion, and ada is neither (the admin names maintainers: `make maintainer NAME=…`); a maintainer "
+        f"can, with `python -m pipeline.promote {work.run_id}`"
+    )
+    assert capsys.readouterr().err.splitlines() == [f"error: {refusal}"]
+    crown(MlflowClient(team.url), work.run_id, work.run_id)  # a sweep's end, as ada: it says so and goes on
+    assert capsys.readouterr().err.splitlines() == [f"sweep: no champion: {refusal}"]
+    assert stored(team, work)["aliases"] == [("champion", 1)]
+    mlflow.set_tracking_uri(None)
+
+
+def test_make_member_and_maintainer_add_a_login_in_one_line(team):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HWLAB_NEW"))}
+    port = team.url.rsplit(":", 1)[1]
+    venv = Path(sys.prefix)
+
+    def make(target: str) -> subprocess.CompletedProcess:
+        command = ["make", "-s", "-C", str(REPO), f"VENV={venv}", "-o", f"{venv}/.installed", target, "NAME=dee"]
+        command += [f"PORT={port}", f"SERVER_DIR={team.folder}"]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
+
+    made = make("member")
+    path = team.folder / "logins" / "dee"
+    assert (made.returncode, made.stderr) == (0, "")  # no warning of MLflow's either
+    assert made.stdout.splitlines() == [
+        f"dee: a new user, with the password in {path}; dee: a member (runs of their own, new versions of every model)"
+    ]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    dee = ("dee", path.read_text().strip())
+    assert status(f"{team.url}/api/2.0/mlflow/experiments/search?max_results=1", dee) == 200
+    work = adas_work(team, ok(team, dee, "POST", "experiments/create", {"name": "dee's"})["experiment_id"], "roles-dee")
+    assert call(team, dee, "DELETE", "registered-models/delete", {"name": work.model})[0] == 403
+
+    promoted = make("maintainer")  # the member, now a maintainer, with the same password
+    assert (promoted.returncode, promoted.stderr) == (0, "")
+    assert promoted.stdout.splitlines() == [
+        "dee: a maintainer (moves @champion, renames and deletes models and experiments)"
+    ]
+    assert call(team, dee, "DELETE", "registered-models/delete", {"name": work.model})[0] == 200
+    again = make("member")
+    assert again.returncode != 0
+    assert again.stderr.splitlines()[:1] == [
+        "error: dee: already a user of the server — `make maintainer NAME=dee` makes them a maintainer"
+    ]

@@ -41,7 +41,19 @@ def test_passwords_in_the_environment_win_and_no_file_is_made(tmp_path):
 def test_a_guessable_admin_password_is_refused(tmp_path, password):
     with pytest.raises(UserError, match=r"^MLFLOW_AUTH_ADMIN_PASSWORD: ") as refused:
         logins.server_environ(tmp_path, "sqlite:///x.db", environ={logins.ADMIN_PASSWORD_ENV: password})
-    assert ("anyone can guess" if password == "password1234" else "MLflow needs 12") in str(refused.value)
+    assert ("anyone can guess" if password == "password1234" else "12 or more are needed") in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("password", "problem"),
+    [
+        ("password1234", "password1234 is the admin password MLflow used to ship, which anyone can guess"),
+        ("eleven-char", "it has 11 characters, and 12 or more are needed"),
+        ("twelve-chars", None),
+    ],
+)
+def test_the_password_policy(password, problem):
+    assert logins.password_problem(password) == problem
 
 
 def test_a_secret_file_others_can_read_is_refused(tmp_path):

@@ -105,10 +105,17 @@ def launcher_problems(launcher: Mapping[str, Any]) -> list[str]:
     return [f"hydra.launcher.lost_after_min={minutes}: must be a number of minutes > 0"]
 
 
-def job_names(sweep_overrides: Sequence[str], varied: Sequence[str]) -> list[str]:
-    """Every job's run name, in the sweep's order (as Hydra's basic sweeper splits the sweep into jobs)."""
-    (jobs,) = BasicSweeper.split_arguments(parse(sweep_overrides), max_batch_size=None)
+def job_names(sweep_overrides: Sequence[str], varied: Sequence[str], loader: Any = None) -> list[str]:
+    """Every job's run name, in the sweep's order (as Hydra's basic sweeper splits the sweep into jobs; a sweep over
+    a config group's files, `model=glob(*)`, needs Hydra's config loader)."""
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(list(sweep_overrides))
+    (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
     return [child_name(job, varied) for job in jobs]
+
+
+def hydra_loader() -> Any:
+    """Hydra's config loader in a multirun's process (None outside one)."""
+    return GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
 
 
 def unfinished(names: Sequence[str], runs: Sequence[Run]) -> list[str]:
@@ -189,7 +196,7 @@ class SweepTracking(Callback):
             client.update_run(parent, status="RUNNING")
             if runs.END_TAG in client.get_run(parent).data.tags:  # how it ended last time: no longer true
                 client.delete_tag(parent, runs.END_TAG)
-            names = job_names(sweep_overrides, varied)
+            names = job_names(sweep_overrides, varied, hydra_loader())
             done = len(names) - len(unfinished(names, sweep_runs(client, parent)))
             print(f"sweep: parent MLflow run {parent} ({name}) again: {done} of {len(names)} runs finished, kept")
         # on_multirun_end is not called when the sweep stops early (a signal, a crash): then this closes it.
@@ -206,7 +213,8 @@ class SweepTracking(Callback):
         comparison = write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir, ensembles)
         if comparison.champion is not None:
             crown(client, parent, comparison.champion)
-        names = job_names(list(config.hydra.overrides.task), read_json(sweep_dir / SWEEP_FILE)["varied"])
+        varied = read_json(sweep_dir / SWEEP_FILE)["varied"]
+        names = job_names(list(config.hydra.overrides.task), varied, hydra_loader())
         failed = unfinished(names, comparison.runs)
         client.set_terminated(parent, "FAILED" if failed or not comparison.runs else "FINISHED")
         print(f"sweep: {len(comparison.runs)} runs compared in {sweep_dir / 'comparison.md'}", flush=True)

@@ -129,6 +129,7 @@ def test_a_two_job_sweep_goes_through_sbatch_into_the_team_server(slurm, team_se
     assert len(parents) == 1 and len(children) == 2
     (parent,) = parents
     assert parent.info.status == "FINISHED"
+    assert {r.info.user_id for r in [parent, *children]} == {CAROL[0]}  # the member's, the parent's too
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert {c.info.run_name for c in children} == {"model=plain1", "model=plain3"}
     assert all(c.info.status == "FINISHED" and "test.mnist.accuracy" in c.data.metrics for c in children)

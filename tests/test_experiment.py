@@ -209,7 +209,7 @@ def test_a_sweep_crowns_the_best_variants_best_run_champion(tiny, tmp_path, caps
     parent = OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id
     accuracies = {}
     for seed in (1, 2):
-        job = SweepJob(f"model=plain1,seed={seed}", parent, "model=plain1")
+        job = SweepJob(f"seed={seed}", parent, "default")  # as sweep_job names them: by the swept key alone
         accuracies[seed] = run_experiment(OmegaConf.merge(job_cfg, {"seed": seed}), Path(f"job{seed}"), job)
     callback.on_multirun_end(cfg)
 

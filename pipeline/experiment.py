@@ -22,7 +22,7 @@ from pipeline.core.shutdown import skip_final_collection
 from pipeline.evaluate import evaluate
 from pipeline.label_issues import find_issues
 from pipeline.report import report
-from pipeline.sweeps.jobs import SweepJob, start_job, with_job_outputs, with_settings
+from pipeline.sweeps.jobs import SweepJob, finished_run, start_job, with_job_outputs, with_settings
 from pipeline.sweeps.study import best_settings
 from pipeline.train import default_run_name, train
 
@@ -34,6 +34,9 @@ def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
     name, parent = job.name, job.parent
     raise_on_signals()  # also in a launcher's worker process, which does not run this module's __main__
     try:
+        if (kept := finished_run(job, cfg.tracking)) is not None:  # the sweep run again: it finished the first time
+            print(f"experiment: {name} finished before, in MLflow run {kept.run_id}: kept, not trained again")
+            return kept.metrics.get(f"test.{cfg.data.test_sets[0]}.accuracy", float("nan"))
         train(cfg, name, parent, job.tags())
         results = evaluate(cfg)
         find_issues(cfg)

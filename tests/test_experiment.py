@@ -14,6 +14,8 @@ import optuna
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -61,11 +63,12 @@ def test_each_launcher_gives_its_jobs_their_threads(launcher, threads):
     assert launcher_threads(cfg.hydra.launcher, cores=2) == threads
 
 
-def test_the_slurm_launcher_is_submitits():
+def test_the_slurm_launcher_is_submitits_with_its_wait_bounded():
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
-    assert cfg.hydra.launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert issubclass(get_class(cfg.hydra.launcher._target_), SlurmLauncher)
     assert cfg.hydra.launcher.timeout_min > 0 and cfg.hydra.launcher.mem_gb > 0
+    assert cfg.hydra.launcher.lost_after_min == 5
 
 
 def files_under(folder: Path) -> set[str]:
@@ -206,7 +209,7 @@ def test_a_sweep_crowns_the_best_variants_best_run_champion(tiny, tmp_path, caps
     parent = OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id
     accuracies = {}
     for seed in (1, 2):
-        job = SweepJob(f"model=plain1,seed={seed}", parent, "model=plain1")
+        job = SweepJob(f"seed={seed}", parent, "default")  # as sweep_job names them: by the swept key alone
         accuracies[seed] = run_experiment(OmegaConf.merge(job_cfg, {"seed": seed}), Path(f"job{seed}"), job)
     callback.on_multirun_end(cfg)
 
@@ -227,6 +230,7 @@ def test_a_sweep_of_runs_without_registered_models_has_no_champion(tiny, in_hydr
     callback.on_multirun_start(cfg)
     parent = OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id
     job_run(cfg, "model=plain1", parent, 0.9)
+    job_run(cfg, "model=plain3", parent, 0.8)
     callback.on_multirun_end(cfg)
     assert "sweep: no champion: run " in capsys.readouterr().err
     assert "compare.champion" not in MlflowClient().get_run(parent).data.tags
@@ -249,6 +253,44 @@ def test_a_failed_variant_fails_the_sweep_but_keeps_the_comparison(tiny, in_hydr
     assert exit_.value.code == 1
     assert MlflowClient().get_run(parent).info.status == "FAILED"
     assert "| model=plain3 | FAILED |" in (tmp_path / "sweep" / "comparison.md").read_text()  # the runs' table
+
+
+def test_a_sweep_that_compared_nothing_fails(tiny, in_hydra, tmp_path, capsys):
+    cfg = sweep_config(tmp_path / "sweep", ["experiment=fast", "model=plain1,plain3"])
+    callback = SweepTracking()
+    callback.on_multirun_start(cfg)
+    with pytest.raises(SystemExit) as exit_:
+        callback.on_multirun_end(cfg)
+    assert exit_.value.code == 1
+    assert "2 of 2 runs did not finish: model=plain1 (no run), model=plain3 (no run)" in capsys.readouterr().err
+    parent = OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id
+    assert MlflowClient().get_run(parent).info.status == "FAILED"
+
+
+def test_the_same_sweep_run_again_reopens_its_parent_and_ends_once_every_job_finished(tiny, in_hydra, tmp_path, capsys):
+    cfg = sweep_config(tmp_path / "sweep", ["experiment=fast", "model=plain1,plain3"])
+    SweepTracking().on_multirun_start(cfg)
+    parent = OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id
+    job_run(cfg, "model=plain1", parent, 0.9)
+    job_run(cfg, "model=plain3", parent, None)
+    with pytest.raises(SystemExit):
+        SweepTracking().on_multirun_end(cfg)
+    assert "1 of 2 runs did not finish: model=plain3 (FAILED)" in capsys.readouterr().err
+
+    SweepTracking().on_multirun_start(cfg)  # the same command, in the same folder
+    assert OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id == parent
+    assert MlflowClient().get_run(parent).info.status == "RUNNING"
+    assert f"sweep: parent MLflow run {parent} (sweep experiment=fast model=plain1,plain3) again: 1 of 2 runs " in (
+        capsys.readouterr().out
+    )
+    job_run(cfg, "model=plain3", parent, 0.95)  # trained anew, in a new run: the failed one no longer counts
+    SweepTracking().on_multirun_end(cfg)
+    assert MlflowClient().get_run(parent).info.status == "FINISHED"
+    table = (tmp_path / "sweep" / "comparison.md").read_text()
+    assert "| model=plain3 | FINISHED |" in table and "FAILED" not in table
+    other = sweep_config(tmp_path / "sweep", ["experiment=fast", "model=plain1"])
+    SweepTracking().on_multirun_start(other)  # another command in that folder: a parent of its own
+    assert OmegaConf.load(tmp_path / "sweep" / SWEEP_FILE).parent_run_id != parent
 
 
 @pytest.mark.usefixtures("in_hydra")

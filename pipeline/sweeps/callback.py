@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import atexit
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,18 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
+from mlflow.exceptions import MlflowException
+from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig
 
 from pipeline.config.schema import config_problems
 from pipeline.core import interrupt
 from pipeline.core.errors import exit_on_user_error
 from pipeline.core.files import read_json, write_json
+from pipeline.scoring.comparison import Run
 from pipeline.scoring.comparison_tables import to_markdown
 from pipeline.sweeps.ensemble import sweep_ensemble
-from pipeline.sweeps.results import write_comparison
+from pipeline.sweeps.results import sweep_runs, write_comparison
 from pipeline.tracking import runs, store
 
 SWEEP_FILE = "sweep.json"
@@ -88,9 +91,50 @@ def check_sweep(config: DictConfig, sweep_overrides: Sequence[str], varied: Sequ
         problems = sweep_problems(config, sweep_overrides, varied)
     except HydraException as err:  # a variant that does not compose (Hydra's sweeper would refuse it next)
         problems = [str(err)]
+    problems += launcher_problems(config.hydra.launcher)
     problems += store.server_problems(config.tracking)  # an absent tracking server, before any job starts
     if problems:
         exit_on_user_error("; ".join(problems))
+
+
+def launcher_problems(launcher: Mapping[str, Any]) -> list[str]:
+    """The cluster launcher's own setting (conf/hydra/launcher/slurm.yaml), out of range."""
+    minutes = launcher.get("lost_after_min")
+    if minutes is None or (isinstance(minutes, int | float) and not isinstance(minutes, bool) and minutes > 0):
+        return []
+    return [f"hydra.launcher.lost_after_min={minutes}: must be a number of minutes > 0"]
+
+
+def job_names(sweep_overrides: Sequence[str], varied: Sequence[str], loader: Any = None) -> list[str]:
+    """Every job's run name, in the sweep's order (as Hydra's basic sweeper splits the sweep into jobs; a sweep over
+    a config group's files, `model=glob(*)`, needs Hydra's config loader)."""
+    parsed = OverridesParser.create(config_loader=loader).parse_overrides(list(sweep_overrides))
+    (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
+    return [child_name(job, varied) for job in jobs]
+
+
+def hydra_loader() -> Any:
+    """Hydra's config loader in a multirun's process (None outside one)."""
+    return GlobalHydra.instance().config_loader() if GlobalHydra.instance().is_initialized() else None
+
+
+def unfinished(names: Sequence[str], runs: Sequence[Run]) -> list[str]:
+    """The jobs whose run did not finish, or that made none, each with what became of it: `model=a (KILLED)`."""
+    status = {r.name: r.status for r in runs}
+    return [f"{n} ({status.get(n, 'no run')})" for n in names if status.get(n) != "FINISHED"]
+
+
+def reusable_parent(client: mlflow.MlflowClient, sweep_file: Path, name: str) -> str | None:
+    """The parent run of the same sweep (the same command, so the same name) in this sweep folder, run before: the
+    command run again finishes it."""
+    if not sweep_file.is_file():
+        return None
+    run_id = read_json(sweep_file).get("parent_run_id")
+    try:
+        run = client.get_run(run_id) if run_id else None
+    except MlflowException:  # sweep.json of another tracking store
+        return None
+    return run_id if run is not None and run.info.run_name == name else None
 
 
 def close_if_unfinished(tracking_uri: str, parent_run_id: str) -> None:
@@ -135,17 +179,28 @@ class SweepTracking(Callback):
         varied = varied_keys(sweep_overrides)
         check_sweep(config, sweep_overrides, varied)
         store.connect(config.tracking)
+        client = mlflow.MlflowClient()
         name = "sweep " + " ".join(sweep_overrides)
-        run = mlflow.MlflowClient().create_run(
-            mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id,
-            run_name=name,
-            tags={**runs.provenance_tags(), "sweep.varied": ",".join(varied)},
-        )
-        sweep_dir = Path(config.hydra.sweep.dir)
-        write_json(sweep_dir / SWEEP_FILE, {"parent_run_id": run.info.run_id, "varied": varied})
+        sweep_file = Path(config.hydra.sweep.dir) / SWEEP_FILE
+        parent = reusable_parent(client, sweep_file, name)
+        if parent is None:
+            parent = client.create_run(
+                mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id,
+                run_name=name,
+                # as mlflow.start_run tags the children: the member who ran it (mlflow.user), the source
+                tags=resolve_tags({**runs.provenance_tags(), "sweep.varied": ",".join(varied)}),
+            ).info.run_id
+            write_json(sweep_file, {"parent_run_id": parent, "varied": varied})
+            print(f"sweep: parent MLflow run {parent} ({name})", flush=True)
+        else:
+            client.update_run(parent, status="RUNNING")
+            if runs.END_TAG in client.get_run(parent).data.tags:  # how it ended last time: no longer true
+                client.delete_tag(parent, runs.END_TAG)
+            names = job_names(sweep_overrides, varied, hydra_loader())
+            done = len(names) - len(unfinished(names, sweep_runs(client, parent)))
+            print(f"sweep: parent MLflow run {parent} ({name}) again: {done} of {len(names)} runs finished, kept")
         # on_multirun_end is not called when the sweep stops early (a signal, a crash): then this closes it.
-        atexit.register(close_if_unfinished, mlflow.get_tracking_uri(), run.info.run_id)
-        print(f"sweep: parent MLflow run {run.info.run_id} ({name})", flush=True)
+        atexit.register(close_if_unfinished, mlflow.get_tracking_uri(), parent)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.job.name == SEARCH_JOB:
@@ -158,11 +213,17 @@ class SweepTracking(Callback):
         comparison = write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir, ensembles)
         if comparison.champion is not None:
             crown(client, parent, comparison.champion)
-        failed = sorted({r.name for r in comparison.runs if r.status != "FINISHED"})
+        varied = read_json(sweep_dir / SWEEP_FILE)["varied"]
+        names = job_names(list(config.hydra.overrides.task), varied, hydra_loader())
+        failed = unfinished(names, comparison.runs)
         client.set_terminated(parent, "FAILED" if failed or not comparison.runs else "FINISHED")
         print(f"sweep: {len(comparison.runs)} runs compared in {sweep_dir / 'comparison.md'}", flush=True)
         print(to_markdown(comparison), flush=True)
-        if failed:
+        if failed or not comparison.runs:
             # Hydra turns a callback's exception into a warning; a sweep with failures must still exit non-zero.
-            print(f"sweep: {len(failed)} of {len(comparison.runs)} runs failed: {', '.join(failed)}", file=sys.stderr)
+            print(
+                f"sweep: {len(failed)} of {len(names)} runs did not finish: {', '.join(failed)} — the same command "
+                f"again (in {sweep_dir}) runs them, and keeps the others",
+                file=sys.stderr,
+            )
             raise SystemExit(1)

@@ -15,8 +15,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from pipeline.core.files import read_json
+from pipeline.scoring.comparison import Run
 from pipeline.sweeps.callback import SWEEP_FILE, child_name
-from pipeline.sweeps.results import REPEAT_KEY, VARIANT_TAG
+from pipeline.sweeps.results import REPEAT_KEY, VARIANT_TAG, sweep_runs
 
 SHARED_INPUTS = ("raw", "downloads", "prepared")  # the data stages' folders: jobs only read them
 
@@ -41,6 +42,19 @@ def sweep_job(default_name: str) -> SweepJob:
     job = list(hc.overrides.task)
     variant = child_name(job, [k for k in sweep["varied"] if k != REPEAT_KEY])
     return SweepJob(child_name(job, sweep["varied"]), sweep["parent_run_id"], variant)
+
+
+def finished_run(job: SweepJob, tracking_cfg: Mapping[str, Any]) -> Run | None:
+    """The job's run under its sweep's parent, if it finished: the same sweep run again keeps it, not trained again."""
+    if job.parent is None:
+        return None
+    import mlflow
+
+    from pipeline.tracking import store
+
+    store.connect(tracking_cfg)
+    runs = sweep_runs(mlflow.MlflowClient(), job.parent)
+    return next((r for r in runs if r.name == job.name and r.status == "FINISHED"), None)
 
 
 def with_job_outputs(cfg: DictConfig, job_dir: Path) -> DictConfig:

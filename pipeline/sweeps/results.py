@@ -93,7 +93,7 @@ def settings_from(cfg: Mapping[str, Any], test_sets: Sequence[str]) -> Settings:
 
 
 def sweep_runs(client: Any, parent_run_id: str) -> list[Run]:
-    """The children of a sweep's parent run, in the order they started."""
+    """The children of a sweep's parent run, in the order they started, each job's last attempt only."""
     parent = client.get_run(parent_run_id)
     found = client.search_runs(
         [parent.info.experiment_id],
@@ -101,7 +101,14 @@ def sweep_runs(client: Any, parent_run_id: str) -> list[Run]:
         order_by=["attributes.start_time ASC"],
         max_results=10_000,
     )
-    return [from_mlflow(r) for r in found]
+    return last_attempts([from_mlflow(r) for r in found])
+
+
+def last_attempts(runs: Sequence[Run]) -> list[Run]:
+    """The runs but those that did not finish and whose job ran again: a run of the same name started later (the
+    sweep's command run again, a new run where the job could not resume its own)."""
+    last = {run.name: i for i, run in enumerate(runs)}
+    return [r for i, r in enumerate(runs) if r.status == "FINISHED" or last[r.name] == i]
 
 
 def test_sets_of(runs: Sequence[Run], preferred: Sequence[str]) -> list[str]:

@@ -24,8 +24,9 @@ from pipeline.tracking.store import connect
 
 
 def provenance_tags(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The DVC experiment (name, baseline commit) when DVC runs us, and the git commit of the code."""
-    tags = {}
+    """The DVC experiment (name, baseline commit) when DVC runs us, the git commit of the code, and the member who
+    ran it: the tracking server's login when there is one (MLflow's own tag says the machine's user name)."""
+    tags = {"mlflow.user": environ["MLFLOW_TRACKING_USERNAME"]} if environ.get("MLFLOW_TRACKING_USERNAME") else {}
     if environ.get("DVC_EXP_NAME"):
         tags["dvc.experiment"] = environ["DVC_EXP_NAME"]
     commit = environ.get("DVC_EXP_BASELINE_REV") or git_commit()

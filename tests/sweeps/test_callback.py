@@ -1,10 +1,12 @@
-"""The sweep callback's pure pieces: which keys a sweep varies, and the name of each variant's run."""
+"""The sweep callback's pure pieces: which keys a sweep varies, the name of each variant's run, which jobs are done."""
 
 from __future__ import annotations
 
 import pytest
 
-from pipeline.sweeps.callback import child_name, parse, varied_keys
+from pipeline.scoring.comparison import Run
+from pipeline.sweeps.callback import child_name, job_names, launcher_problems, parse, unfinished, varied_keys
+from pipeline.sweeps.results import last_attempts
 
 
 def test_varied_keys_and_child_names():
@@ -60,3 +62,42 @@ def test_each_job_of_a_sweep_over_lists_is_named_by_its_list():
     (sweep,) = parse(["model.filters=[16,32],[8]"])
     jobs = [f"{sweep.get_key_element()}={value}" for value in sweep.sweep_string_iterator()]  # as Hydra's sweeper
     assert [child_name([job], ["model.filters"]) for job in jobs] == ["model.filters=[16,32]", "model.filters=[8]"]
+
+
+def run(name: str, status: str) -> Run:
+    return Run(run_id=f"{name}-{status}", name=name, variant=name, seed=None, status=status, metrics={}, tags={})
+
+
+def test_every_job_of_a_sweep_is_named_in_its_order():
+    assert job_names(["experiment=fast", "model=a,b", "seed=1,2"], ["model", "seed"]) == [
+        "model=a,seed=1",
+        "model=a,seed=2",
+        "model=b,seed=1",
+        "model=b,seed=2",
+    ]
+
+
+def test_a_job_is_done_only_when_its_run_finished():
+    runs = [run("model=a", "FINISHED"), run("model=b", "KILLED")]
+    assert unfinished(["model=a", "model=b", "model=c"], runs) == ["model=b (KILLED)", "model=c (no run)"]
+    assert unfinished(["model=a"], runs) == []
+    assert unfinished(["model=a"], []) == ["model=a (no run)"]  # a sweep that compared nothing is not done
+
+
+def test_a_job_run_again_counts_by_its_last_attempt():
+    first, again = run("model=b", "FAILED"), run("model=b", "FINISHED")
+    assert last_attempts([run("model=a", "FINISHED"), first, again]) == [run("model=a", "FINISHED"), again]
+    assert last_attempts([first, run("model=b", "KILLED")]) == [run("model=b", "KILLED")]
+    # runs that finished all count, whatever their names (the comparison's own business)
+    assert last_attempts([again, again]) == [again, again]
+
+
+@pytest.mark.parametrize("minutes", [0, -1, "soon", True])
+def test_the_bound_on_a_lost_job_must_be_minutes(minutes):
+    assert launcher_problems({"lost_after_min": minutes}) == [
+        f"hydra.launcher.lost_after_min={minutes}: must be a number of minutes > 0"
+    ]
+
+
+def test_launchers_without_the_bound_have_nothing_to_check():
+    assert launcher_problems({"n_jobs": 2}) == [] and launcher_problems({"lost_after_min": 0.25}) == []

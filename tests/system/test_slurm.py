@@ -131,6 +131,7 @@ def test_a_two_job_sweep_goes_through_sbatch_into_the_team_server(slurm, team_se
     assert len(parents) == 1 and len(children) == 2
     (parent,) = parents
     assert parent.info.status == "FINISHED"
+    assert {r.info.user_id for r in [parent, *children]} == {CAROL[0]}  # the member's, the parent's too
     assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
     assert {c.info.run_name for c in children} == {"model=plain1", "model=plain3"}
     assert all(c.info.status == "FINISHED" and "test.mnist.accuracy" in c.data.metrics for c in children)
@@ -182,6 +183,62 @@ def test_a_training_job_sent_sigterm_ends_killed_and_requeued_resumes_in_the_sam
     for metric in ("loss", "val_loss", "learning_rate"):
         assert [m.step for m in client.get_metric_history(resumed.info.run_id, metric)] == [1, 2, 3], metric
     assert parents[0].info.status == "FINISHED" and parents[0].data.tags["compare.best"] == "model=plain1"
+
+
+def test_a_cancelled_job_ends_its_variant_within_the_bound_and_the_same_command_finishes_the_sweep(
+    slurm, tracking_server, tmp_path
+):
+    """`scancel` of a training job on a cluster without accounting (sacct answers nothing): the sweep gives the job
+    up once it has been over for hydra.launcher.lost_after_min without its result, in one line, compares the variant
+    that finished and exits 1. The same command again, in the same sweep folder, reopens the same parent run, keeps
+    the finished variant, resumes the cancelled one, compares both and exits 0."""
+    folder = project(tmp_path)
+    experiment = "slurm-cancelled"
+    env = {**slurm.env, "MLFLOW_TRACKING_URI": tracking_server.url}
+    bound = 0.25  # minutes
+    command = [
+        f"tracking.experiment={experiment}",
+        *["data.train_limit=6000", "train.epochs=3", "train.batch_size=32"],  # epochs of seconds each
+        "model=plain1,plain3",
+        f"hydra.launcher.lost_after_min={bound}",
+    ]
+    with sweeping(folder, *command, **env) as sweep:  # the node runs one job of 2 CPUs at a time: plain1, then plain3
+        wait_for_epochs(folder / "sweep" / "1" / "checkpoints" / "epochs.json", 1, sweep)
+        cancelled = job_ids(folder / "sweep")[1]
+        slurm.run("scancel", cancelled)
+        cancelled_at = time.monotonic()
+        out, err = sweep.communicate(timeout=bound * 60 + 180)
+        waited = time.monotonic() - cancelled_at
+    assert sweep.returncode == 1, (out[-3000:], err[-3000:])
+    assert bound * 60 <= waited <= bound * 60 + 60, waited  # it waited for a requeue, then no longer
+    lines = [line for line in err.splitlines() if line.startswith(f"sweep: job {cancelled} ")]
+    assert len(lines) == 1 and re.fullmatch(
+        r".* \(model=plain3\): CANCELLED.* — its run (ended KILLED|marked FAILED)", lines[0]
+    ), err[-3000:]
+    assert "did not finish: model=plain3" in err
+    assert err.count("SLURM has no accounting") == 1 and "Bypassing sacct error" not in out + err  # each line once
+    _, parents, children = sweep_runs(tracking_server, experiment)
+    (parent,) = parents
+    assert parent.info.status == "FAILED"
+    first_jobs = job_ids(folder / "sweep")
+    first = {c.info.run_name: c for c in children}
+    assert first["model=plain1"].info.status == "FINISHED"
+    assert first["model=plain3"].info.status in {"KILLED", "FAILED"}  # never left RUNNING
+    assert "| model=plain1 |" in (folder / "sweep" / "comparison.md").read_text()  # what finished is compared
+
+    with sweeping(folder, *command, **env) as again:
+        out, err = again.communicate(timeout=400)
+    assert again.returncode == 0, (out[-3000:], err[-3000:])
+    assert f"sweep: parent MLflow run {parent.info.run_id} " in out and "again: 1 of 2 runs finished, kept" in out
+    _, parents, children = sweep_runs(tracking_server, experiment)
+    assert [p.info.run_id for p in parents] == [parent.info.run_id] and parents[0].info.status == "FINISHED"
+    assert {c.info.run_name: c.info.run_id for c in children} == {n: c.info.run_id for n, c in first.items()}
+    assert all(c.info.status == "FINISHED" for c in children)  # plain3 resumed in its own run, plain1 kept
+    assert f"sweep: model=plain1 finished before, in MLflow run {first['model=plain1'].info.run_id}: kept" in out
+    (rerun,) = [j for j in job_ids(folder / "sweep") if j not in first_jobs]  # only the cancelled variant queued
+    log = job_log(folder / "sweep", rerun)
+    assert f"resuming MLflow run {first['model=plain3'].info.run_id}" in log, log[-3000:]
+    assert parents[0].data.tags["compare.champion"].startswith("handwriting-mnist/")
 
 
 def test_a_searchs_workers_are_slurm_jobs_sharing_one_study_in_the_teams_postgresql(

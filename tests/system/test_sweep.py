@@ -172,7 +172,7 @@ def test_a_failing_variant_is_listed_and_the_sweep_still_compares_the_rest(prepa
         check=False,
     )
     assert result.returncode != 0
-    assert "1 of 2 runs failed: data.test_sets=[emnist_balanced]" in result.stderr + result.stdout
+    assert "1 of 2 runs did not finish: data.test_sets=[emnist_balanced] (FAILED)" in result.stderr + result.stdout
     client, runs = sweep_runs(path, experiment)
     by_name = {r.info.run_name: r for r in runs}
     assert by_name["data.test_sets=[mnist]"].info.status == "FINISHED"

@@ -11,7 +11,7 @@ import pytest
 from mlflow import MlflowClient
 
 from pipeline.core.paths import project_root
-from pipeline.tracking.runs import content_digest
+from pipeline.tracking.runs import content_digest, provenance_tags
 from tests.helpers.synthetic import synthetic_dataset
 
 
@@ -74,3 +74,15 @@ def test_two_jobs_logging_the_same_datasets_at_once_both_link_them(tmp_path):
     assert len(runs) == 2
     for finished in runs:
         assert sorted(d.dataset.name for d in finished.inputs.dataset_inputs) == sorted(f"part{i}" for i in range(20))
+
+
+def test_a_run_is_the_logged_in_members_and_says_what_dvc_ran():
+    """The parent of a sweep and its children get these tags alike (pipeline/sweeps/callback.py, runs.training_run)."""
+    env = {"MLFLOW_TRACKING_USERNAME": "ada", "DVC_EXP_NAME": "exp-1", "DVC_EXP_BASELINE_REV": "abc123"}
+    assert provenance_tags(env) == {
+        "mlflow.user": "ada",
+        "dvc.experiment": "exp-1",
+        "mlflow.source.git.commit": "abc123",
+        "git.commit": "abc123",
+    }
+    assert "mlflow.user" not in provenance_tags({"DVC_EXP_BASELINE_REV": "abc123"})  # MLflow's own: the OS's user

@@ -140,6 +140,10 @@ def a_mistake(name: str, folder: Path) -> tuple[Callable[[], object], str]:
         "reach": (main, "no default DVC remote: add one with `dvc remote add -d <name> <url>`"),
         "compose": (lambda: main(["train.epochz=3"]), "Could not override 'train.epochz'."),
         "kfold_join": (lambda: main(["multirun/nowhere"]), "multirun/nowhere: no such folder"),
+        "team": (  # the admin adds a member with no server on that port (port 1: nothing listens there)
+            lambda: main(["add", "ada", "--server", "http://127.0.0.1:1", "--folder", str(folder / "server")]),
+            "http://127.0.0.1:1: Connection refused — is `make server LOGINS=yes` running there (HOST, PORT)?",
+        ),
         "server": (
             lambda: main(["--folder", str(folder / "server"), "--store", "sqlite:///x.db", "--logins", "yes"]),
             f"{folder / 'server' / 'admin-password'}: readable by others (mode 0644)",

@@ -74,7 +74,8 @@ def run_fold(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
         ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
         labels = ds.y_train[: cfg.data.train_limit]
         held_out = held_out_positions(labels, cfg.kfold.folds, cfg.kfold.seed, fold)
-        train(cfg, job.name, job.parent, {**job.tags(), "kfold.fold": str(fold)}, without=held_out)
+        tags = {**job.tags(), "kfold.fold": str(fold)}
+        train(cfg, job.name, job.parent, tags, without=held_out, register=False)  # a fold is no model to promote
         models_dir = Path(cfg.paths.models)
         with runs.reopen_run(models_dir / "run.json", cfg.tracking, "kfold"):
             model, _ = load_trained_model(models_dir, cfg.evaluate.fused_batch_norm)

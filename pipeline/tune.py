@@ -116,7 +116,8 @@ def run_trial(trial: optuna.Trial, cfg: DictConfig, dimensions: Sequence[Dimensi
         "tune.worker": str(cfg.tune.worker),
         "tune.overrides": " ".join(as_overrides(values)),
     }
-    run_id = train(trial_cfg, trial_name(trial.number, values), parent, tags, callbacks=[pruning])
+    # A trial's model is logged to its run, not registered: the tuned training (`tune.best_of`) is what one promotes.
+    run_id = train(trial_cfg, trial_name(trial.number, values), parent, tags, callbacks=[pruning], register=False)
     trial.set_user_attr(studies.RUN_ATTR, run_id)
     history = read_json(Path(trial_cfg.paths.models) / "history.json")["history"][cfg.train.monitor]
     if pruning.pruned_after is not None:

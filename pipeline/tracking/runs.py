@@ -15,13 +15,13 @@ import mlflow
 import numpy as np
 from mlflow import ActiveRun
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from pipeline.core.errors import first_line
 from pipeline.core.files import read_json, write_json
 from pipeline.core.interrupt import Interrupted
-from pipeline.tracking.registry import FINISHED
 from pipeline.tracking.store import connect
 
 
@@ -152,7 +152,7 @@ def taken_up_again(status: str, tags: Mapping[str, str]) -> tuple[dict[str, str]
     `run.interruptions` grows by one and its `run.ended_by`, which said how that attempt ended, goes, so that once
     it finishes it no longer reads as interrupted. A FINISHED run (evaluate reopening a completed training) keeps
     its tags."""
-    if status == FINISHED:
+    if status == RunStatus.to_string(RunStatus.FINISHED):
         return {}, []
     count = int(tags.get(INTERRUPTIONS_TAG, "0")) + 1
     return {INTERRUPTIONS_TAG: str(count)}, [END_TAG] if END_TAG in tags else []

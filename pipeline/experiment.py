@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
 from pipeline.core.errors import failure_report, reports_user_errors
-from pipeline.core.interrupt import raise_on_signals, stop_on_signals
+from pipeline.core.interrupt import job_stops_on_signals, stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.evaluate import evaluate
 from pipeline.label_issues import find_issues
@@ -32,22 +32,22 @@ def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
     the first test set (what a sweeper optimises), NaN for a failed variant of a sweep."""
     cfg = with_job_outputs(tuned(cfg), job_dir)
     name, parent = job.name, job.parent
-    raise_on_signals()  # also in a launcher's worker process, which does not run this module's __main__
-    try:
-        if (kept := finished_run(job, cfg.tracking)) is not None:  # the sweep run again: it finished the first time
-            print(f"experiment: {name} finished before, in MLflow run {kept.run_id}: kept, not trained again")
-            return kept.metrics.get(f"test.{cfg.data.test_sets[0]}.accuracy", float("nan"))
-        train(cfg, name, parent, job.tags())
-        results = evaluate(cfg)
-        find_issues(cfg)
-        report(cfg)
-    except Exception as err:
-        if parent is None:
-            raise
-        # In a sweep, one failed variant must not lose the others' comparison: its run is already marked
-        # FAILED, the sweep's end lists it and exits non-zero.
-        print(f"experiment: {name} failed:{failure_report(err)}", file=sys.stderr, flush=True)
-        return float("nan")
+    with job_stops_on_signals("experiment"):
+        try:
+            if (kept := finished_run(job, cfg.tracking)) is not None:  # the sweep run again: it finished the first time
+                print(f"experiment: {name} finished before, in MLflow run {kept.run_id}: kept, not trained again")
+                return kept.metrics.get(f"test.{cfg.data.test_sets[0]}.accuracy", float("nan"))
+            train(cfg, name, parent, job.tags())
+            results = evaluate(cfg)
+            find_issues(cfg)
+            report(cfg)
+        except Exception as err:
+            if parent is None:
+                raise
+            # In a sweep, one failed variant must not lose the others' comparison: its run is already marked
+            # FAILED, the sweep's end lists it and exits non-zero.
+            print(f"experiment: {name} failed:{failure_report(err)}", file=sys.stderr, flush=True)
+            return float("nan")
     return results[cfg.data.test_sets[0]]["accuracy"]
 
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.config.entrypoint import hydra_main
 from pipeline.config.schema import validate
 from pipeline.core.errors import UserError, failure_report, reports_user_errors
-from pipeline.core.interrupt import raise_on_signals, stop_on_signals
+from pipeline.core.interrupt import job_stops_on_signals, stop_on_signals
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.data.datasets import load_dataset, prepared_path
 from pipeline.data.folds import fold_of
@@ -69,27 +69,28 @@ def run_fold(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
     if (done := finished_fold(path, fold, settings)) is not None:
         print(f"kfold: fold {fold} already done with these settings, kept: {path}", flush=True)
         return done
-    raise_on_signals()  # also in a launcher's worker process, which does not run this module's __main__
-    try:
-        ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
-        labels = ds.y_train[: cfg.data.train_limit]
-        held_out = held_out_positions(labels, cfg.kfold.folds, cfg.kfold.seed, fold)
-        train(cfg, job.name, job.parent, {**job.tags(), "kfold.fold": str(fold)}, without=held_out)
-        models_dir = Path(cfg.paths.models)
-        with runs.reopen_run(models_dir / "run.json", cfg.tracking, "kfold"):
-            model, _ = load_trained_model(models_dir, cfg.evaluate.fused_batch_norm)
-            probs = predict_probabilities(model, ds.x_train[held_out], cfg.evaluate.batch_size)
-            predicted = FoldPredictions(fold, cfg.kfold.folds, held_out, labels[held_out], probs, settings, "")
-            write_fold(path, predicted)
-            mlflow.log_artifact(str(path), "kfold")
-            accuracy = held_out_accuracy(predicted)
-            mlflow.log_metric("kfold.held_out_accuracy", accuracy)
-    except Exception as err:
-        if job.parent is None:
-            raise
-        # In a sweep, one failed fold must not stop the others: the join names it missing, and it can be run again.
-        print(f"kfold: {job.name} failed:{failure_report(err)}", file=sys.stderr, flush=True)
-        return float("nan")
+    with job_stops_on_signals("kfold"):
+        try:
+            ds = load_dataset(prepared_path(cfg.paths.prepared, cfg.data.name))
+            labels = ds.y_train[: cfg.data.train_limit]
+            held_out = held_out_positions(labels, cfg.kfold.folds, cfg.kfold.seed, fold)
+            tags = {**job.tags(), "kfold.fold": str(fold)}
+            train(cfg, job.name, job.parent, tags, without=held_out, register=False)  # a fold is no model to promote
+            models_dir = Path(cfg.paths.models)
+            with runs.reopen_run(models_dir / "run.json", cfg.tracking, "kfold"):
+                model, _ = load_trained_model(models_dir, cfg.evaluate.fused_batch_norm)
+                probs = predict_probabilities(model, ds.x_train[held_out], cfg.evaluate.batch_size)
+                predicted = FoldPredictions(fold, cfg.kfold.folds, held_out, labels[held_out], probs, settings, "")
+                write_fold(path, predicted)
+                mlflow.log_artifact(str(path), "kfold")
+                accuracy = held_out_accuracy(predicted)
+                mlflow.log_metric("kfold.held_out_accuracy", accuracy)
+        except Exception as err:
+            if job.parent is None:
+                raise
+            # In a sweep, one failed fold must not stop the others: the join names it missing, and it can be run again.
+            print(f"kfold: {job.name} failed:{failure_report(err)}", file=sys.stderr, flush=True)
+            return float("nan")
     print(
         f"kfold: fold {fold} of {cfg.kfold.folds}: {len(held_out)} held-out images, accuracy {accuracy:.4f}; "
         f"wrote {path}",

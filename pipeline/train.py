@@ -46,10 +46,13 @@ def train(
     tags: Mapping[str, str] | None = None,
     without: np.ndarray | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    register: bool = True,
 ) -> str:
     """Train as configured inside a new MLflow run (nested under `parent_run_id` in a sweep, tagged with `tags`),
     on the training set but the images at the positions `without` (a K-fold's held-out fold: pipeline/kfold.py),
-    with `callbacks` at each epoch's end (a search's pruning: pipeline/tune.py); returns its id.
+    with `callbacks` at each epoch's end (a search's pruning: pipeline/tune.py); returns its id. The model is logged
+    to the run, and registered as a version of the dataset's model only if `register`: a training someone may
+    promote (the stage, a sweep's variant), not a search's trial or a K-fold's fold, which would bury those.
 
     The steps: prepare the data, build the network, fit it, export the best epoch's weights as a plain model."""
     models_dir = Path(cfg.paths.models)
@@ -91,13 +94,13 @@ def train(
         best = plain_float32_copy(model, cfg.model, cfg.augment, data.num_classes)
         summary = training_summary(fitted, cfg.train.monitor, len(data.train[0]), precision, flops)
         mlflow.log_metrics({f"train.{k}": v for k, v in summary.items() if k != "precision"})
-        registered, model_uri = register_model(best, data.class_names, cfg.data.name)
+        registered, model_uri = export_model(best, data.class_names, cfg.data.name, register)
         write_outputs(models_dir, best, summary, fitted.history, data, cfg.augment, cfg.seed)
         runs.save_run_ref(models_dir / "run.json", run.info.run_id, run.info.experiment_id, model_uri)
     progress.clear()  # complete: the next training starts afresh
     print(
-        f"train: done in {fitted.seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}; "
-        f"registered as {registered}, logged as {model_uri}",
+        f"train: done in {fitted.total_seconds:.0f} s, best epoch {summary['best_epoch']} of {summary['epochs_run']}; "
+        f"{f'registered as {registered}, ' if registered else ''}logged as {model_uri}",
         flush=True,
     )
     return run.info.run_id
@@ -192,24 +195,31 @@ def plain_float32_copy(
 
 def training_summary(fitted: Fit, monitor: str, n_train: int, precision: str, flops: int) -> dict[str, Any]:
     """What history.json leads with; all but the precision are also the run's train.* metrics. `flops`: the
-    network's forward FLOPs per image; the run's total counts every epoch, resumed ones too."""
+    network's forward FLOPs per image; the run's total counts every epoch, resumed ones too, and its seconds every
+    process that trained it (images per second: this process's own rate)."""
     epochs = len(fitted.history["loss"])
     return {
         "epochs_run": epochs,
         "flops": training_flops(flops, n_train, epochs),
         "best_epoch": best_epoch(fitted.history, monitor),
-        "train_seconds": round(fitted.seconds, 1),
+        "train_seconds": round(fitted.total_seconds, 1),
         "images_per_second": round(fitted.epochs_fitted * n_train / fitted.seconds, 1),
         "precision": precision,
     }
 
 
-def register_model(model: keras.Model, class_names: tuple[str, ...], dataset_name: str) -> tuple[str, str]:
-    """Log the model to the active run and register it as a new version of the dataset's model; returns which
-    (`handwriting-mnist/3`, also the run's tag `model.registered`) and the logged model's URI (`models:/<model id>`)."""
+def export_model(
+    model: keras.Model, class_names: tuple[str, ...], dataset_name: str, register: bool
+) -> tuple[str | None, str]:
+    """Log the model to the active run and, if `register`, register it as a new version of the dataset's model;
+    returns which (`handwriting-mnist/3`, also the run's tag `model.registered`; None when not registered) and the
+    logged model's URI (`models:/<model id>`)."""
+    info = log_keras_model(model, class_names)
+    if not register:
+        return None, info.model_uri
     name = registry.model_name(dataset_name)
-    info = log_keras_model(model, class_names, name)
-    registered = registry.version_label(name, info.registered_model_version)
+    version = registry.register(name, info.model_id, mlflow.active_run().info.run_id)
+    registered = registry.version_label(name, version.version)
     mlflow.set_tag(registry.REGISTERED_TAG, registered)
     return registered, info.model_uri
 

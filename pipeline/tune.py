@@ -27,7 +27,7 @@ from pipeline.config.schema import plain_settings, validate
 from pipeline.core import interrupt
 from pipeline.core.errors import reports_user_errors
 from pipeline.core.files import read_json
-from pipeline.core.interrupt import Interrupted, raise_on_signals, stop_on_signals
+from pipeline.core.interrupt import Interrupted, job_stops_on_signals, stop_on_signals
 from pipeline.core.metric_direction import higher_is_better
 from pipeline.core.shutdown import skip_final_collection
 from pipeline.modeling.pruning import PruneUnpromising
@@ -116,7 +116,8 @@ def run_trial(trial: optuna.Trial, cfg: DictConfig, dimensions: Sequence[Dimensi
         "tune.worker": str(cfg.tune.worker),
         "tune.overrides": " ".join(as_overrides(values)),
     }
-    run_id = train(trial_cfg, trial_name(trial.number, values), parent, tags, callbacks=[pruning])
+    # A trial's model is logged to its run, not registered: the tuned training (`tune.best_of`) is what one promotes.
+    run_id = train(trial_cfg, trial_name(trial.number, values), parent, tags, callbacks=[pruning], register=False)
     trial.set_user_attr(studies.RUN_ATTR, run_id)
     history = read_json(Path(trial_cfg.paths.models) / "history.json")["history"][cfg.train.monitor]
     if pruning.pruned_after is not None:
@@ -133,17 +134,19 @@ def run_trial(trial: optuna.Trial, cfg: DictConfig, dimensions: Sequence[Dimensi
 def main(cfg: DictConfig) -> None:
     validate(cfg)
     in_sweep = job_search()
-    if in_sweep:
-        take_job_share()  # a worker's share of the cores
-        raise_on_signals()  # also in a launcher's worker process, which does not run this module's __main__
-    tune(cfg, in_sweep)
+    if not in_sweep:
+        tune(cfg)
+        return
+    take_job_share()  # a worker's share of the cores
+    with job_stops_on_signals("tune", AFTERMATH):
+        tune(cfg, in_sweep)
 
+
+AFTERMATH = (
+    "its trial's MLflow run is marked KILLED and the trial failed in the study. Run the same command again: the "
+    "search goes on to its budget."
+)
 
 if __name__ == "__main__":
     skip_final_collection()
-    stop_on_signals(
-        main,
-        "tune",
-        "its trial's MLflow run is marked KILLED and the trial failed in the study. Run the same command again: the "
-        "search goes on to its budget.",
-    )
+    stop_on_signals(main, "tune", AFTERMATH)

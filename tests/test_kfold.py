@@ -56,6 +56,11 @@ def test_two_folds_as_a_sweep_then_joined(tiny, tmp_path, capsys):
     assert sorted(c.info.run_name for c in children) == ["kfold.fold=0", "kfold.fold=1"]
     assert all("kfold.held_out_accuracy" in c.data.metrics for c in children)
     assert sorted(c.data.tags["kfold.fold"] for c in children) == ["0", "1"]
+    # Each fold logged its model to its run and registered none: the registry is what one may promote.
+    assert client.search_model_versions() == []
+    for child in children:
+        assert "model.registered" not in child.data.tags
+        assert client.search_logged_models([child.info.experiment_id], f"source_run_id = '{child.info.run_id}'")
     # Each fold's model trained on the other fold's 150 images alone (less its validation images).
     n_val = round(150 * cfg.train.validation_split)
     assert capsys.readouterr().out.count(f": {150 - n_val} training, {n_val} validation images") == 2

@@ -3,7 +3,9 @@ on tiny synthetic data, as MLflow and the later stages see it."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import os
 from collections.abc import Iterator
@@ -18,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from pipeline.config.schema import MONITORS
 from pipeline.core.cpu import cpu_flags
+from pipeline.core.files import read_json
 from pipeline.core.metric_direction import higher_is_better
 from pipeline.data.datasets import DIGIT_NAMES, Dataset, all_rows, load_dataset, save_dataset
 from pipeline.data.exclusion import ExclusionError
@@ -233,7 +236,7 @@ def test_best_epoch_is_the_lowest_loss_or_the_highest_accuracy_first_of_equals()
 def test_the_checkpoint_the_plateau_schedule_and_the_summary_agree_on_the_best_epoch(monitor, tmp_path):
     """Keras's callbacks are told the direction, not left to guess it from the name by their own rule."""
     mode = "max" if higher_is_better(monitor) else "min"
-    callbacks = Progress.find(tmp_path, "a config").callbacks(monitor)
+    callbacks = Progress.find(tmp_path, "a config").callbacks(monitor, started=0.0)
     (checkpoint,) = [c for c in callbacks if isinstance(c, keras.callbacks.ModelCheckpoint)]
     stop, reduce = schedule_callbacks({**PLATEAU, "monitor": monitor})
     assert checkpoint.mode == stop.mode == reduce.mode == mode
@@ -254,6 +257,12 @@ def test_fit_logs_every_epoch_and_leaves_the_best_epochs_weights_in_the_model(wo
     assert all(len(values) == 3 for values in fitted.history.values())
     assert fitted.history["learning_rate"] == pytest.approx([0.05] * 3)
     assert fitted.seconds > 0
+    # The seconds so far, kept at the last epoch's end for a resumed training to add to.
+    assert 0 < read_json(workdir / "fit_progress" / "seconds.json")["seconds"] <= fitted.seconds
+    assert (
+        Progress.find(workdir / "fit_progress", "a config").seconds
+        == read_json(workdir / "fit_progress" / "seconds.json")["seconds"]
+    )
     val_loss = fitted.history["val_loss"]
     best = best_epoch(fitted.history, "val_loss")
     assert best < 3, f"the tiny setup should overfit, so that the last epoch is not the best: {val_loss}"
@@ -295,6 +304,10 @@ def test_training_summary_counts_epochs_and_images_per_second():
     resumed = Fit(fitted.history, 2.04, 2)
     assert training_summary(resumed, "val_loss", 100, "float32", flops=1000)["images_per_second"] == 98.0
     assert training_summary(resumed, "val_loss", 100, "float32", flops=1000)["flops"] == 900_000  # every epoch
+    # The earlier processes' 3.5 s, to their last completed epoch, count in the training's time, not in the rate.
+    earlier = Fit(fitted.history, 2.04, 2, seconds_before=3.5)
+    assert training_summary(earlier, "val_loss", 100, "float32", flops=1000)["train_seconds"] == 5.5
+    assert training_summary(earlier, "val_loss", 100, "float32", flops=1000)["images_per_second"] == 98.0
 
 
 def test_write_outputs_saves_the_model_the_history_and_augmented_examples(tmp_path):
@@ -325,13 +338,24 @@ class Trained:
     folder: Path  # the working folder: data/prepared/, models/, mlruns/
     run_id: str
     client: MlflowClient
+    output: str  # what it printed, stdout and stderr
 
 
 @pytest.fixture(scope="module")
 def trained(workdir) -> Trained:
-    with pytest.MonkeyPatch.context() as mp:
+    output = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
         mp.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "0.2")  # MLflow's 10 s outlasts a tiny training
-        return Trained(workdir, train(tiny_config(), "tiny run"), store(workdir))
+        mp.delenv("MLFLOW_LOGGING_LEVEL", raising=False)
+        run_id = train(tiny_config(), "tiny run")
+    return Trained(workdir, run_id, store(workdir), output.getvalue())
+
+
+def test_train_says_what_it_did_in_its_own_words_and_mlflow_keeps_its_info_lines(trained):
+    """MLflow's INFO lines (its system-metrics monitor, registering a model) are not the stage's to print."""
+    assert "train: done in " in trained.output and "registered as handwriting-mnist/" in trained.output
+    for mlflows in ("INFO mlflow", "system metrics", "Registered model", "Successfully registered", "Created version"):
+        assert mlflows not in trained.output, trained.output
 
 
 def test_train_finishes_a_run_with_the_config_as_params_and_the_training_as_tags(trained):

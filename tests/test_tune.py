@@ -79,6 +79,11 @@ def test_a_search_trains_its_trials_under_one_parent_and_prunes_a_bad_one(tiny, 
     assert parent.data.metrics["tune.trials_pruned"] >= 1
     figures = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
     assert {"optuna/history.png", "optuna/parallel_coordinates.png"} <= figures
+    # Each trial logged its model to its run and registered none: the registry is what one may promote.
+    assert client.search_model_versions() == []
+    for trial in runs.values():
+        assert "model.registered" not in trial.data.tags
+        assert client.search_logged_models([parent.info.experiment_id], f"source_run_id = '{trial.info.run_id}'")
 
 
 def test_a_study_searched_with_other_settings_is_refused_by_name(tmp_path, monkeypatch, user_error):

@@ -10,9 +10,10 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from types import FrameType
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -70,8 +71,42 @@ def stop_on_signals(main: Callable[[], T], stage: str, aftermath: str = STAGE_AF
     try:
         return main()
     except Interrupted as stop:
-        print(f"{stage}: {stop}; {aftermath}", file=sys.stderr, flush=True)
-        sys.exit(stop.exit_status)
+        exit_interrupted(stop, stage, aftermath)
+
+
+def exit_interrupted(stop: Interrupted, stage: str, aftermath: str = STAGE_AFTERMATH) -> NoReturn:
+    """`<stage>: interrupted by SIGTERM; <aftermath>` on stderr, and exit status 128 + the signal's number."""
+    print(f"{stage}: {stop}; {aftermath}", file=sys.stderr, flush=True)
+    sys.exit(stop.exit_status)
+
+
+SUBMITIT_JOB = "submitit.core._submit"  # the module a submitit job's process runs (`python -m …`), SLURM's or local
+
+
+def main_module() -> str | None:
+    """The module this process was started with (`python -m <module>`), or None for a script or a REPL."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec.name if spec is not None else None
+
+
+@contextmanager
+def job_stops_on_signals(stage: str, aftermath: str = STAGE_AFTERMATH) -> Iterator[None]:
+    """A launcher's job: SIGINT and SIGTERM raise Interrupted from here on, also in a launcher's worker process,
+    which does not run the stage module's `__main__`. In a submitit job (a SLURM job, or `hydra/launcher=local`)
+    nobody above would report it: submitit's own process would print its traceback and exit 1, and SLURM and the
+    user would see a crash. There it ends as `stop_on_signals` ends a stage: one line and 128 + the signal's number.
+    Submitit's own pre-emption signal (USR2, `signal_delay_s` before the time limit) stays submitit's: it requeues
+    the job itself, or ends it when it may not.
+
+    Elsewhere the exception goes on to whoever started the job: the sweep's own process (Hydra's basic launcher),
+    which reports it, or a joblib worker's parent, which receives it."""
+    raise_on_signals()
+    try:
+        yield
+    except Interrupted as stop:
+        if main_module() != SUBMITIT_JOB:
+            raise
+        exit_interrupted(stop, stage, aftermath)
 
 
 def hold() -> None:

@@ -74,6 +74,12 @@ class Fit:
     history: dict[str, list[float]]  # per epoch, every one (resumed ones too): loss, accuracy, validation, LR
     seconds: float  # compiling and fitting, in this process
     epochs_fitted: int  # in this process: fewer than the history's when resumed
+    seconds_before: float = 0.0  # a resumed training's earlier processes', up to their last completed epoch
+
+    @property
+    def total_seconds(self) -> float:
+        """The whole training's, over every process that worked on it."""
+        return self.seconds_before + self.seconds
 
 
 def fit(
@@ -95,12 +101,12 @@ def fit(
         validation_data=batches(*val, batch_size=train_cfg["batch_size"]),
         epochs=train_cfg["epochs"],
         shuffle=False,  # `batches` reshuffles every epoch itself
-        callbacks=[*schedule_callbacks(train_cfg), *progress.callbacks(train_cfg["monitor"]), *callbacks],
+        callbacks=[*schedule_callbacks(train_cfg), *progress.callbacks(train_cfg["monitor"], started), *callbacks],
         verbose=1 if sys.stdout.isatty() else 2,  # a bar in a terminal; in a log (sweeps, CI) a line per epoch
     )
     seconds = time.perf_counter() - started
     model.load_weights(progress.best_weights)
-    return Fit(progress.history(), seconds, len(history.epoch))
+    return Fit(progress.history(), seconds, len(history.epoch), progress.seconds)
 
 
 def best_epoch(history: Mapping[str, list[float]], monitor: str) -> int:

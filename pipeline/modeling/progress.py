@@ -5,7 +5,9 @@ training is under way:
 - `state.json`: the MLflow run and a fingerprint of the configuration it trains;
 - `backup/`: Keras's BackupAndRestore state after the last completed epoch (weights, optimizer and its step
   count, so the learning-rate schedule goes on where it was; the epoch to start from);
-- `best.weights.h5`: the best epoch's weights so far; `epochs.json`: every completed epoch's metrics.
+- `best.weights.h5`: the best epoch's weights so far; `epochs.json`: every completed epoch's metrics;
+- `seconds.json`: the seconds spent training up to the last completed epoch, over every process so far, so that a
+  resumed training's time is the whole training's.
 The next training with the same configuration reopens the same run and fits only the remaining epochs; one with
 another configuration starts afresh. The folder is deleted once a training completes.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +42,7 @@ class Progress:
     fingerprint: str
     run_id: str | None  # the interrupted training's run, to reopen; None: a new training
     epochs: list[dict[str, float]]  # the metrics of every epoch completed so far
+    seconds: float = 0.0  # spent training by the earlier processes, up to their last completed epoch
 
     @classmethod
     def find(cls, folder: Path, config_fingerprint: str) -> Progress:
@@ -50,7 +54,9 @@ class Progress:
             if state.get("fingerprint") == config_fingerprint:
                 epochs_file = folder / "epochs.json"
                 epochs = read_json(epochs_file) if epochs_file.is_file() else []
-                return cls(folder, config_fingerprint, state["run_id"], epochs)
+                seconds_file = folder / SECONDS_FILE
+                seconds = read_json(seconds_file)["seconds"] if seconds_file.is_file() else 0.0
+                return cls(folder, config_fingerprint, state["run_id"], epochs, seconds)
             print(f"train: {folder} holds an interrupted training of another configuration; starting afresh")
         if folder.exists():
             shutil.rmtree(folder)
@@ -68,8 +74,9 @@ class Progress:
         """Record the run before the first epoch, so that an interruption at any point can be resumed in it."""
         write_json(self.folder / "state.json", {"run_id": run_id, "fingerprint": self.fingerprint})
 
-    def callbacks(self, monitor: str) -> list[keras.callbacks.Callback]:
-        """In the order they must act at an epoch's end: keep the best weights, record and log the epoch, then
+    def callbacks(self, monitor: str, started: float) -> list[keras.callbacks.Callback]:
+        """In the order they must act at an epoch's end: keep the best weights, record and log the epoch and the
+        seconds so far (this process's since `started`, a `time.perf_counter()`, and the earlier ones'), then
         back up the state (after which the epoch counts as done); a signal that comes meanwhile waits until all
         is written (the backup's weights and its epoch number are two files: cut between them, the backup would
         be of no use)."""
@@ -86,6 +93,7 @@ class Progress:
                 initial_value_threshold=best_so_far,
             ),
             EpochRecorder(self.folder / "epochs.json", list(self.epochs)),
+            SecondsRecorder(self.folder / SECONDS_FILE, self.seconds, started),
             keras.callbacks.BackupAndRestore(str(self.folder / "backup"), delete_checkpoint=False),
             HeldSignals(interrupt.release),
         ]
@@ -97,6 +105,9 @@ class Progress:
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+SECONDS_FILE = "seconds.json"
 
 
 class HeldSignals(keras.callbacks.Callback):
@@ -132,3 +143,17 @@ class EpochRecorder(keras.callbacks.Callback):
             mlflow.log_metrics(values, step=epoch + 1)
             self.epochs.append(values)
         write_json(self.path, self.epochs)
+
+
+class SecondsRecorder(keras.callbacks.Callback):
+    """At each epoch's end, the training's seconds so far (the earlier processes' `before`, and this one's since
+    `started`) in a file that outlives the process: a resumed training adds its own to them."""
+
+    def __init__(self, path: Path, before: float, started: float):
+        super().__init__()
+        self.path = path
+        self.before = before
+        self.started = started
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        write_json(self.path, {"seconds": self.before + time.perf_counter() - self.started})

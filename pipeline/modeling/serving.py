@@ -20,18 +20,16 @@ def signature(num_classes: int) -> ModelSignature:
     )
 
 
-def log_keras_model(model: keras.Model, class_names: Sequence[str], registered_name: str) -> ModelInfo:
-    """Log under the name `model`, so `runs:/<run id>/model` loads it with mlflow.pyfunc, and register it as a new
-    version of `registered_name` (whose run is the active one); returns MLflow's record of it: its own URI,
-    `models:/<model id>` (what `mlflow models serve -m` takes, from any machine that reaches the store), and the
-    version's number."""
+def log_keras_model(model: keras.Model, class_names: Sequence[str]) -> ModelInfo:
+    """Log under the name `model` to the active run, so `runs:/<run id>/model` loads it with mlflow.pyfunc; returns
+    MLflow's record of it: its own URI, `models:/<model id>` (what `mlflow models serve -m` takes, from any machine
+    that reaches the store), and that id (which pipeline/tracking/registry.py registers)."""
     return mlflow.tensorflow.log_model(
         model,
         name="model",
         signature=signature(len(class_names)),
         metadata={"class_names": list(class_names)},
         pip_requirements=requirements(),
-        registered_model_name=registered_name,
     )
 
 

@@ -8,7 +8,14 @@ from __future__ import annotations
 from mlflow.entities import Run
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE, PERMISSION_DENIED, RESOURCE_DOES_NOT_EXIST, ErrorCode
+from mlflow.protos.databricks_pb2 import (
+    ALREADY_EXISTS,
+    INVALID_PARAMETER_VALUE,
+    PERMISSION_DENIED,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
 from mlflow.tracking import MlflowClient
 
 from pipeline.core.errors import UserError, first_line
@@ -34,6 +41,20 @@ def version_label(name: str, version: int | str) -> str:
     return f"{name}/{version}"
 
 
+def register(name: str, model_id: str, run_id: str, client: MlflowClient | None = None) -> ModelVersion:
+    """A new version of the registered model `name` (made on first use) from the logged model `model_id` of the run
+    `run_id`. As `mlflow.register_model` does, without its two lines on stderr ("Registered model … already
+    exists", "Created version …": the training says which version it made). Two jobs of a sweep may make `name`
+    at once: the second finds it made."""
+    client = client or MlflowClient()
+    try:
+        client.create_registered_model(name)
+    except MlflowException as err:
+        if err.error_code not in (ErrorCode.Name(RESOURCE_ALREADY_EXISTS), ErrorCode.Name(ALREADY_EXISTS)):
+            raise
+    return client.create_model_version(name, f"models:/{model_id}", run_id=run_id, model_id=model_id)
+
+
 def registered_version(run_id: str, client: MlflowClient, force: bool = False) -> ModelVersion:
     """The registered version whose training run is `run_id` (the newest, should it have been registered twice). A
     run that did not finish (KILLED or FAILED, in training or in the evaluation that reopens it; still RUNNING) is
@@ -54,8 +75,9 @@ def registered_version(run_id: str, client: MlflowClient, force: bool = False) -
     versions = client.search_model_versions(f"run_id = '{run_id}'")
     if not versions:
         raise RegistryError(
-            f"run {run_id} ({run.info.run_name}) has no registered model: only a completed training since models "
-            f"are registered has one — promote a run with the tag {REGISTERED_TAG}, or train again"
+            f"run {run_id} ({run.info.run_name}) has no registered model: a completed training of the train stage or "
+            f"a sweep's variant has one (a search's trial or a K-fold's fold only logs its model) — promote a run "
+            f"with the tag {REGISTERED_TAG}, or register this one first (docs/tracking.md#registered-models-and-the-champion)"
         )
     if run.info.status != FINISHED and not force:
         raise RegistryError(

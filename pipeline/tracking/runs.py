@@ -15,7 +15,9 @@ import mlflow
 import numpy as np
 from mlflow import ActiveRun
 from mlflow.data.dataset_source_registry import get_dataset_source_from_json
+from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from pipeline.core.errors import first_line
 from pipeline.core.files import read_json, write_json
@@ -119,14 +121,15 @@ def training_run(
     MLflow samples the machine's CPU, memory and disk into it (`system/*` metrics) while it trains, so that a slow
     run can be told from a busy machine."""
     if resume_run_id is not None:
-        started = mlflow.start_run(run_id=resume_run_id, log_system_metrics=True)
-    else:
-        started = mlflow.start_run(
-            run_name=run_name,
-            parent_run_id=parent_run_id,
-            tags={**provenance_tags(), **(tags or {})},
-            log_system_metrics=True,
-        )
+        with reopened(resume_run_id, log_system_metrics=True) as run, ending_recorded("train"):
+            yield run
+        return
+    started = mlflow.start_run(
+        run_name=run_name,
+        parent_run_id=parent_run_id,
+        tags={**provenance_tags(), **(tags or {})},
+        log_system_metrics=True,
+    )
     with started as run, ending_recorded("train"):
         yield run
 
@@ -136,11 +139,37 @@ def reopen_run(run_ref_path: str | Path, tracking_cfg: Mapping[str, Any], stage:
     """The trained model's run, reopened for `stage`; it ends as `ending_recorded` says."""
     run_id = load_run_id(run_ref_path)  # first: with no trained model, no store is made either
     connect(tracking_cfg)
-    with mlflow.start_run(run_id=run_id) as run, ending_recorded(stage):
+    with reopened(run_id) as run, ending_recorded(stage):
         yield run
 
 
 END_TAG = "run.ended_by"
+INTERRUPTIONS_TAG = "run.interruptions"
+
+
+def taken_up_again(status: str, tags: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The tags to set and to delete on a run reopened in the state `status` with `tags`. A run that did not finish
+    (KILLED, FAILED, or RUNNING when its process was killed outright) is being taken up again: its
+    `run.interruptions` grows by one and its `run.ended_by`, which said how that attempt ended, goes, so that once
+    it finishes it no longer reads as interrupted. A FINISHED run (evaluate reopening a completed training) keeps
+    its tags."""
+    if status == RunStatus.to_string(RunStatus.FINISHED):
+        return {}, []
+    count = int(tags.get(INTERRUPTIONS_TAG, "0")) + 1
+    return {INTERRUPTIONS_TAG: str(count)}, [END_TAG] if END_TAG in tags else []
+
+
+@contextmanager
+def reopened(run_id: str, **start_options: Any) -> Iterator[ActiveRun]:
+    """An existing run, active again (`mlflow.start_run(run_id=…)`), its tags as `taken_up_again` says."""
+    client = MlflowClient()
+    before = client.get_run(run_id)
+    with mlflow.start_run(run_id=run_id, **start_options) as run:
+        to_set, to_delete = taken_up_again(before.info.status, before.data.tags)
+        mlflow.set_tags(to_set)
+        for key in to_delete:
+            client.delete_tag(run_id, key)
+        yield run
 
 
 @contextmanager

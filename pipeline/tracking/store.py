@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -16,6 +17,14 @@ from pipeline.core.paths import CONF, project_root
 from pipeline.tracking import reach
 
 ENV_URI = "MLFLOW_TRACKING_URI"
+ENV_LOG_LEVEL = "MLFLOW_LOGGING_LEVEL"  # MLflow's own setting, which it reads when imported
+
+
+def quiet_mlflow(environ: Mapping[str, str] = os.environ) -> None:
+    """MLflow's own INFO lines ("Started monitoring system metrics.", "Stopping system metrics monitoring…") off a
+    stage's output, which says what the stage did in its own words: MLflow's logger at WARNING, or at the level
+    MLFLOW_LOGGING_LEVEL asks for (`MLFLOW_LOGGING_LEVEL=INFO` brings them back)."""
+    logging.getLogger("mlflow").setLevel(environ.get(ENV_LOG_LEVEL, "").upper() or logging.WARNING)
 
 
 def tracking_uri(configured: str, environ: Mapping[str, str] = os.environ) -> str:
@@ -104,6 +113,7 @@ def connect(tracking_cfg: Mapping[str, Any]) -> None:
     """Point MLflow at the configured store and experiment; a tracking server that does not answer is a
     UserError before anything else happens. A server decides where artifacts go (its proxied store); the
     embedded store keeps them in a folder beside its file."""
+    quiet_mlflow()
     check_server(tracking_cfg)
     uri, store = resolved_uri(tracking_cfg["uri"])
     mlflow.set_tracking_uri(uri)
@@ -144,6 +154,7 @@ def connect_default() -> None:
     on the folder it lacks) and report the run or model as unknown. A URI that is not a store's is one line too."""
     from omegaconf import OmegaConf
 
+    quiet_mlflow()
     cfg = OmegaConf.load(CONF / "tracking" / "local.yaml")
     given = tracking_uri(cfg.uri)
     source = ENV_URI if os.environ.get(ENV_URI) else "tracking.uri"

@@ -51,6 +51,7 @@ def test_sigterm_ends_the_run_killed_and_the_next_run_resumes_it(tmp_path, empty
     assert run.info.status == "KILLED" and run.data.tags["run.ended_by"] == "train: interrupted by SIGTERM"
     assert not (folder / "models").exists() or not any((folder / "models").iterdir())  # nothing half-written
     assert len(json.loads((folder / "checkpoints" / "epochs.json").read_text())) == 1
+    first_seconds = json.loads((folder / "checkpoints" / "seconds.json").read_text())["seconds"]
 
     resumed = start(folder, "pipeline.train", *SETTINGS)
     out, err = resumed.communicate(timeout=600)
@@ -61,6 +62,9 @@ def test_sigterm_ends_the_run_killed_and_the_next_run_resumes_it(tmp_path, empty
     (after,) = all_runs(store(folder))  # the same run, not a second one
     assert after.info.run_id == run.info.run_id and after.info.status == "FINISHED"
     assert after.data.tags["train.resumed_after_epoch"] == "1"
+    # Finished, it no longer reads as interrupted; that it was is counted, and its time is both processes'.
+    assert "run.ended_by" not in after.data.tags and after.data.tags["run.interruptions"] == "1"
+    assert after.data.metrics["train.train_seconds"] >= first_seconds > 0
     contexts = sorted({t.key: t.value for t in i.tags}["mlflow.data.context"] for i in after.inputs.dataset_inputs)
     assert contexts == ["training", "validation"]  # logged again by the resumed training, recorded once
     assert after.data.tags["model.registered"] == "handwriting-mnist/1"

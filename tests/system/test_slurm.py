@@ -1,13 +1,15 @@
-"""Sweeps through a real SLURM scheduler: a single-node cluster on this machine (tests/helpers/slurm.py), a tracking
-server (the team's, `make server` on PostgreSQL with logins, or the one-user SQLite one) and `python -m
-pipeline.experiment -m hydra/launcher=slurm` as a user runs it, with conf/hydra/launcher/slurm.yaml as committed. Every job goes through sbatch (Hydra's submitit launcher); the runs,
-the comparison and the champion are read back from the server. And pre-emption: a training job sent SIGTERM by the
-scheduler ends its run KILLED, and requeued, resumes it.
+"""Sweeps through a real SLURM scheduler: a single-node cluster on this machine (tests/helpers/slurm.py), the team's
+tracking server (`make server` on PostgreSQL with logins) and `python -m pipeline.experiment -m
+hydra/launcher=slurm` as a user runs it, with conf/hydra/launcher/slurm.yaml as committed. Every job goes through
+sbatch (Hydra's submitit launcher); the runs, the comparison and the champion are read back from the server. And
+pre-emption: a training job sent SIGTERM by the scheduler says so in one line and exits 143, its run KILLED, and
+requeued, resumes that run to FINISHED.
 
 The data are synthetic (tests/helpers/projects.py): what is checked is where jobs run and what they record."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -26,7 +28,7 @@ from pipeline import team
 from tests.helpers import postgres
 from tests.helpers.configs import conf
 from tests.helpers.projects import project, start, wait_for_epochs
-from tests.helpers.servers import TeamServer, TrackingServer
+from tests.helpers.servers import TeamServer
 from tests.helpers.slurm import SlurmCluster
 
 pytestmark = pytest.mark.slow  # a cluster, a tracking server and real trainings
@@ -46,7 +48,7 @@ SETTINGS = [
 ]
 
 
-def sweep_runs(server: TrackingServer | TeamServer, experiment: str):
+def sweep_runs(server: TeamServer, experiment: str):
     client = MlflowClient(server.url)  # with the login in the environment, if any
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id])
@@ -66,10 +68,19 @@ def job_log(sweep: Path, job: str) -> str:
     return (sweep / ".submitit" / job / f"{job}_0_log.out").read_text()
 
 
+def job_err(sweep: Path, job: str) -> str:
+    """The job's stderr, beside its log."""
+    return (sweep / ".submitit" / job / f"{job}_0_log.err").read_text()
+
+
 @contextmanager
 def sweeping(folder: Path, *overrides: str, **env: str) -> Iterator[subprocess.Popen]:
-    """The sweep's process, killed if the test fails before it ends (it would wait for its jobs)."""
-    sweep = start(folder, "pipeline.experiment", "-m", *SETTINGS, *overrides, **env)
+    """The sweep's process, killed if the test fails before it ends (it would wait for its jobs). An override given
+    replaces SETTINGS' one of the same key: the parent run's name, `sweep <overrides>`, stays within the 250
+    characters PostgreSQL keeps of a run's name."""
+    given = {o.split("=", 1)[0] for o in overrides}
+    settings = [s for s in SETTINGS if s.split("=", 1)[0] not in given]
+    sweep = start(folder, "pipeline.experiment", "-m", *settings, *overrides, **env)
     try:
         yield sweep
     finally:
@@ -141,28 +152,48 @@ def test_a_two_job_sweep_goes_through_sbatch_into_the_team_server(slurm, team_se
     assert parent.data.tags["compare.champion"].startswith("handwriting-mnist/")
 
 
-def test_a_training_job_sent_sigterm_ends_killed_and_requeued_resumes_in_the_same_run(slurm, tracking_server, tmp_path):
+DORA = ("dora", "dora-is-pre-empted-5")  # a team member whose job the scheduler takes the node from
+
+
+def test_a_training_job_sent_sigterm_ends_killed_and_requeued_resumes_in_the_same_run(
+    slurm, team_server, tmp_path, monkeypatch
+):
     """What a scheduler that takes the node back does: SIGTERM to the job's processes (scancel --signal=TERM, as
-    pre-emption sends it), then the job back in the queue (scontrol requeue, as PreemptMode=REQUEUE does). The
-    requeued job is the same sweep job: it finds its checkpoint in its folder and resumes the same MLflow run."""
+    pre-emption sends it), then the job back in the queue (scontrol requeue, as PreemptMode=REQUEUE does), with the
+    team's server on PostgreSQL. The job says so in one line and exits 143 (a signal, not a crash); the requeued job
+    is the same sweep job: it finds its checkpoint in its folder and resumes the same MLflow run, which ends FINISHED
+    with its interruption counted, not as its last word, and its training time that of both jobs."""
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team_server.admin_password)
+    get_app_client("basic-auth", tracking_uri=team_server.url).create_user(*DORA)
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", DORA[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", DORA[1])
     folder = project(tmp_path)
-    experiment = "slurm-preempted"
-    env = {**slurm.env, "MLFLOW_TRACKING_URI": tracking_server.url}
+    experiment = "preempted"
+    login = {"MLFLOW_TRACKING_USERNAME": DORA[0], "MLFLOW_TRACKING_PASSWORD": DORA[1]}
+    env = {**slurm.env, "MLFLOW_TRACKING_URI": team_server.url, **login}
     longer = ["data.train_limit=null", "train.epochs=3", "train.batch_size=32"]  # epochs of seconds each
     # A sweep of one job, its run named by its model.
     with sweeping(folder, f"tracking.experiment={experiment}", *longer, "model=choice(plain1)", **env) as sweep:
-        epochs = folder / "sweep" / "0" / "checkpoints" / "epochs.json"
-        wait_for_epochs(epochs, 1, sweep)
+        checkpoints = folder / "sweep" / "0" / "checkpoints"
+        wait_for_epochs(checkpoints / "epochs.json", 1, sweep)
         (job,) = job_ids(folder / "sweep")
         slurm.run("scancel", "--signal=TERM", job)
         wait_for_state(slurm, job, {"COMPLETED", "FAILED"})
 
-        client, parents, children = sweep_runs(tracking_server, experiment)
+        # A signal, as SLURM and the user see it: exit status 128 + 15, and one line in the job's log.
+        assert job_field(slurm, job, "ExitCode") == "143:0"
+        err = job_err(folder / "sweep", job)
+        assert "Traceback" not in err, err[-3000:]
+        (line,) = [line for line in err.splitlines() if "interrupted" in line]
+        assert line.startswith("experiment: interrupted by SIGTERM; its MLflow run is marked KILLED"), err[-3000:]
+        client, parents, children = sweep_runs(team_server, experiment)
         (killed,) = children
         assert killed.info.status == "KILLED", killed.info
         assert killed.data.tags["run.ended_by"] == "train: interrupted by SIGTERM"
-        done = len(json.loads(epochs.read_text()))
-        assert 1 <= done < 3 and sweep.poll() is None  # the sweep waits for its job
+        done = len(json.loads((checkpoints / "epochs.json").read_text()))
+        first_seconds = json.loads((checkpoints / "seconds.json").read_text())["seconds"]
+        assert 1 <= done < 3 and first_seconds > 0 and sweep.poll() is None  # the sweep waits for its job
 
         # SLURM holds a requeued job 2 min; started again at once, in the second its last run ended, slurmd would
         # refuse it ("Job credential revoked"): a second between, then at once.
@@ -176,13 +207,21 @@ def test_a_training_job_sent_sigterm_ends_killed_and_requeued_resumes_in_the_sam
     assert job_field(slurm, job, "Restarts") == "1"
     log = job_log(folder / "sweep", job)
     assert f"resuming MLflow run {killed.info.run_id} after epoch {done}" in log, log[-3000:]
-    client, parents, children = sweep_runs(tracking_server, experiment)
+    client, parents, children = sweep_runs(team_server, experiment)
     (resumed,) = children  # the same run, not a second one
     assert resumed.info.run_id == killed.info.run_id and resumed.info.status == "FINISHED"
     assert resumed.data.tags["train.resumed_after_epoch"] == str(done)
+    assert "run.ended_by" not in resumed.data.tags and resumed.data.tags["run.interruptions"] == "1"
     for metric in ("loss", "val_loss", "learning_rate"):
         assert [m.step for m in client.get_metric_history(resumed.info.run_id, metric)] == [1, 2, 3], metric
-    assert parents[0].info.status == "FINISHED" and parents[0].data.tags["compare.best"] == "model=plain1"
+    # Its training time is both jobs', and so is the comparison's `train s`.
+    seconds = resumed.data.metrics["train.train_seconds"]
+    assert seconds >= first_seconds
+    (parent,) = parents
+    assert parent.info.status == "FINISHED" and parent.data.tags["compare.best"] == "model=plain1"
+    table = Path(client.download_artifacts(parent.info.run_id, "comparison/comparison.csv", str(tmp_path)))
+    (row,) = [r for r in csv.DictReader(table.open()) if r["variant"] == "model=plain1"]
+    assert float(row["train_seconds"]) == pytest.approx(seconds)
 
 
 def test_a_cancelled_job_ends_its_variant_within_the_bound_and_the_same_command_finishes_the_sweep(

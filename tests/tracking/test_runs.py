@@ -1,17 +1,25 @@
 """A run's datasets: the digest by which MLflow knows the images and labels the run used, and logging them from
-two jobs at once."""
+two jobs at once; a run taken up again after it stopped unfinished."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
+import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
 
 from pipeline.core.paths import project_root
-from pipeline.tracking.runs import content_digest, provenance_tags
+from pipeline.tracking.runs import (
+    END_TAG,
+    INTERRUPTIONS_TAG,
+    content_digest,
+    provenance_tags,
+    reopened,
+    taken_up_again,
+)
 from tests.helpers.synthetic import synthetic_dataset
 
 
@@ -86,3 +94,26 @@ def test_a_run_is_the_logged_in_members_and_says_what_dvc_ran():
         "git.commit": "abc123",
     }
     assert "mlflow.user" not in provenance_tags({"DVC_EXP_BASELINE_REV": "abc123"})  # MLflow's own: the OS's user
+
+
+def test_a_run_taken_up_again_counts_its_interruptions_and_forgets_how_the_last_one_ended():
+    killed = {END_TAG: "train: interrupted by SIGTERM"}
+    assert taken_up_again("KILLED", killed) == ({INTERRUPTIONS_TAG: "1"}, [END_TAG])
+    assert taken_up_again("FAILED", {**killed, INTERRUPTIONS_TAG: "2"}) == ({INTERRUPTIONS_TAG: "3"}, [END_TAG])
+    assert taken_up_again("RUNNING", {}) == ({INTERRUPTIONS_TAG: "1"}, [])  # its process killed outright (SIGKILL)
+    assert taken_up_again("FINISHED", {"other": "x"}) == ({}, [])  # evaluate reopening a completed training
+
+
+def test_a_killed_run_reopened_and_finished_no_longer_reads_as_interrupted(tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    try:
+        with mlflow.start_run() as run:
+            mlflow.set_tag(END_TAG, "train: interrupted by SIGTERM")
+            mlflow.end_run("KILLED")
+        with reopened(run.info.run_id):
+            pass
+        after = MlflowClient().get_run(run.info.run_id)
+    finally:
+        mlflow.set_tracking_uri(None)
+    assert after.info.status == "FINISHED"
+    assert after.data.tags[INTERRUPTIONS_TAG] == "1" and END_TAG not in after.data.tags

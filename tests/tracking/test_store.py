@@ -4,13 +4,14 @@ store's."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pipeline.tracking.store import not_a_store
+from pipeline.tracking.store import not_a_store, quiet_mlflow
 from tests.helpers.repos import REPO
 
 WRITER = """
@@ -77,3 +78,17 @@ def test_the_stores_the_tools_read_are_taken(uri):
 def test_a_path_or_another_scheme_is_not_a_store(uri, what):
     fix = "a SQLite store is sqlite:///<its .db file>, a server http(s)://<host>:<port>"
     assert not_a_store(uri) == f"{what} — {fix}"
+
+
+@pytest.mark.parametrize(
+    ("environ", "level"), [({}, logging.WARNING), ({"MLFLOW_LOGGING_LEVEL": "info"}, logging.INFO)]
+)
+def test_mlflows_info_lines_are_off_unless_mlflow_logging_level_asks_for_them(environ, level):
+    mlflows = logging.getLogger("mlflow")
+    before = mlflows.level
+    try:
+        quiet_mlflow(environ)
+        assert mlflows.level == level
+        assert logging.getLogger("mlflow.system_metrics.system_metrics_monitor").getEffectiveLevel() == level
+    finally:
+        mlflows.setLevel(before)

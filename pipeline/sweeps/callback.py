@@ -8,6 +8,7 @@ any launcher; jobs find their parent through `sweep.json` in the sweep folder (p
 from __future__ import annotations
 
 import atexit
+import hashlib
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from omegaconf import DictConfig
 
 from pipeline.config.schema import config_problems
 from pipeline.core import interrupt
-from pipeline.core.errors import exit_on_user_error
+from pipeline.core.errors import exit_on_user_error, first_line
 from pipeline.core.files import read_json, write_json
 from pipeline.scoring.comparison import Run
 from pipeline.scoring.comparison_tables import to_markdown
@@ -36,6 +37,10 @@ from pipeline.tracking import runs, store
 
 SWEEP_FILE = "sweep.json"
 SEARCH_JOB = "tune"  # a search's multirun (`python -m pipeline.tune -m`) is tracked by pipeline/sweeps/tune_sweep.py
+# The longest run name MLflow's SQL stores keep (runs.name is VARCHAR(250)): PostgreSQL refuses a longer one, where
+# SQLite keeps it whole.
+MAX_RUN_NAME = 250
+COMMAND_TAG = "sweep.command"  # a sweep's whole command line, where its parent run's name had to be cut short
 
 
 def parse(overrides: Sequence[str]) -> list[Override]:
@@ -124,6 +129,16 @@ def unfinished(names: Sequence[str], runs: Sequence[Run]) -> list[str]:
     return [f"{n} ({status.get(n, 'no run')})" for n in names if status.get(n) != "FINISHED"]
 
 
+def parent_name(sweep_overrides: Sequence[str]) -> str:
+    """`sweep <the command's overrides>`, cut to MLflow's longest run name with a digest of the whole, so that two
+    long commands that differ only at the end still have names of their own (and the same command, the same)."""
+    name = "sweep " + " ".join(sweep_overrides)
+    if len(name) <= MAX_RUN_NAME:
+        return name
+    digest = f"… ({hashlib.sha256(name.encode()).hexdigest()[:8]})"
+    return name[: MAX_RUN_NAME - len(digest)] + digest
+
+
 def reusable_parent(client: mlflow.MlflowClient, sweep_file: Path, name: str) -> str | None:
     """The parent run of the same sweep (the same command, so the same name) in this sweep folder, run before: the
     command run again finishes it."""
@@ -180,16 +195,22 @@ class SweepTracking(Callback):
         check_sweep(config, sweep_overrides, varied)
         store.connect(config.tracking)
         client = mlflow.MlflowClient()
-        name = "sweep " + " ".join(sweep_overrides)
+        name = parent_name(sweep_overrides)
         sweep_file = Path(config.hydra.sweep.dir) / SWEEP_FILE
         parent = reusable_parent(client, sweep_file, name)
         if parent is None:
-            parent = client.create_run(
-                mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id,
-                run_name=name,
-                # as mlflow.start_run tags the children: the member who ran it (mlflow.user), the source
-                tags=resolve_tags({**runs.provenance_tags(), "sweep.varied": ",".join(varied)}),
-            ).info.run_id
+            tags = {**runs.provenance_tags(), "sweep.varied": ",".join(varied)}
+            if name != "sweep " + " ".join(sweep_overrides):
+                tags[COMMAND_TAG] = " ".join(sweep_overrides)
+            try:
+                parent = client.create_run(
+                    mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id,
+                    run_name=name,
+                    # as mlflow.start_run tags the children: the member who ran it (mlflow.user), the source
+                    tags=resolve_tags(tags),
+                ).info.run_id
+            except MlflowException as err:  # no parent, no sweep: its jobs would run with nothing to compare them
+                exit_on_user_error(f"sweep: its parent run could not be made: {first_line(err, limit=300)}")
             write_json(sweep_file, {"parent_run_id": parent, "varied": varied})
             print(f"sweep: parent MLflow run {parent} ({name})", flush=True)
         else:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from pipeline.scoring.comparison import Run
-from pipeline.sweeps.callback import child_name, job_names, launcher_problems, parse, unfinished, varied_keys
+from pipeline.sweeps.callback import (
+    MAX_RUN_NAME,
+    child_name,
+    job_names,
+    launcher_problems,
+    parent_name,
+    parse,
+    unfinished,
+    varied_keys,
+)
 from pipeline.sweeps.results import last_attempts
 
 
@@ -101,3 +110,12 @@ def test_the_bound_on_a_lost_job_must_be_minutes(minutes):
 
 def test_launchers_without_the_bound_have_nothing_to_check():
     assert launcher_problems({"n_jobs": 2}) == [] and launcher_problems({"lost_after_min": 0.25}) == []
+
+
+def test_a_sweeps_parent_is_named_by_its_command_within_mlflows_longest_run_name():
+    assert parent_name(["model=plain1,plain3", "seed=1,2"]) == "sweep model=plain1,plain3 seed=1,2"
+    long = [f"data.train_limit={n}" for n in range(40)]  # PostgreSQL refused the parent run of such a sweep
+    name = parent_name(long)
+    assert len(name) == MAX_RUN_NAME and name.startswith("sweep data.train_limit=0 data.train_limit=1 ")
+    assert parent_name(long) == name  # the same command again finds its parent by this name
+    assert parent_name([*long[:-1], "data.train_limit=41"]) != name  # differing only past the cut

@@ -23,6 +23,7 @@ from pipeline.evaluate import evaluate
 from pipeline.label_issues import find_issues
 from pipeline.report import report
 from pipeline.sweeps.jobs import SweepJob, finished_run, start_job, with_job_outputs, with_settings
+from pipeline.sweeps.results import kept_line
 from pipeline.sweeps.study import best_settings
 from pipeline.train import default_run_name, train
 
@@ -35,7 +36,7 @@ def run_experiment(cfg: DictConfig, job_dir: Path, job: SweepJob) -> float:
     with job_stops_on_signals("experiment"):
         try:
             if (kept := finished_run(job, cfg.tracking)) is not None:  # the sweep run again: it finished the first time
-                print(f"experiment: {name} finished before, in MLflow run {kept.run_id}: kept, not trained again")
+                print(f"experiment: {kept_line(kept)}")
                 return kept.metrics.get(f"test.{cfg.data.test_sets[0]}.accuracy", float("nan"))
             train(cfg, name, parent, job.tags())
             results = evaluate(cfg)

@@ -129,6 +129,12 @@ def run_trial(trial: optuna.Trial, cfg: DictConfig, dimensions: Sequence[Dimensi
     return (max if higher_is_better(cfg.train.monitor) else min)(history)
 
 
+AFTERMATH = (
+    "its trial's MLflow run is marked KILLED and the trial failed in the study. Run the same command again: the "
+    "search goes on to its budget."
+)
+
+
 @hydra_main
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
@@ -141,11 +147,6 @@ def main(cfg: DictConfig) -> None:
     with job_stops_on_signals("tune", AFTERMATH):
         tune(cfg, in_sweep)
 
-
-AFTERMATH = (
-    "its trial's MLflow run is marked KILLED and the trial failed in the study. Run the same command again: the "
-    "search goes on to its budget."
-)
 
 if __name__ == "__main__":
     skip_final_collection()

@@ -21,6 +21,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
+from mlflow.entities import Run as MlflowRun
 from mlflow.exceptions import MlflowException
 from mlflow.tracking.context.registry import resolve_tags
 from omegaconf import DictConfig
@@ -68,12 +69,18 @@ def child_name(job_overrides: Sequence[str], varied: Sequence[str]) -> str:
     return ",".join(f"{k}={values[k]}" for k in varied if k in values) or "default"
 
 
-def variant_configs(config: DictConfig, sweep_overrides: Sequence[str]) -> Iterator[tuple[list[str], DictConfig]]:
-    """Each job's overrides and config, composed as Hydra's basic sweeper (the joblib launcher's too) will."""
-    loader = GlobalHydra.instance().config_loader()
+def split_jobs(sweep_overrides: Sequence[str], loader: Any = None) -> list[list[str]]:
+    """Each job's overrides, in the sweep's order, as Hydra's basic sweeper (the joblib launcher's too) splits the
+    sweep (one over a config group's files, `model=glob(*)`, needs Hydra's config loader)."""
     parsed = OverridesParser.create(config_loader=loader).parse_overrides(list(sweep_overrides))
     (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    for job in jobs:
+    return jobs
+
+
+def variant_configs(config: DictConfig, sweep_overrides: Sequence[str]) -> Iterator[tuple[list[str], DictConfig]]:
+    """Each job's overrides and config, composed as Hydra's basic sweeper will."""
+    loader = GlobalHydra.instance().config_loader()
+    for job in split_jobs(sweep_overrides, loader):
         yield job, loader.load_sweep_config(config, job)
 
 
@@ -111,11 +118,8 @@ def launcher_problems(launcher: Mapping[str, Any]) -> list[str]:
 
 
 def job_names(sweep_overrides: Sequence[str], varied: Sequence[str], loader: Any = None) -> list[str]:
-    """Every job's run name, in the sweep's order (as Hydra's basic sweeper splits the sweep into jobs; a sweep over
-    a config group's files, `model=glob(*)`, needs Hydra's config loader)."""
-    parsed = OverridesParser.create(config_loader=loader).parse_overrides(list(sweep_overrides))
-    (jobs,) = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return [child_name(job, varied) for job in jobs]
+    """Every job's run name, in the sweep's order."""
+    return [child_name(job, varied) for job in split_jobs(sweep_overrides, loader)]
 
 
 def hydra_loader() -> Any:
@@ -129,17 +133,17 @@ def unfinished(names: Sequence[str], runs: Sequence[Run]) -> list[str]:
     return [f"{n} ({status.get(n, 'no run')})" for n in names if status.get(n) != "FINISHED"]
 
 
-def parent_name(sweep_overrides: Sequence[str]) -> str:
+def parent_name(command: str) -> str:
     """`sweep <the command's overrides>`, cut to MLflow's longest run name with a digest of the whole, so that two
     long commands that differ only at the end still have names of their own (and the same command, the same)."""
-    name = "sweep " + " ".join(sweep_overrides)
+    name = f"sweep {command}"
     if len(name) <= MAX_RUN_NAME:
         return name
     digest = f"… ({hashlib.sha256(name.encode()).hexdigest()[:8]})"
     return name[: MAX_RUN_NAME - len(digest)] + digest
 
 
-def reusable_parent(client: mlflow.MlflowClient, sweep_file: Path, name: str) -> str | None:
+def reusable_parent(client: mlflow.MlflowClient, sweep_file: Path, name: str) -> MlflowRun | None:
     """The parent run of the same sweep (the same command, so the same name) in this sweep folder, run before: the
     command run again finishes it."""
     if not sweep_file.is_file():
@@ -149,7 +153,7 @@ def reusable_parent(client: mlflow.MlflowClient, sweep_file: Path, name: str) ->
         run = client.get_run(run_id) if run_id else None
     except MlflowException:  # sweep.json of another tracking store
         return None
-    return run_id if run is not None and run.info.run_name == name else None
+    return run if run is not None and run.info.run_name == name else None
 
 
 def close_if_unfinished(tracking_uri: str, parent_run_id: str) -> None:
@@ -195,13 +199,14 @@ class SweepTracking(Callback):
         check_sweep(config, sweep_overrides, varied)
         store.connect(config.tracking)
         client = mlflow.MlflowClient()
-        name = parent_name(sweep_overrides)
+        command = " ".join(sweep_overrides)
+        name = parent_name(command)
         sweep_file = Path(config.hydra.sweep.dir) / SWEEP_FILE
-        parent = reusable_parent(client, sweep_file, name)
-        if parent is None:
+        before = reusable_parent(client, sweep_file, name)
+        if before is None:
             tags = {**runs.provenance_tags(), "sweep.varied": ",".join(varied)}
-            if name != "sweep " + " ".join(sweep_overrides):
-                tags[COMMAND_TAG] = " ".join(sweep_overrides)
+            if name != f"sweep {command}":
+                tags[COMMAND_TAG] = command
             try:
                 parent = client.create_run(
                     mlflow.get_experiment_by_name(config.tracking.experiment).experiment_id,
@@ -214,8 +219,9 @@ class SweepTracking(Callback):
             write_json(sweep_file, {"parent_run_id": parent, "varied": varied})
             print(f"sweep: parent MLflow run {parent} ({name})", flush=True)
         else:
+            parent = before.info.run_id
             client.update_run(parent, status="RUNNING")
-            if runs.END_TAG in client.get_run(parent).data.tags:  # how it ended last time: no longer true
+            if runs.END_TAG in before.data.tags:  # how it ended last time: no longer true
                 client.delete_tag(parent, runs.END_TAG)
             names = job_names(sweep_overrides, varied, hydra_loader())
             done = len(names) - len(unfinished(names, sweep_runs(client, parent)))
@@ -227,15 +233,15 @@ class SweepTracking(Callback):
         if config.hydra.job.name == SEARCH_JOB:
             return
         sweep_dir = Path(config.hydra.sweep.dir)
-        parent = read_json(sweep_dir / SWEEP_FILE)["parent_run_id"]
+        sweep = read_json(sweep_dir / SWEEP_FILE)
+        parent = sweep["parent_run_id"]
         store.connect(config.tracking)
         client = mlflow.MlflowClient()
         ensembles = sweep_ensemble(client, parent, config, sweep_dir)  # before the comparison, which has its rows
         comparison = write_comparison(client, parent, config.compare, list(config.data.test_sets), sweep_dir, ensembles)
         if comparison.champion is not None:
             crown(client, parent, comparison.champion)
-        varied = read_json(sweep_dir / SWEEP_FILE)["varied"]
-        names = job_names(list(config.hydra.overrides.task), varied, hydra_loader())
+        names = job_names(list(config.hydra.overrides.task), sweep["varied"], hydra_loader())
         failed = unfinished(names, comparison.runs)
         client.set_terminated(parent, "FAILED" if failed or not comparison.runs else "FINISHED")
         print(f"sweep: {len(comparison.runs)} runs compared in {sweep_dir / 'comparison.md'}", flush=True)

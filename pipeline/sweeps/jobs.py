@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.core.files import read_json
 from pipeline.scoring.comparison import Run
 from pipeline.sweeps.callback import SWEEP_FILE, child_name
-from pipeline.sweeps.results import REPEAT_KEY, VARIANT_TAG, sweep_runs
+from pipeline.sweeps.results import REPEAT_KEY, VARIANT_TAG, finished_runs
 
 SHARED_INPUTS = ("raw", "downloads", "prepared")  # the data stages' folders: jobs only read them
 
@@ -53,8 +53,7 @@ def finished_run(job: SweepJob, tracking_cfg: Mapping[str, Any]) -> Run | None:
     from pipeline.tracking import store
 
     store.connect(tracking_cfg)
-    runs = sweep_runs(mlflow.MlflowClient(), job.parent)
-    return next((r for r in runs if r.name == job.name and r.status == "FINISHED"), None)
+    return finished_runs(mlflow.MlflowClient(), job.parent).get(job.name)
 
 
 def with_job_outputs(cfg: DictConfig, job_dir: Path) -> DictConfig:

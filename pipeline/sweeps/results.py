@@ -104,6 +104,15 @@ def sweep_runs(client: Any, parent_run_id: str) -> list[Run]:
     return last_attempts([from_mlflow(r) for r in found])
 
 
+def finished_runs(client: Any, parent_run_id: str) -> dict[str, Run]:
+    """A sweep's finished runs by name: what the same sweep, run again, keeps rather than trains again."""
+    return {r.name: r for r in sweep_runs(client, parent_run_id) if r.status == "FINISHED"}
+
+
+def kept_line(run: Run) -> str:
+    return f"{run.name} finished before, in MLflow run {run.run_id}: kept, not trained again"
+
+
 def last_attempts(runs: Sequence[Run]) -> list[Run]:
     """The runs but those that did not finish and whose job ran again: a run of the same name started later (the
     sweep's command run again, a new run where the job could not resume its own)."""

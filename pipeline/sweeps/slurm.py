@@ -191,18 +191,18 @@ class BoundedWaitLauncher(SlurmLauncher):
         import mlflow
 
         from pipeline.sweeps.callback import child_name
-        from pipeline.sweeps.results import sweep_runs
+        from pipeline.sweeps.results import finished_runs, kept_line
 
         sweep = self.sweep_file()
         if "parent_run_id" not in sweep:
             return {}
-        runs = {r.name: r for r in sweep_runs(mlflow.MlflowClient(), sweep["parent_run_id"]) if r.status == "FINISHED"}
+        runs = finished_runs(mlflow.MlflowClient(), sweep["parent_run_id"])
         metric = f"test.{OmegaConf.select(self.config, 'data.test_sets.0')}.accuracy"  # what a job returns
         kept = {}
         for number, overrides in jobs.items():
             name = child_name(overrides, sweep["varied"])
             if name in runs:
-                print(f"sweep: {name} finished before, in MLflow run {runs[name].run_id}: kept, not trained again")
+                print(f"sweep: {kept_line(runs[name])}")
                 kept[number] = returned(overrides, runs[name].metrics.get(metric, math.nan))
         return kept
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from fastapi.responses import JSONResponse
 from flask import Flask, g, request
@@ -194,15 +195,15 @@ def check_logged_model_owner(login: str, model_id: str | None) -> None:
         raise refused(problem)
 
 
-def is_maintainer(login: str) -> bool:
-    user = auth.store.get_user(login)
-    return user.is_admin or any(role.name == MAINTAINERS for role in auth.store.list_user_roles(user.id))
+def is_maintainer(user: Any) -> bool:
+    """`user` (MLflow's auth store's) is in the role `maintainers` (admins pass before this is asked)."""
+    return any(role.name == MAINTAINERS for role in auth.store.list_user_roles(user.id))
 
 
-def check_maintainer(login: str, what: str) -> None:
-    if not is_maintainer(login):
+def check_maintainer(user: Any, what: str) -> None:
+    if not is_maintainer(user):
         raise refused(
-            f"only the team's maintainers and admins may {what}, and {login} is neither (the admin names "
+            f"only the team's maintainers and admins may {what}, and {user.username} is neither (the admin names "
             "maintainers: `make maintainer NAME=…`)"
         )
 
@@ -218,7 +219,8 @@ def team_rules() -> None:
         check_new_password()
     if route in CREATE_RUN_ROUTES:
         stamp_owner(login)
-    if auth.store.get_user(login).is_admin:
+    user = auth.store.get_user(login)  # once per request: the admin's pass, and whether a maintainer
+    if user.is_admin:
         return
     if route in RUN_ROUTES:
         check_run_owner(login)
@@ -228,7 +230,7 @@ def team_rules() -> None:
         if method == request.method and (match := pattern.fullmatch(request.path)):
             check_logged_model_owner(login, match.group(1) if match.groups() else None)
     if route in MAINTAINER_ROUTES:
-        check_maintainer(login, MAINTAINER_ONLY[MAINTAINER_ROUTES[route]])
+        check_maintainer(user, MAINTAINER_ONLY[MAINTAINER_ROUTES[route]])
 
 
 def artifact_upload_rules(served) -> None:

@@ -37,6 +37,11 @@ DEFAULT_PERMISSION = "EDIT"
 # rename or delete registered models and experiments. Its grants (MANAGE on every experiment and registered model)
 # let MLflow's own checks agree.
 MAINTAINERS = "maintainers"
+# How long a server worker trusts a login it has checked: MLflow checks a password by scrypt, ~0.1 s of the server's
+# CPU on every request (a training makes hundreds), unless its login cache is on. A password changed or a member
+# removed through the server is refused at once by the worker that made the change, by the others within this time
+# (docs/scaling.md#members-and-maintainers).
+LOGIN_CACHE_SECONDS = 30
 WORKSPACE = "default"  # MLflow's one workspace when workspaces are off, as on this server
 
 
@@ -87,9 +92,14 @@ def check_password(password: str, source: str) -> None:
 
 def auth_config(store_uri: str) -> str:
     """MLflow's basic-auth config: its users in the same database as the runs (their tables, and their migrations'
-    version table, are their own), so one database holds the team's server and one backup restores it. MLflow
-    reads the file with interpolation: a `%` of a URL-encoded password is written `%%`."""
-    settings = {"default_permission": DEFAULT_PERMISSION, "database_uri": store_uri, "admin_username": ADMIN}
+    version table, are their own), so one database holds the team's server and one backup restores it; its login
+    cache on (LOGIN_CACHE_SECONDS). MLflow reads the file with interpolation: a `%` of a URL-encoded password is written `%%`."""
+    settings = {
+        "default_permission": DEFAULT_PERMISSION,
+        "database_uri": store_uri,
+        "admin_username": ADMIN,
+        "auth_cache_ttl_seconds": str(LOGIN_CACHE_SECONDS),
+    }
     return "[mlflow]\n" + "".join(f"{key} = {value.replace('%', '%%')}\n" for key, value in settings.items())
 
 

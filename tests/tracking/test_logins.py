@@ -4,10 +4,10 @@ only their owner reads, a guessable password is refused, and MLflow's basic-auth
 
 from __future__ import annotations
 
-import configparser
 import stat
 
 import pytest
+from mlflow.server.auth.config import read_auth_config
 
 from pipeline.core.errors import UserError
 from pipeline.tracking import logins
@@ -63,10 +63,11 @@ def test_a_secret_file_others_can_read_is_refused(tmp_path):
         logins.server_environ(tmp_path, "sqlite:///x.db", environ={})
 
 
-def test_the_config_names_the_run_store_for_the_users_too(tmp_path):
+def test_the_config_names_the_run_store_for_the_users_too_and_caches_logins(tmp_path, monkeypatch):
     uri = "postgresql://mlflow:p%40ss@db.lab/mlflow"  # a URL-encoded password: `%` is special to MLflow's reader
     env, _ = logins.server_environ(tmp_path, uri, environ={})
-    config = configparser.ConfigParser()  # as MLflow reads it (mlflow/server/auth/config.py)
-    config.read(env[logins.CONFIG_ENV])
-    assert dict(config["mlflow"]) == {"default_permission": "EDIT", "database_uri": uri, "admin_username": "admin"}
+    monkeypatch.setenv(logins.CONFIG_ENV, env[logins.CONFIG_ENV])
+    config = read_auth_config()  # as MLflow's server reads it
+    assert (config.default_permission, config.database_uri, config.admin_username) == ("EDIT", uri, "admin")
+    assert config.auth_cache_ttl_seconds == logins.LOGIN_CACHE_SECONDS > 0  # no scrypt check on every request
     assert mode(tmp_path / "basic_auth.ini") == 0o600

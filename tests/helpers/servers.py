@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+from tests.helpers.measured import followed
+
 
 @dataclass
 class Served:
@@ -139,7 +141,7 @@ def make_server(repo: Path, folder: Path, settings: list[str], env: Mapping[str,
             + ["HOST=127.0.0.1", f"PORT={port}", f"SERVER_DIR={folder}", *settings],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=None if env is None else dict(env),
+            env={**(os.environ if env is None else env), **followed()},  # the team's app measured in the workers
             start_new_session=True,  # one process group to stop at the end
         )
         url = f"http://127.0.0.1:{port}"

@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from pipeline import team
 from tests.helpers import postgres
 from tests.helpers.configs import conf
+from tests.helpers.measured import followed, slurm_jobs_unmeasured
 from tests.helpers.projects import project, start, wait_for_epochs
 from tests.helpers.servers import TeamServer
 from tests.helpers.slurm import SlurmCluster
@@ -80,7 +81,8 @@ def sweeping(folder: Path, *overrides: str, **env: str) -> Iterator[subprocess.P
     characters PostgreSQL keeps of a run's name."""
     given = {o.split("=", 1)[0] for o in overrides}
     settings = [s for s in SETTINGS if s.split("=", 1)[0] not in given]
-    sweep = start(folder, "pipeline.experiment", "-m", *settings, *overrides, **env)
+    measured = slurm_jobs_unmeasured()
+    sweep = start(folder, "pipeline.experiment", "-m", *settings, *measured, *overrides, **followed(), **env)
     try:
         yield sweep
     finally:
@@ -312,6 +314,8 @@ def test_a_searchs_workers_are_slurm_jobs_sharing_one_study_in_the_teams_postgre
         "data.train_limit=2000",
         "train.batch_size=32",
         "search.params.train.batch_size='choice(32)'",
+        *slurm_jobs_unmeasured(),
+        **followed(),  # the search's callback, in the sweep's process
         **env,
     )
     try:

@@ -37,6 +37,7 @@ from pipeline.sweeps.callback import crown
 from pipeline.tracking import store
 from pipeline.train import train
 from tests.helpers.configs import tiny_config
+from tests.helpers.measured import followed
 from tests.helpers.repos import REPO, entrypoint, stage_env
 from tests.helpers.servers import TeamServer
 
@@ -359,7 +360,7 @@ def test_a_member_is_told_in_one_line_that_crowning_needs_a_maintainer(team, exp
 
 
 def test_make_member_and_maintainer_add_a_login_in_one_line(team):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HWLAB_NEW"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HWLAB_NEW"))} | followed()
     port = team.url.rsplit(":", 1)[1]
     venv = Path(sys.prefix)
 

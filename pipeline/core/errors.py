@@ -9,7 +9,8 @@
 
 A user's mistake is a bad setting or argument, a missing or malformed data file, a model or run that cannot be used:
 an exception our code raises with a message that names the thing and the fix (a `UserError`, or a subclass), or a
-missing file, whoever noticed it. Entrypoints raise it and never print it themselves: `reports_user_errors` prints
+missing file, whoever noticed it; and a tracking server's refusal of the login (a 403, whose message says whose
+the run or model is: pipeline/tracking/team_app.py). Entrypoints raise it and never print it themselves: `reports_user_errors` prints
 it. HYDRA_FULL_ERROR=1 shows the traceback of those too.
 """
 
@@ -31,6 +32,33 @@ class UserError(Exception):
 
 USER_ERRORS = (UserError, FileNotFoundError)
 USER_ERROR = 1  # the exit status of a user's mistake (2 is argparse's: a malformed command line)
+REFUSED = "PERMISSION_DENIED"  # the error code of MLflow's 403 (RestException.error_code)
+
+
+def refusal(err: BaseException) -> str | None:
+    """Why the tracking server refused the login, when `err` is its 403, or None. MLflow's API calls raise a
+    RestException that carries the code; its artifact uploads, requests' HTTPError with the server's answer. Read
+    by their attributes, so that every stage need not import MLflow to be told."""
+    if getattr(err, "error_code", None) == REFUSED:
+        return str(err).removeprefix(f"{REFUSED}: ")
+    response = getattr(err, "response", None)
+    if getattr(response, "status_code", None) != 403:
+        return None
+    try:
+        return str(response.json()["message"])
+    except (ValueError, KeyError, TypeError):  # not MLflow's JSON: its text, if any
+        return response.text.strip() or "403 Forbidden"
+
+
+def is_user_error(err: BaseException) -> bool:
+    """A mistake the user can fix: ours (USER_ERRORS), or a login the tracking server refused."""
+    return isinstance(err, USER_ERRORS) or refusal(err) is not None
+
+
+def user_message(err: BaseException) -> str:
+    """What a user's mistake says: a server's refusal by its own reason."""
+    reason = refusal(err)
+    return str(err) if reason is None else f"the tracking server refused: {reason}"
 
 
 def printable(text: object) -> str:
@@ -60,10 +88,10 @@ def reports_user_errors(main: Callable[..., T]) -> Callable[..., T]:
     def run(*args, **kwargs) -> T:
         try:
             return main(*args, **kwargs)
-        except USER_ERRORS as err:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        except Exception as err:
+            if not is_user_error(err) or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            exit_on_user_error(str(err))
+            exit_on_user_error(user_message(err))
 
     return run
 
@@ -72,8 +100,8 @@ def failure_report(err: BaseException) -> str:
     """How a sweep reports a job that failed while the others go on: a user's mistake by its message alone, as
     `reports_user_errors` would (five folds of one stale file are five lines, not five tracebacks); anything else
     with its traceback, which is a bug's report."""
-    if isinstance(err, USER_ERRORS):
-        return f" {err}"
+    if is_user_error(err):
+        return f" {user_message(err)}"
     return "\n" + "".join(traceback.format_exception(err))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+import requests
 from dvc.repo import Repo
+from mlflow.exceptions import RestException
 from PIL import Image
 
 from pipeline.core.errors import UserError, failure_report, reports_user_errors
@@ -65,6 +68,37 @@ def test_a_user_error_is_one_line_on_stderr_and_exit_status_1(error, capsys):
     assert exit_.value.code == 1
     captured = capsys.readouterr()
     assert captured.err == f"error: {error}\n" and captured.out == ""
+
+
+@pytest.mark.usefixtures("no_full_error")
+def test_a_tracking_servers_refusal_is_one_line_on_stderr_and_exit_status_1(capsys):
+    """A 403 of the team's server (tests/system/test_team_server.py has a real one) says whose the run is."""
+    refusal = {"error_code": "PERMISSION_DENIED", "message": "run 0a1b is ada's: only its owner and the admins may"}
+
+    @reports_user_errors
+    def main():
+        raise RestException(refusal)
+
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == f"error: the tracking server refused: {refusal['message']}\n"
+    assert failure_report(RestException(refusal)) == f" the tracking server refused: {refusal['message']}"
+    upload = requests.Response()  # an artifact upload's 403 (MLflow's artifact client raises requests' error)
+    upload.status_code, upload._content = 403, json.dumps(refusal).encode()
+    assert failure_report(requests.HTTPError("403 Client Error", response=upload)) == failure_report(
+        RestException(refusal)
+    )
+
+
+@pytest.mark.usefixtures("no_full_error")
+def test_another_error_of_the_tracking_server_is_a_bug_with_its_traceback():
+    @reports_user_errors
+    def main():
+        raise RestException({"error_code": "INTERNAL_ERROR", "message": "database is locked"})
+
+    with pytest.raises(RestException, match="database is locked"):
+        main()
 
 
 def test_a_message_that_quotes_a_name_with_a_newline_or_an_escape_is_still_one_line(user_error):

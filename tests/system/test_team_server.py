@@ -30,6 +30,7 @@ from PIL import Image
 
 from pipeline import predict
 from pipeline import team as team_tool
+from pipeline.compare import main as compare_main
 from pipeline.core.errors import UserError
 from pipeline.evaluate import evaluate
 from pipeline.promote import main as promote_main
@@ -356,6 +357,26 @@ def test_a_member_is_told_in_one_line_that_crowning_needs_a_maintainer(team, exp
     crown(MlflowClient(team.url), work.run_id, work.run_id)  # a sweep's end, as ada: it says so and goes on
     assert capsys.readouterr().err.splitlines() == [f"sweep: no champion: {refusal}"]
     assert stored(team, work)["aliases"] == [("champion", 1)]
+    mlflow.set_tracking_uri(None)
+
+
+def test_comparing_anothers_sweep_again_is_refused_in_one_line(team, experiment, monkeypatch, capsys, tmp_path):
+    """`python -m pipeline.compare` writes its comparison into the sweep's parent run: a member's into their own,
+    not into another's, and the server's refusal is one line, as a user's mistake is (pipeline/core/errors.py)."""
+    parent = adas_work(team, experiment)
+    child = {"experiment_id": experiment, "tags": [{"key": "mlflow.parentRunId", "value": parent.run_id}]}
+    child_id = ok(team, ADA, "POST", "runs/create", child)["run"]["info"]["run_id"]
+    ok(team, ADA, "POST", "runs/log-metric", {"run_id": child_id, "key": "test.mnist.accuracy", "value": 0.9})
+    for run_id in (child_id, parent.run_id):
+        ok(team, ADA, "POST", "runs/update", {"run_id": run_id, "status": "FINISHED"})
+    before = stored(team, parent)
+    log_in(monkeypatch, team, CY)
+    with pytest.raises(SystemExit) as ended:
+        compare_main([parent.run_id, "--out", str(tmp_path / "comparison")])
+    assert ended.value.code == 1
+    refusal = f"run {parent.run_id} is ada's: only its owner and the admins may change it, cy may not"
+    assert capsys.readouterr().err.splitlines() == [f"error: the tracking server refused: {refusal}"]
+    assert stored(team, parent) == before
     mlflow.set_tracking_uri(None)
 
 

@@ -130,7 +130,7 @@ def test_the_tool_averages_any_list_of_runs(sweep, capsys):
     assert len(queue(Path("two/mnist.csv"))) == 4
     assert "ensemble: mnist: runs averaged 2" in capsys.readouterr().out
     assert not client.list_artifacts(parent, "ensemble")  # runs, not a sweep: logged nowhere
-    assert ensemble_tool.main([parent, "--out", "again"]) == 0  # a sweep's parent: its runs, logged to it
+    assert ensemble_tool.main([parent, "--out", "again", "--review", "4"]) == 0  # a sweep's parent: logged to it
     assert {f.path for f in client.list_artifacts(parent, "ensemble")} >= {"ensemble/mnist.csv"}
 
 

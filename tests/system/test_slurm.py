@@ -226,13 +226,14 @@ def test_a_training_job_sent_sigterm_ends_killed_and_requeued_resumes_in_the_sam
     assert float(row["train_seconds"]) == pytest.approx(seconds)
 
 
-def test_a_cancelled_job_ends_its_variant_within_the_bound_and_the_same_command_finishes_the_sweep(
+def test_cancelled_and_pre_empted_jobs_end_their_variants_within_the_bound_and_the_same_command_finishes_the_sweep(
     slurm, tracking_server, tmp_path
 ):
-    """`scancel` of a training job on a cluster without accounting (sacct answers nothing): the sweep gives the job
-    up once it has been over for hydra.launcher.lost_after_min without its result, in one line, compares the variant
+    """On a cluster without accounting (sacct answers nothing), a training job cancelled (`scancel`) and one
+    pre-empted that never comes back (SIGTERM, as pre-emption sends it, and no requeue): the sweep gives each job up
+    once it has been over for hydra.launcher.lost_after_min without its result, in one line, compares the variant
     that finished and exits 1. The same command again, in the same sweep folder, reopens the same parent run, keeps
-    the finished variant, resumes the cancelled one, compares both and exits 0."""
+    the finished variant, resumes the other two, compares all three and exits 0."""
     folder = project(tmp_path)
     experiment = "slurm-cancelled"
     env = {**slurm.env, "MLFLOW_TRACKING_URI": tracking_server.url}
@@ -240,24 +241,29 @@ def test_a_cancelled_job_ends_its_variant_within_the_bound_and_the_same_command_
     command = [
         f"tracking.experiment={experiment}",
         *["data.train_limit=6000", "train.epochs=3", "train.batch_size=32"],  # epochs of seconds each
-        "model=plain1,plain3",
+        "model=plain1,plain3,compact",
         f"hydra.launcher.lost_after_min={bound}",
     ]
-    with sweeping(folder, *command, **env) as sweep:  # the node runs one job of 2 CPUs at a time: plain1, then plain3
+    # The node runs one job of 2 CPUs at a time: plain1, then plain3, then compact.
+    with sweeping(folder, *command, **env) as sweep:
         wait_for_epochs(folder / "sweep" / "1" / "checkpoints" / "epochs.json", 1, sweep)
-        cancelled = job_ids(folder / "sweep")[1]
+        cancelled, pre_empted = job_ids(folder / "sweep")[1:]
         slurm.run("scancel", cancelled)
-        cancelled_at = time.monotonic()
+        wait_for_epochs(folder / "sweep" / "2" / "checkpoints" / "epochs.json", 1, sweep)
+        slurm.run("scancel", "--signal=TERM", pre_empted)
+        pre_empted_at = time.monotonic()
         out, err = sweep.communicate(timeout=bound * 60 + 180)
-        waited = time.monotonic() - cancelled_at
+        waited = time.monotonic() - pre_empted_at
     assert sweep.returncode == 1, (out[-3000:], err[-3000:])
     assert bound * 60 <= waited <= bound * 60 + 60, waited  # it waited for a requeue, then no longer
-    lines = [line for line in err.splitlines() if line.startswith(f"sweep: job {cancelled} ")]
-    assert len(lines) == 1 and re.fullmatch(
-        r".* \(model=plain3\): CANCELLED.* — its run (ended KILLED|marked FAILED)", lines[0]
-    ), err[-3000:]
-    assert "did not finish: model=plain3" in err
+    for job, variant, state in [(cancelled, "plain3", "CANCELLED"), (pre_empted, "compact", "FAILED")]:
+        lines = [line for line in err.splitlines() if line.startswith(f"sweep: job {job} ")]
+        assert len(lines) == 1 and re.fullmatch(
+            rf".* \(model={variant}\): {state}.* — its run (ended KILLED|marked FAILED)", lines[0]
+        ), err[-3000:]
+    assert re.search(r"2 of 3 runs did not finish: model=plain3 \((KILLED|FAILED)\), model=compact \(KILLED\)", err)
     assert err.count("SLURM has no accounting") == 1 and "Bypassing sacct error" not in out + err  # each line once
+    assert job_field(slurm, pre_empted, "ExitCode") == "143:0"  # it said it was stopped by a signal
     _, parents, children = sweep_runs(tracking_server, experiment)
     (parent,) = parents
     assert parent.info.status == "FAILED"
@@ -265,20 +271,23 @@ def test_a_cancelled_job_ends_its_variant_within_the_bound_and_the_same_command_
     first = {c.info.run_name: c for c in children}
     assert first["model=plain1"].info.status == "FINISHED"
     assert first["model=plain3"].info.status in {"KILLED", "FAILED"}  # never left RUNNING
+    assert first["model=compact"].info.status == "KILLED"
     assert "| model=plain1 |" in (folder / "sweep" / "comparison.md").read_text()  # what finished is compared
 
     with sweeping(folder, *command, **env) as again:
         out, err = again.communicate(timeout=400)
     assert again.returncode == 0, (out[-3000:], err[-3000:])
-    assert f"sweep: parent MLflow run {parent.info.run_id} " in out and "again: 1 of 2 runs finished, kept" in out
+    assert f"sweep: parent MLflow run {parent.info.run_id} " in out and "again: 1 of 3 runs finished, kept" in out
     _, parents, children = sweep_runs(tracking_server, experiment)
     assert [p.info.run_id for p in parents] == [parent.info.run_id] and parents[0].info.status == "FINISHED"
     assert {c.info.run_name: c.info.run_id for c in children} == {n: c.info.run_id for n, c in first.items()}
-    assert all(c.info.status == "FINISHED" for c in children)  # plain3 resumed in its own run, plain1 kept
+    assert all(c.info.status == "FINISHED" for c in children)  # the two resumed in their own runs, plain1 kept
     assert f"sweep: model=plain1 finished before, in MLflow run {first['model=plain1'].info.run_id}: kept" in out
-    (rerun,) = [j for j in job_ids(folder / "sweep") if j not in first_jobs]  # only the cancelled variant queued
-    log = job_log(folder / "sweep", rerun)
-    assert f"resuming MLflow run {first['model=plain3'].info.run_id}" in log, log[-3000:]
+    reruns = [j for j in job_ids(folder / "sweep") if j not in first_jobs]  # only the two that did not finish
+    assert len(reruns) == 2
+    logs = "".join(job_log(folder / "sweep", job) for job in reruns)
+    for variant in ("plain3", "compact"):
+        assert f"resuming MLflow run {first[f'model={variant}'].info.run_id}" in logs, logs[-3000:]
     assert parents[0].data.tags["compare.champion"].startswith("handwriting-mnist/")
 
 

@@ -10,8 +10,8 @@
 A user's mistake is a bad setting or argument, a missing or malformed data file, a model or run that cannot be used:
 an exception our code raises with a message that names the thing and the fix (a `UserError`, or a subclass), or a
 missing file, whoever noticed it; and a tracking server's refusal of the login (a 403, whose message says whose
-the run or model is: pipeline/tracking/team_app.py). Entrypoints raise it and never print it themselves: `reports_user_errors` prints
-it. HYDRA_FULL_ERROR=1 shows the traceback of those too.
+the run or model is: pipeline/tracking/team_app.py). Entrypoints raise it and never print it themselves:
+`reports_user_errors` prints it. HYDRA_FULL_ERROR=1 shows the traceback of those too.
 """
 
 from __future__ import annotations

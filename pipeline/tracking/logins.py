@@ -93,7 +93,8 @@ def check_password(password: str, source: str) -> None:
 def auth_config(store_uri: str) -> str:
     """MLflow's basic-auth config: its users in the same database as the runs (their tables, and their migrations'
     version table, are their own), so one database holds the team's server and one backup restores it; its login
-    cache on (LOGIN_CACHE_SECONDS). MLflow reads the file with interpolation: a `%` of a URL-encoded password is written `%%`."""
+    cache on (LOGIN_CACHE_SECONDS). MLflow reads the file with interpolation: a `%` of a URL-encoded password is
+    written `%%`."""
     settings = {
         "default_permission": DEFAULT_PERMISSION,
         "database_uri": store_uri,

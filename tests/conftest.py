@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from omegaconf import DictConfig
+from xdist.plugin import pytest_xdist_auto_num_workers as xdist_count
 from xdist.scheduler import LoadFileScheduling
 
 from pipeline.core.errors import USER_ERROR
@@ -56,8 +57,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
     (docs/development.md#how-long-it-takes: 41 s of 13 min). PYTEST_XDIST_AUTO_NUM_WORKERS still decides, if set."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or "not slow" in (config.option.markexpr or ""):
         return None  # pytest-xdist's own count: one per core
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return cores + 1
+    return xdist_count(config) + 1
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log) -> LoadFileScheduling | None:

@@ -3,9 +3,10 @@
 submitit waits for a job's result file for as long as `sacct` does not say the job ended, and without accounting
 (no slurmdbd) `sacct` never says anything: a cancelled, failed or forgotten job kept the sweep waiting for ever. Here
 the sweep asks SLURM itself (sacct where there is accounting, else squeue) and gives a job up once it has been over
-(ended, or unknown to SLURM) without leaving its result for `lost_after_min` minutes; time enough to requeue it by
-hand, and SLURM's own requeue (pre-emption) puts it back to PENDING, which restarts the clock. A job given up is one
-line, its MLflow run ends FAILED if it was left RUNNING, and its variant counts as failed in the comparison.
+(ended, held, or unknown to SLURM) without leaving its result for `lost_after_min` minutes; time enough to requeue or
+release it by hand, and SLURM's own requeue (pre-emption) puts it back to PENDING, which restarts the clock. A job
+given up is one line (a held one is cancelled, so that it cannot start after its sweep), its MLflow run ends FAILED if
+it was left RUNNING, and its variant counts as failed in the comparison.
 
 Hydra takes a launcher only from its `hydra_plugins` package: hydra_plugins/hwlab_slurm.py names this one there, and
 Hydra imports that module in every entrypoint, so this one imports little until a sweep runs.
@@ -31,8 +32,8 @@ from omegaconf import OmegaConf
 
 LOST_AFTER_MIN = 5.0  # SLURM's own default MinJobAge: as long as it keeps an ended job, which can then be requeued
 
-# A job in these states may still give its result (SLURM's job state codes, `man squeue`); any other state, or none
-# (SLURM no longer knows the job), is over.
+# A job in these states may still give its result (SLURM's job state codes, `man squeue`), unless it is held; any
+# other state, or none (SLURM no longer knows the job), is over.
 COMING = frozenset(
     {
         "PENDING",
@@ -46,21 +47,28 @@ COMING = frozenset(
         "RESIZING",
         "REQUEUED",
         "REQUEUE_FED",
-        "REQUEUE_HOLD",
-        "SPECIAL_EXIT",
-        "RESV_DEL_HOLD",
     }
 )
+# A held job waits for someone to release it (`scontrol release`), which may be never: SLURM holds a job that failed to
+# launch, a requeue can hold it (`scontrol requeuehold`, a job's special exit), and so can its user or an admin.
+HELD_STATES = frozenset({"REQUEUE_HOLD", "SPECIAL_EXIT", "RESV_DEL_HOLD"})
+HELD_REASONS = ("JobHeldUser", "JobHeldAdmin", "launch failed requeued held")
 
 
 @dataclass(frozen=True)
 class JobState:
     state: str  # SLURM's word for it: RUNNING, CANCELLED…; "" for a job SLURM does not know
     said: str  # what SLURM said, for the line that gives the job up: `CANCELLED by 0 (exit code 0:15)`
+    held: bool = False
 
     @property
     def coming(self) -> bool:
-        return self.state in COMING
+        return self.state in COMING and not self.held
+
+    @property
+    def queued(self) -> bool:
+        """Still in SLURM's queue: coming, or held there."""
+        return self.coming or self.held
 
 
 def from_sacct(text: str) -> dict[str, JobState]:
@@ -69,10 +77,11 @@ def from_sacct(text: str) -> dict[str, JobState]:
     from submitit.slurm.slurm import SlurmInfoWatcher
 
     found = SlurmInfoWatcher().read_info(text)
-    return {
-        job: JobState((f["State"].split() or [""])[0], said(f["State"], f.get("ExitCode", "")))
-        for job, f in found.items()
-    }
+    states = {}
+    for job, f in found.items():
+        state = (f["State"].split() or [""])[0]
+        states[job] = JobState(state, said(f["State"], f.get("ExitCode", "")), state in HELD_STATES)
+    return states
 
 
 def from_squeue(text: str) -> dict[str, JobState]:
@@ -80,7 +89,16 @@ def from_squeue(text: str) -> dict[str, JobState]:
     states = {}
     for line in text.splitlines():
         job, state, reason = (line.split("|") + ["", ""])[:3]
-        states[job.strip()] = JobState(state, state if reason in ("", "None") else f"{state} ({reason})")
+        held = state in HELD_STATES or (state == "PENDING" and reason.startswith(HELD_REASONS))
+        states[job.strip()] = JobState(state, state if reason in ("", "None") else f"{state} ({reason})", held)
+    return states
+
+
+def merged(queue: Mapping[str, JobState], accounts: Mapping[str, JobState]) -> dict[str, JobState]:
+    """squeue's word for a job still in the queue (it alone says why a job waits: held, or only for its start time),
+    sacct's for one that ended (its exit code, and for as long as the database keeps it)."""
+    states = dict(accounts)
+    states.update({job: state for job, state in queue.items() if state.queued or job not in accounts})
     return states
 
 
@@ -106,8 +124,8 @@ class Patience:
 
 
 class Scheduler:
-    """SLURM's view of jobs: sacct's, where the cluster keeps accounting (exact states and exit codes, for every job
-    ever run), else squeue's, which knows a job until MinJobAge after it ended."""
+    """SLURM's view of jobs: squeue's, which knows a job until MinJobAge after it ended, and where the cluster keeps
+    accounting, sacct's too (exact states and exit codes, for every job ever run): `merged`."""
 
     def __init__(self) -> None:
         self.accounting = True
@@ -115,17 +133,20 @@ class Scheduler:
 
     def states(self, arrays: Collection[str]) -> dict[str, JobState]:
         ids = ",".join(sorted(arrays))
-        if self.accounting:
-            done = run(["sacct", "-o", "JobID,State,ExitCode", "--parsable2", "-j", ids])
-            if done.returncode == 0:
-                return from_sacct(done.stdout)
-            self.accounting = False
-            reason = done.stderr.strip() or f"exit status {done.returncode}"
-            print(f"sweep: SLURM has no accounting (sacct: {reason}); asking squeue", file=sys.stderr, flush=True)
+        accounts = self.accounts(ids) if self.accounting else {}
         done = run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%r", "-j", ids])
         # squeue refuses a list of only unknown ids; a list with one it knows lists that one.
         self.trouble = "" if done.returncode == 0 else done.stderr.strip()
-        return from_squeue(done.stdout) if done.returncode == 0 else {}
+        return merged(from_squeue(done.stdout) if done.returncode == 0 else {}, accounts)
+
+    def accounts(self, ids: str) -> dict[str, JobState]:
+        done = run(["sacct", "-o", "JobID,State,ExitCode", "--parsable2", "-j", ids])
+        if done.returncode == 0:
+            return from_sacct(done.stdout)
+        self.accounting = False
+        reason = done.stderr.strip() or f"exit status {done.returncode}"
+        print(f"sweep: SLURM has no accounting (sacct: {reason}); asking squeue", file=sys.stderr, flush=True)
+        return {}
 
     def unknown(self) -> JobState:
         return JobState("", f"unknown to SLURM{f' (squeue: {self.trouble})' if self.trouble else ''}")
@@ -136,6 +157,15 @@ def run(command: Sequence[str]) -> subprocess.CompletedProcess:
         return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
         return subprocess.CompletedProcess(command, 1, "", str(err))
+
+
+def cancelled_if_held(job_id: str, state: JobState) -> str:
+    """What SLURM said of a job given up; a held one is cancelled first, so that nobody's release starts a training
+    after its sweep gave it up (and alongside the same command run again)."""
+    if not state.held:
+        return state.said
+    done = run(["scancel", job_id])
+    return f"{state.said}, {'now cancelled' if done.returncode == 0 else 'not cancelled: ' + done.stderr.strip()}"
 
 
 def poll_seconds(lost_after_s: float) -> float:
@@ -247,7 +277,7 @@ class BoundedWaitLauncher(SlurmLauncher):
                     i = waiting[job_id]
                     if not jobs[i].paths.result_pickle.exists():  # not in the second since it was looked for
                         state = states.get(job_id) or scheduler.unknown()
-                        results[i] = self.given_up(job_id, overrides[i], state.said)
+                        results[i] = self.given_up(job_id, overrides[i], cancelled_if_held(job_id, state))
                 next_question = now + poll_seconds(self.lost_after_s)
             if len(results) < len(jobs):
                 time.sleep(1)

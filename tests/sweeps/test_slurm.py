@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.sweeps.slurm import JobState, Patience, from_sacct, from_squeue, poll_seconds
+from pipeline.sweeps.slurm import JobState, Patience, from_sacct, from_squeue, merged, poll_seconds
 
 SACCT = """JobID|State|ExitCode
 12_0|CANCELLED by 1000|0:15
@@ -41,9 +41,38 @@ def test_a_job_that_ended_is_over(state):
     assert not JobState(state, state).coming
 
 
-@pytest.mark.parametrize("state", ["PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "SUSPENDED", "COMPLETING"])
+@pytest.mark.parametrize("state", ["PENDING", "RUNNING", "REQUEUED", "SUSPENDED", "COMPLETING"])
 def test_a_queued_running_or_requeued_job_may_still_come(state):
     assert JobState(state, state).coming
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "12_2|PENDING|JobHeldUser",  # scontrol hold
+        "12_2|PENDING|JobHeldAdmin",
+        "12_2|PENDING|launch failed requeued held",  # SLURM's own, after a launch that failed
+        "12_2|REQUEUE_HOLD|JobHeldUser",  # scontrol requeuehold
+        "12_2|SPECIAL_EXIT|None",
+    ],
+)
+def test_a_held_job_is_over_until_someone_releases_it(line):
+    state = from_squeue(line)["12_2"]
+    assert state.held and state.queued and not state.coming
+    patience = Patience(60)
+    assert patience.given_up({"12_2": state}, ["12_2"], 0) == []
+    assert patience.given_up({"12_2": state}, ["12_2"], 60) == ["12_2"]
+
+
+def test_squeue_says_why_a_job_waits_and_sacct_how_one_ended():
+    queue = from_squeue("12_0|FAILED|NonZeroExitCode\n12_2|PENDING|JobHeldUser\n12_3|PENDING|BeginTime\n")
+    accounts = from_sacct(SACCT)  # 12_0 cancelled, 12_1 completed, 12_2 and 12_3 pending, 13 failed
+    states = merged(queue, accounts)
+    assert states["12_0"].said == "CANCELLED by 1000 (exit code 0:15)"  # ended: sacct's, with its exit code
+    assert states["12_1"].said == "COMPLETED"  # no longer in the queue: sacct's
+    assert states["12_2"].held and states["12_3"].said == "PENDING (BeginTime)"  # waiting: squeue's, with why
+    assert merged(queue, {}) == queue  # no accounting: squeue's alone
+    assert merged({}, accounts) == accounts
 
 
 def test_a_job_over_for_the_bound_is_given_up_and_one_requeued_meanwhile_is_not():

@@ -15,94 +15,22 @@ import os
 import re
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
 import pytest
 from mlflow.server import get_app_client
-from mlflow.tracking import MlflowClient
 
 from pipeline import team
 from tests.helpers import postgres
 from tests.helpers.configs import conf
 from tests.helpers.measured import followed, slurm_jobs_unmeasured
 from tests.helpers.projects import project, start, wait_for_epochs
-from tests.helpers.servers import TeamServer
-from tests.helpers.slurm import SlurmCluster
+from tests.helpers.slurm import job_err, job_field, job_ids, job_log, sweep_runs, sweeping, wait_for_state
 
 pytestmark = pytest.mark.slow  # a cluster, a tracking server and real trainings
 
 LAUNCHER = conf("hydra/launcher", "slurm")
-SETTINGS = [
-    "hydra/launcher=slurm",
-    "hydra.launcher.partition=debug",  # the one partition of the test cluster, named as a user names theirs
-    "hydra.sweep.dir=sweep",
-    "experiment=fast",
-    "data.train_limit=2000",
-    "data.test_sets=[mnist]",
-    "report.max_misclassified=12",
-    "report.grid_size=8",
-    "report.confused_pairs=1",
-    "label_issues.max_shown=12",
-]
-
-
-def sweep_runs(server: TeamServer, experiment: str):
-    client = MlflowClient(server.url)  # with the login in the environment, if any
-    exp = client.get_experiment_by_name(experiment)
-    runs = client.search_runs([exp.experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    return client, parents, children
-
-
-def job_ids(sweep: Path) -> list[str]:
-    """The SLURM job ids submitit gave the sweep's jobs, each the name of its folder under .submitit/: `12_0` (array
-    12, task 0) for a sweep of several jobs, `12` for one."""
-    return sorted(p.parent.name for p in (sweep / ".submitit").glob("*/*_submitted.pkl"))
-
-
-def job_log(sweep: Path, job: str) -> str:
-    """Where docs/scaling.md says a job's log is."""
-    return (sweep / ".submitit" / job / f"{job}_0_log.out").read_text()
-
-
-def job_err(sweep: Path, job: str) -> str:
-    """The job's stderr, beside its log."""
-    return (sweep / ".submitit" / job / f"{job}_0_log.err").read_text()
-
-
-@contextmanager
-def sweeping(folder: Path, *overrides: str, **env: str) -> Iterator[subprocess.Popen]:
-    """The sweep's process, killed if the test fails before it ends (it would wait for its jobs). An override given
-    replaces SETTINGS' one of the same key: the parent run's name, `sweep <overrides>`, stays within the 250
-    characters PostgreSQL keeps of a run's name."""
-    given = {o.split("=", 1)[0] for o in overrides}
-    settings = [s for s in SETTINGS if s.split("=", 1)[0] not in given]
-    measured = slurm_jobs_unmeasured()
-    sweep = start(folder, "pipeline.experiment", "-m", *settings, *measured, *overrides, **followed(), **env)
-    try:
-        yield sweep
-    finally:
-        if sweep.poll() is None:
-            sweep.kill()
-            sweep.communicate()
-
-
-def job_field(slurm: SlurmCluster, job: str, name: str) -> str:
-    shown = slurm.run("scontrol", "show", "job", job)
-    return re.search(rf"\b{name}=(\S+)", shown).group(1)
-
-
-def wait_for_state(slurm: SlurmCluster, job: str, states: set[str], seconds: float = 120) -> str:
-    deadline = time.monotonic() + seconds
-    while (state := job_field(slurm, job, "JobState")) not in states:
-        assert time.monotonic() < deadline, f"job {job} still {state} after {seconds} s"
-        time.sleep(0.5)
-    return state
-
 
 CAROL = ("carol", "carol-sweeps-on-slurm-3")  # a team maintainer who sweeps on the cluster, and crowns
 

@@ -28,7 +28,7 @@ from omegaconf import DictConfig
 
 from pipeline.config.schema import config_problems
 from pipeline.core import interrupt
-from pipeline.core.errors import exit_on_user_error, first_line
+from pipeline.core.errors import exit_on_user_error, first_line, is_user_error, user_message
 from pipeline.core.files import read_json, write_json
 from pipeline.scoring.comparison import Run
 from pipeline.scoring.comparison_tables import to_markdown
@@ -156,6 +156,23 @@ def reusable_parent(client: mlflow.MlflowClient, sweep_file: Path, name: str) ->
     return run if run is not None and run.info.run_name == name else None
 
 
+def reopen(client: mlflow.MlflowClient, parent: MlflowRun, sweep_file: Path) -> None:
+    """The parent run RUNNING again, without how it ended last time (no longer true). On a team's server only its
+    owner may: a member who runs the same command in another's sweep folder is told so in one line, and nothing of
+    the other's sweep changes."""
+    try:
+        client.update_run(parent.info.run_id, status="RUNNING")
+        if runs.END_TAG in parent.data.tags:
+            client.delete_tag(parent.info.run_id, runs.END_TAG)
+    except MlflowException as err:
+        if not is_user_error(err):
+            raise
+        exit_on_user_error(
+            f"sweep: {user_message(err)} — {sweep_file} is another's sweep: run yours in a folder of its own "
+            "(hydra.sweep.dir=…)"
+        )
+
+
 def close_if_unfinished(tracking_uri: str, parent_run_id: str) -> None:
     """A parent still RUNNING when the sweep's process exits: it, and any child left RUNNING (a worker killed with
     the sweep), end KILLED, with why in the tag `run.ended_by`."""
@@ -220,9 +237,7 @@ class SweepTracking(Callback):
             print(f"sweep: parent MLflow run {parent} ({name})", flush=True)
         else:
             parent = before.info.run_id
-            client.update_run(parent, status="RUNNING")
-            if runs.END_TAG in before.data.tags:  # how it ended last time: no longer true
-                client.delete_tag(parent, runs.END_TAG)
+            reopen(client, before, sweep_file)
             names = job_names(sweep_overrides, varied, hydra_loader())
             done = len(names) - len(unfinished(names, sweep_runs(client, parent)))
             print(f"sweep: parent MLflow run {parent} ({name}) again: {done} of {len(names)} runs finished, kept")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +20,19 @@ ENV_URI = "MLFLOW_TRACKING_URI"
 ENV_LOG_LEVEL = "MLFLOW_LOGGING_LEVEL"  # MLflow's own setting, which it reads when imported
 
 
-def quiet_mlflow(environ: Mapping[str, str] = os.environ) -> None:
+ENV_NO_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"  # MLflow's, read as each run ends
+
+
+def quiet_mlflow(environ: MutableMapping[str, str] = os.environ) -> None:
     """MLflow's own INFO lines ("Started monitoring system metrics.", "Stopping system metrics monitoring…") off a
     stage's output, which says what the stage did in its own words: MLflow's logger at WARNING, or at the level
-    MLFLOW_LOGGING_LEVEL asks for (`MLFLOW_LOGGING_LEVEL=INFO` brings them back)."""
-    logging.getLogger("mlflow").setLevel(environ.get(ENV_LOG_LEVEL, "").upper() or logging.WARNING)
+    MLFLOW_LOGGING_LEVEL asks for (`MLFLOW_LOGGING_LEVEL=INFO` brings them back). So too the lines MLflow prints
+    (not logs) as each run on a tracking server ends, "🏃 View run <name> at: <url>" and "🧪 View experiment at: …",
+    a pair per run of a sweep, unless MLflow's own setting for them is given."""
+    level = environ.get(ENV_LOG_LEVEL, "").upper() or "WARNING"
+    logging.getLogger("mlflow").setLevel(level)
+    if level not in ("INFO", "DEBUG"):
+        environ.setdefault(ENV_NO_URL, "true")
 
 
 def tracking_uri(configured: str, environ: Mapping[str, str] = os.environ) -> str:

@@ -32,9 +32,10 @@ from pipeline import predict
 from pipeline import team as team_tool
 from pipeline.compare import main as compare_main
 from pipeline.core.errors import UserError
+from pipeline.core.files import write_json
 from pipeline.evaluate import evaluate
 from pipeline.promote import main as promote_main
-from pipeline.sweeps.callback import crown
+from pipeline.sweeps.callback import SWEEP_FILE, crown, parent_name
 from pipeline.tracking import store
 from pipeline.train import train
 from tests.helpers.configs import tiny_config
@@ -132,7 +133,7 @@ def test_a_team_trains_registers_promotes_and_predicts_through_postgresql(team, 
     run_id = train(cfg, "ada on the team server")
     evaluate(cfg)
     mlflow.set_tracking_uri(None)
-    capsys.readouterr()  # what train and evaluate printed
+    assert "View run" not in capsys.readouterr().out  # what train and evaluate printed: not MLflow's URL lines
 
     log_in(monkeypatch, team, BO)  # a maintainer promotes ada's model
     assert promote_main([run_id]) == 0
@@ -378,6 +379,26 @@ def test_comparing_anothers_sweep_again_is_refused_in_one_line(team, experiment,
     assert capsys.readouterr().err.splitlines() == [f"error: the tracking server refused: {refusal}"]
     assert stored(team, parent) == before
     mlflow.set_tracking_uri(None)
+
+
+def test_running_anothers_sweep_again_is_refused_in_one_line_before_any_job(team, experiment, tmp_path):
+    """The same sweep command, run by cy in ada's sweep folder (a disk the team shares): the sweep would reopen ada's
+    parent run, which the server refuses; cy is told so in one line, no job starts and ada's run is as it was."""
+    overrides = ["tracking.experiment=team-roles", "experiment=fast", *CHEAPEST[1:], "model=plain1,plain3"]
+    run = {"experiment_id": experiment, "run_name": parent_name(" ".join(overrides))}
+    parent = Work(ok(team, ADA, "POST", "runs/create", run)["run"]["info"]["run_id"], "", experiment)
+    ok(team, ADA, "POST", "runs/update", {"run_id": parent.run_id, "status": "FAILED"})
+    sweep = tmp_path / "sweep"
+    write_json(sweep / SWEEP_FILE, {"parent_run_id": parent.run_id, "varied": ["model"]})
+    before = stored(team, parent)
+    login = {"MLFLOW_TRACKING_URI": team.url, "MLFLOW_TRACKING_USERNAME": CY[0], "MLFLOW_TRACKING_PASSWORD": CY[1]}
+    ran = entrypoint(["-m", "pipeline.experiment", "-m", *overrides, f"hydra.sweep.dir={sweep}"], tmp_path, **login)
+    assert ran.returncode == 1, ran.stderr[-3000:]
+    refusal = f"run {parent.run_id} is ada's: only its owner and the admins may change it, cy may not"
+    told = f"the tracking server refused: {refusal} — {sweep / SWEEP_FILE} is another's sweep"
+    assert ran.stderr.splitlines() == [f"error: sweep: {told}: run yours in a folder of its own (hydra.sweep.dir=…)"]
+    assert sorted(p.name for p in sweep.iterdir()) == [SWEEP_FILE]  # no job's folder
+    assert stored(team, parent) == before
 
 
 def test_make_member_and_maintainer_add_a_login_in_one_line(team):

@@ -81,14 +81,20 @@ def test_a_path_or_another_scheme_is_not_a_store(uri, what):
 
 
 @pytest.mark.parametrize(
-    ("environ", "level"), [({}, logging.WARNING), ({"MLFLOW_LOGGING_LEVEL": "info"}, logging.INFO)]
+    ("environ", "level", "urls"),
+    [
+        ({}, logging.WARNING, "true"),
+        ({"MLFLOW_LOGGING_LEVEL": "info"}, logging.INFO, None),
+        ({"MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "false"}, logging.WARNING, "false"),  # MLflow's own, as given
+    ],
 )
-def test_mlflows_info_lines_are_off_unless_mlflow_logging_level_asks_for_them(environ, level):
+def test_mlflows_info_lines_are_off_unless_mlflow_logging_level_asks_for_them(environ, level, urls):
     mlflows = logging.getLogger("mlflow")
     before = mlflows.level
     try:
         quiet_mlflow(environ)
         assert mlflows.level == level
         assert logging.getLogger("mlflow.system_metrics.system_metrics_monitor").getEffectiveLevel() == level
+        assert environ.get("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT") == urls  # its run's URL as a run ends
     finally:
         mlflows.setLevel(before)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -28,9 +27,9 @@ from pipeline.tracking.logins import (
     ADMIN_PASSWORD_FILE,
     MAINTAINERS,
     WORKSPACE,
+    kept_secret,
     password_problem,
     read_private,
-    write_private,
 )
 from pipeline.tracking.reach import http_problem
 
@@ -59,11 +58,9 @@ def new_password(name: str, folder: Path, environ: Mapping[str, str] = os.enviro
         if problem := password_problem(given):
             raise UserError(f"{NEW_PASSWORD_ENV}: {problem} — choose another, or unset it to have one made")
         return given, NEW_PASSWORD_ENV
-    path = folder / LOGINS_FOLDER / name
-    path.parent.mkdir(mode=0o700, exist_ok=True)
-    if not path.exists():
-        write_private(path, secrets.token_urlsafe(18) + "\n")
-    return read_private(path), str(path)
+    logins = folder / LOGINS_FOLDER
+    logins.mkdir(mode=0o700, exist_ok=True)
+    return kept_secret(logins, name, None)[0], str(logins / name)  # made as the admin's password is
 
 
 def is_user(client, name: str) -> bool:

@@ -27,7 +27,7 @@ from tests.helpers.servers import free_port
 DAEMONS = ("munged", "slurmctld", "slurmd")
 CLIENTS = ("sbatch", "squeue", "scancel", "scontrol", "sinfo")
 PACKAGES = ("slurm-wlm", "munge")
-ACCOUNTING = ("mariadb-install-db", "mariadbd", "slurmdbd", "sacctmgr")  # and their packages:
+ACCOUNTING = ("mariadb-install-db", "mariadbd", "slurmdbd", "sacctmgr")  # a cluster that keeps accounting's, from:
 ACCOUNTING_PACKAGES = ("slurmdbd", "mariadb-server")
 
 
@@ -57,7 +57,6 @@ class SlurmCluster:
     node: str
     cpus: int
     memory_mb: int
-    accounting: bool = False
     daemons: dict[str, subprocess.Popen] = field(default_factory=dict, compare=False)  # by name, as started
 
     @property
@@ -185,7 +184,7 @@ def slurm_cluster(folder: Path, accounting: bool = False) -> Iterator[SlurmClust
     dbd_port, db_port = (free_port(), free_port()) if accounting else (None, None)
     conf = folder / "slurm.conf"
     conf.write_text(slurm_conf(folder, node, cpus, memory_mb, dbd_port))
-    cluster = SlurmCluster(folder, conf, node, cpus, memory_mb, accounting)
+    cluster = SlurmCluster(folder, conf, node, cpus, memory_mb)
     try:
         munge = folder / "munge"
         start(

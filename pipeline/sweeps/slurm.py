@@ -149,7 +149,10 @@ class Scheduler:
         return {}
 
     def unknown(self) -> JobState:
-        return JobState("", f"unknown to SLURM{f' (squeue: {self.trouble})' if self.trouble else ''}")
+        """A job neither squeue nor sacct names: SLURM keeps no record of an array's task cancelled before it started,
+        and squeue none of a job MinJobAge after its end."""
+        trouble = f"; squeue: {self.trouble}" if self.trouble else ""
+        return JobState("", f"unknown to SLURM (cancelled before it started, or ended and forgotten{trouble})")
 
 
 def run(command: Sequence[str]) -> subprocess.CompletedProcess:

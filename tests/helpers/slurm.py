@@ -300,6 +300,16 @@ def job_ids(sweep: Path) -> list[str]:
     return sorted(p.parent.name for p in (sweep / ".submitit").glob("*/*_submitted.pkl"))
 
 
+def wait_for_jobs(sweep: Path, count: int, process: subprocess.Popen, seconds: float = 120) -> list[str]:
+    """The sweep's job ids, once it has submitted `count` jobs."""
+    deadline = time.monotonic() + seconds
+    while len(jobs := job_ids(sweep)) < count:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{len(jobs)} of {count} jobs submitted after {seconds} s"
+        time.sleep(0.2)
+    return jobs
+
+
 def job_log(sweep: Path, job: str) -> str:
     """Where docs/scaling.md says a job's log is."""
     return (sweep / ".submitit" / job / f"{job}_0_log.out").read_text()

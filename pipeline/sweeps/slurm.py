@@ -2,7 +2,7 @@
 
 submitit waits for a job's result file for as long as `sacct` does not say the job ended, and without accounting
 (no slurmdbd) `sacct` never says anything: a cancelled, failed or forgotten job kept the sweep waiting for ever. Here
-the sweep asks SLURM itself (sacct where there is accounting, else squeue) and gives a job up once it has been over
+the sweep asks SLURM itself (squeue, and sacct where there is accounting) and gives a job up once it has been over
 (ended, held, or unknown to SLURM) without leaving its result for `lost_after_min` minutes; time enough to requeue or
 release it by hand, and SLURM's own requeue (pre-emption) puts it back to PENDING, which restarts the clock. A job
 given up is one line (a held one is cancelled, so that it cannot start after its sweep), its MLflow run ends FAILED if

@@ -18,9 +18,7 @@ from pipeline.tracking import reach
 
 ENV_URI = "MLFLOW_TRACKING_URI"
 ENV_LOG_LEVEL = "MLFLOW_LOGGING_LEVEL"  # MLflow's own setting, which it reads when imported
-
-
-ENV_NO_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"  # MLflow's, read as each run ends
+ENV_NO_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"  # MLflow's too, read as each run ends
 
 
 def quiet_mlflow(environ: MutableMapping[str, str] = os.environ) -> None:

@@ -12,7 +12,7 @@ import pytest
 from tests.helpers import postgres
 from tests.helpers.repos import REPO, ServedRepo, copy_repo, run, stage_env
 from tests.helpers.servers import TeamServer, TrackingServer, make_server
-from tests.helpers.slurm import SlurmCluster, missing_reason, slurm_cluster
+from tests.helpers.slurm import SlurmCluster, needs, slurm_cluster
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +61,6 @@ def served_repo(tracking_server, mirror, tmp_path_factory) -> ServedRepo:
 def slurm(tmp_path_factory) -> Iterator[SlurmCluster]:
     """A single-node SLURM cluster on this machine (tests/helpers/slurm.py), once per session. Without Debian's
     slurm-wlm and munge the tests that need it are skipped (CI installs them: .ci/run), with the reason."""
-    reason = missing_reason()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the SLURM tests: {reason}")
-        pytest.skip(reason)
+    needs()
     with slurm_cluster(tmp_path_factory.mktemp("slurm")) as cluster:
         yield cluster

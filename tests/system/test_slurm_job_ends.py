@@ -22,7 +22,7 @@ from tests.helpers.slurm import (
     forget_every_job,
     job_ids,
     job_python,
-    missing_reason,
+    needs,
     slurm_cluster,
     sweep_runs,
     sweeping,
@@ -34,15 +34,6 @@ pytestmark = pytest.mark.slow  # clusters, a tracking server and real trainings
 
 BOUND = 0.25  # hydra.launcher.lost_after_min of these sweeps: 15 s
 TRAINING = ["train.epochs=3", "train.batch_size=32"]  # on 2,000 images (SETTINGS): epochs of a second or two
-
-
-def needs(accounting: bool) -> None:
-    """Skipped, saying why, where SLURM (or its accounting) is not installed; in CI, a failure (.ci/run installs it)."""
-    reason = missing_reason(accounting)
-    if reason and os.environ.get("CI"):
-        pytest.fail(f"CI must run the SLURM tests: {reason}")
-    if reason:
-        pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")

@@ -95,11 +95,8 @@ def search(study: optuna.Study, cfg: DictConfig, dimensions: Sequence[Dimension]
 
 def tell(study: optuna.Study, trial: optuna.Trial, *args: Any, **kwargs: Any) -> None:
     """The trial's end, told to the study whole: a signal meanwhile waits until it is written."""
-    interrupt.hold()
-    try:
+    with interrupt.held():
         study.tell(trial, *args, **kwargs)
-    finally:
-        interrupt.release()
 
 
 def run_trial(trial: optuna.Trial, cfg: DictConfig, dimensions: Sequence[Dimension], parent: str) -> float:

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core import interrupt
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -28,10 +30,16 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    interrupt.hold()  # a signal after the file is made but before the `try` that removes it would leave it behind
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except BaseException:
+        interrupt.release()
+        raise
     tmp_path = Path(tmp)
     try:  # from here on, a signal's exception (pipeline/core/interrupt.py) removes it too
         os.close(fd)
+        interrupt.release()  # raises here the signal that came meanwhile, if one did
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp's 0600 would make outputs private to one user
         yield tmp_path
         os.replace(tmp_path, path)

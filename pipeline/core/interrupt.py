@@ -19,7 +19,7 @@ T = TypeVar("T")
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 received: str | None = None  # the name of the signal that stopped this process, for exit handlers to report
-_held = False  # inside a set of writes that must not be cut in two (see HeldSignals)
+_held = 0  # how many `hold`s are not yet released: inside writes that must not be cut in two
 _pending: int | None = None
 
 
@@ -48,7 +48,7 @@ def raise_on_signals() -> None:
         received = signal.Signals(signum).name
         for s in SIGNALS:
             signal.signal(s, signal.SIG_DFL)
-        if _held:
+        if _held > 0:
             _pending = signum
             return
         raise Interrupted(signum)
@@ -111,15 +111,29 @@ def job_stops_on_signals(stage: str, aftermath: str = STAGE_AFTERMATH) -> Iterat
 
 def hold() -> None:
     """From now until `release`, a signal waits: writes that belong together (a training's end-of-epoch backup)
-    are not cut in two."""
+    are not cut in two. Holds nest: the signal waits for the outermost one's release. Only the main thread's
+    count: the handler raises in the main thread alone, so other threads' writes are never cut by it."""
     global _held
-    _held = True
+    if threading.current_thread() is threading.main_thread():
+        _held += 1
 
 
 def release() -> None:
-    """Raise the signal that came while held, if one did."""
+    """Raise the signal that came while held, if one did and this ends the outermost hold."""
     global _held, _pending
-    _held = False
-    if _pending is not None:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _held = max(_held - 1, 0)
+    if _held == 0 and _pending is not None:
         signum, _pending = _pending, None
         raise Interrupted(signum)
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """`hold` for the block, `release` after it, also when it raises."""
+    hold()
+    try:
+        yield
+    finally:
+        release()

@@ -8,7 +8,7 @@ BIN := $(abspath $(VENV))/bin
 # Stage commands in dvc.yaml call `python`: the environment's, whichever shell runs make.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: env repro test test-fast lint lock server member maintainer push pull
+.PHONY: env repro test test-fast lint lock server member maintainer remove-user push pull
 
 env: $(VENV)/.installed
 
@@ -46,13 +46,14 @@ server: env
 	  --host $(HOST) --port $(PORT) --workers $(WORKERS) $(SERVER_OPTS)
 
 # On the server's machine, as its admin (docs/scaling.md#members-and-maintainers): `make member NAME=ada` adds a
-# member, with a password made into $(SERVER_DIR)/logins/ada (0600) or taken from HWLAB_NEW_PASSWORD; `make maintainer
-# NAME=bob` adds a maintainer, or makes a member one — pipeline/team.py. Same HOST, PORT and SERVER_DIR as the server.
+# member, with a password made into $(SERVER_DIR)/logins/ada (0600) or taken from HWLAB_NEW_PASSWORD, or makes a
+# maintainer a member again; `make maintainer NAME=bob` adds a maintainer, or makes a member one; `make remove-user
+# NAME=ada` removes a user, whose runs stay — pipeline/team.py. Same HOST, PORT and SERVER_DIR as the server.
 TEAM_URL = http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
-member maintainer: env
+member maintainer remove-user: env
 	$(if $(NAME),,$(error NAME= names the user: make $@ NAME=ada))
-	$(BIN)/python -m pipeline.team add '$(NAME)' $(if $(filter maintainer,$@),--maintainer) \
-	  --server $(TEAM_URL) --folder $(SERVER_DIR)
+	$(BIN)/python -m pipeline.team $(if $(filter remove-user,$@),remove,add) '$(NAME)' \
+	  $(if $(filter maintainer,$@),--maintainer) --server $(TEAM_URL) --folder $(SERVER_DIR)
 
 # The DVC remote (.dvc/config; your own with `dvc remote modify --local storage url …`) is asked first, so a
 # missing one fails in seconds and nothing is trained that could not be stored; then `dvc repro` (nothing to do

@@ -1,5 +1,6 @@
-"""Add a member or a maintainer to the team's tracking server: `python -m pipeline.team add NAME [--maintainer]`
-(`make member NAME=ada`, `make maintainer NAME=bob`), run by the server's operator, as its admin.
+"""The team's logins on its tracking server, run by the server's operator, as its admin: `python -m pipeline.team add
+NAME [--maintainer]` adds a member or a maintainer, or makes one the other (`make member NAME=ada`, `make maintainer
+NAME=bob`); `python -m pipeline.team remove NAME` removes a user (`make remove-user NAME=ada`), whose runs stay.
 
 A new user's password is HWLAB_NEW_PASSWORD when set, or else made (24 random characters) into a file of the server's
 folder, `logins/NAME`, that only its owner can read: the line printed says where, to hand it to the user. Either
@@ -84,41 +85,72 @@ def maintainers_role(client) -> int:
 
 
 def add(client, name: str, folder: Path, maintainer: bool, environ: Mapping[str, str] = os.environ) -> str:
-    """Makes `name` a user (unless it is one) and, if asked, a maintainer; returns the line that says what was done."""
+    """Makes `name` a user (unless it is one) and a maintainer or a member, as asked; returns the line that says what
+    was done. A maintainer made a member again leaves the role `maintainers` and keeps their password."""
     lines = []
+    role = maintainers_role(client)
     if not is_user(client, name):
         password, where = new_password(name, folder, environ)
         client.create_user(name, password)
         lines.append(f"{name}: a new user, with the password in {where}")
-    elif not maintainer:
-        raise UserError(f"{name}: already a user of the server — `make maintainer NAME={name}` makes them a maintainer")
+        was_maintainer = False
+    else:
+        was_maintainer = any(r.id == role for r in client.list_user_roles(name))
+        if not maintainer and not was_maintainer:
+            raise UserError(
+                f"{name}: already a member of the server — `make maintainer NAME={name}` makes them a maintainer, "
+                f"`make remove-user NAME={name}` removes them"
+            )
     if maintainer:
-        role = maintainers_role(client)
-        if not any(r.id == role for r in client.list_user_roles(name)):
+        if not was_maintainer:
             client.assign_role(name, role)
         lines.append(f"{name}: a maintainer (moves @champion, renames and deletes models and experiments)")
+    elif was_maintainer:
+        client.unassign_role(name, role)
+        lines.append(f"{name}: a member again, no longer a maintainer (runs of their own, new versions of every model)")
     else:
         lines.append(f"{name}: a member (runs of their own, new versions of every model)")
     return "; ".join(lines)
+
+
+def remove(client, name: str, folder: Path) -> str:
+    """Removes the user `name` and the password this tool made for them; returns the line that says what was done.
+    Their runs stay, theirs by name: from now on only the admins may change them."""
+    if name == ADMIN:
+        raise UserError(f"{name}: the server's admin cannot be removed (make server needs its login)")
+    if not is_user(client, name):
+        raise UserError(f"{name}: no such user on the server — nothing to remove")
+    for role in client.list_user_roles(name):  # its assignments first: on PostgreSQL they would block the delete
+        client.unassign_role(name, role.id)
+    client.delete_user(name)
+    (folder / LOGINS_FOLDER / name).unlink(missing_ok=True)
+    return f"{name}: removed; their runs stay, theirs by name, and only the admins may change them now"
 
 
 @reports_user_errors
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline.team", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    adding = commands.add_parser("add", help="add a member, or make one a maintainer")
-    adding.add_argument("name", help="the user's login")
-    adding.add_argument("--maintainer", action="store_true", help="also a maintainer")
-    adding.add_argument("--server", default="http://127.0.0.1:5000", help="the server's URL (default: %(default)s)")
-    adding.add_argument(
-        "--folder", type=Path, default=Path("mlflow-server"), help="the server's folder (make server's)"
-    )
+    adding = commands.add_parser("add", help="add a member or a maintainer, or make one the other")
+    adding.add_argument("--maintainer", action="store_true", help="a maintainer (else a member)")
+    removing = commands.add_parser("remove", help="remove a user; their runs stay")
+    for command in (adding, removing):
+        command.add_argument("name", help="the user's login")
+        command.add_argument(
+            "--server", default="http://127.0.0.1:5000", help="the server's URL (default: %(default)s)"
+        )
+        command.add_argument(
+            "--folder", type=Path, default=Path("mlflow-server"), help="the server's folder (make server's)"
+        )
     args = parser.parse_args(argv)
     if problem := http_problem(f"{args.server}/health"):
         raise UserError(f"{args.server}: {problem} — is `make server LOGINS=yes` running there (HOST, PORT)?")
     client = admin_client(args.server, args.folder)
     try:
-        line = add(client, args.name, args.folder, args.maintainer)
+        if args.command == "add":
+            line = add(client, args.name, args.folder, args.maintainer)
+        else:
+            line = remove(client, args.name, args.folder)
     except MlflowException as err:  # the server's refusal: a password against the policy, a name MLflow refuses
         raise UserError(f"{args.server}: {first_line(err, limit=300)}") from None
     print(line)

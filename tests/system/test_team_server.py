@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -401,7 +402,8 @@ def test_running_anothers_sweep_again_is_refused_in_one_line_before_any_job(team
     assert stored(team, parent) == before
 
 
-def test_make_member_and_maintainer_add_a_login_in_one_line(team):
+def test_make_member_maintainer_and_remove_user_each_in_one_line(team, monkeypatch):
+    """Each target once as the admin runs it (the mistakes through pipeline/team.py's functions, in this process)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HWLAB_NEW"))} | followed()
     port = team.url.rsplit(":", 1)[1]
     venv = Path(sys.prefix)
@@ -429,8 +431,45 @@ def test_make_member_and_maintainer_add_a_login_in_one_line(team):
         "dee: a maintainer (moves @champion, renames and deletes models and experiments)"
     ]
     assert call(team, dee, "DELETE", "registered-models/delete", {"name": work.model})[0] == 200
-    again = make("member")
-    assert again.returncode != 0
-    assert again.stderr.splitlines()[:1] == [
-        "error: dee: already a user of the server — `make maintainer NAME=dee` makes them a maintainer"
+
+    demoted = make("member")  # a member again, with the same password
+    assert (demoted.returncode, demoted.stderr) == (0, "")
+    assert demoted.stdout.splitlines() == [
+        "dee: a member again, no longer a maintainer (runs of their own, new versions of every model)"
     ]
+    work = adas_work(team, work.experiment, "roles-dee-again")
+    assert call(team, dee, "DELETE", "registered-models/delete", {"name": work.model})[0] == 403
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "admin")
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", team.admin_password)
+    admin_client = get_app_client("basic-auth", tracking_uri=team.url)
+    already = "dee: already a member of the server — `make maintainer NAME=dee` makes them a maintainer, `make rem"
+    with pytest.raises(UserError, match=f"^{re.escape(already)}"):
+        team_tool.add(admin_client, "dee", team.folder, maintainer=False)
+
+    # Removed, a maintainer again first (the role's assignment must not block it): the login and its file go, the
+    # run stays, dee's by name, and only the admins may change it.
+    team_tool.add(admin_client, "dee", team.folder, maintainer=True)
+    deed = ok(team, dee, "POST", "runs/create", {"experiment_id": work.experiment})["run"]["info"]["run_id"]
+    removed = make("remove-user")
+    assert (removed.returncode, removed.stderr) == (0, "")
+    assert removed.stdout.splitlines() == [
+        "dee: removed; their runs stay, theirs by name, and only the admins may change them now"
+    ]
+    assert not path.exists()
+    # Refused at once by every worker of the server: by the one that removed dee for the login (401), and by one
+    # that still trusts it (its login cache) as a user it cannot find (404).
+    for method, endpoint, body in [
+        ("GET", "experiments/search?max_results=1", b""),
+        ("POST", "runs/create", {"experiment_id": work.experiment}),
+        ("POST", "runs/update", {"run_id": deed, "status": "FAILED"}),
+    ]:
+        for _ in range(4):  # whichever worker answers
+            assert call(team, dee, method, endpoint, body)[0] in {401, 404}, endpoint
+    ((state, stage, _, user),) = stored(team, Work(deed, ""))["run"]
+    assert (state, stage, user) == ("RUNNING", "active", "dee")
+    assert call(team, ADA, "POST", "runs/update", {"run_id": deed, "status": "KILLED"})[0] == 403
+    ok(team, admin(team), "POST", "runs/update", {"run_id": deed, "status": "KILLED"})
+    with pytest.raises(UserError, match="^dee: no such user on the server — nothing to remove$"):
+        team_tool.remove(admin_client, "dee", team.folder)
+    with pytest.raises(UserError, match="^admin: the server's admin cannot be removed"):
+        team_tool.remove(admin_client, "admin", team.folder)

@@ -120,9 +120,7 @@ def remove(client, name: str, folder: Path) -> str:
         raise UserError(f"{name}: the server's admin cannot be removed (make server needs its login)")
     if not is_user(client, name):
         raise UserError(f"{name}: no such user on the server — nothing to remove")
-    for role in client.list_user_roles(name):  # its assignments first: on PostgreSQL they would block the delete
-        client.unassign_role(name, role.id)
-    client.delete_user(name)
+    client.delete_user(name)  # and their roles' assignments with them (MLflow's cascade)
     (folder / LOGINS_FOLDER / name).unlink(missing_ok=True)
     return f"{name}: removed; their runs stay, theirs by name, and only the admins may change them now"
 

@@ -403,7 +403,7 @@ def test_running_anothers_sweep_again_is_refused_in_one_line_before_any_job(team
 
 
 def test_make_member_maintainer_and_remove_user_each_in_one_line(team, monkeypatch):
-    """Each target once as the admin runs it (the mistakes through pipeline/team.py's functions, in this process)."""
+    """Each target as the admin runs it, through make (the mistakes through pipeline/team.py's functions, here)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "HWLAB_NEW"))} | followed()
     port = team.url.rsplit(":", 1)[1]
     venv = Path(sys.prefix)

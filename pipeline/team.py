@@ -74,13 +74,18 @@ def is_user(client, name: str) -> bool:
     return True
 
 
+def existing_maintainers_role(client) -> int | None:
+    """The id of the role `maintainers`, or None while no one has been made a maintainer."""
+    return next((r.id for r in client.list_roles(WORKSPACE) if r.name == MAINTAINERS), None)
+
+
 def maintainers_role(client) -> int:
     """The id of the role `maintainers`, made with its grants if the server has none yet."""
-    role = next((r for r in client.list_roles(WORKSPACE) if r.name == MAINTAINERS), None)
-    if role is None:
-        role = client.create_role(WORKSPACE, MAINTAINERS, "move @champion; rename or delete models and experiments")
-        for resource_type, pattern, permission in MAINTAINER_GRANTS:
-            client.add_role_permission(role.id, resource_type, pattern, permission)
+    if (role_id := existing_maintainers_role(client)) is not None:
+        return role_id
+    role = client.create_role(WORKSPACE, MAINTAINERS, "move @champion; rename or delete models and experiments")
+    for resource_type, pattern, permission in MAINTAINER_GRANTS:
+        client.add_role_permission(role.id, resource_type, pattern, permission)
     return role.id
 
 
@@ -88,14 +93,14 @@ def add(client, name: str, folder: Path, maintainer: bool, environ: Mapping[str,
     """Makes `name` a user (unless it is one) and a maintainer or a member, as asked; returns the line that says what
     was done. A maintainer made a member again leaves the role `maintainers` and keeps their password."""
     lines = []
-    role = maintainers_role(client)
+    role = maintainers_role(client) if maintainer else existing_maintainers_role(client)
     if not is_user(client, name):
         password, where = new_password(name, folder, environ)
         client.create_user(name, password)
         lines.append(f"{name}: a new user, with the password in {where}")
         was_maintainer = False
     else:
-        was_maintainer = any(r.id == role for r in client.list_user_roles(name))
+        was_maintainer = role is not None and any(r.id == role for r in client.list_user_roles(name))
         if not maintainer and not was_maintainer:
             raise UserError(
                 f"{name}: already a member of the server — `make maintainer NAME={name}` makes them a maintainer, "

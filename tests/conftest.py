@@ -18,6 +18,7 @@ from xdist.scheduler import LoadFileScheduling
 
 from pipeline.core.errors import USER_ERROR
 from pipeline.data.mirror import ENV_VAR
+from tests.helpers.marks import unavailable
 from tests.helpers.repos import FastRepo, copy_repo, run, stage_env
 from tests.helpers.servers import FileServer, nist_archive
 from tests.helpers.synthetic import tiny_workdir
@@ -117,9 +118,8 @@ def mirror() -> Path:
     """The real datasets (../shared/data here); CI must have them, elsewhere the test is skipped with a reason."""
     value = os.environ.get(ENV_VAR)
     if not value:
-        if os.environ.get("CI"):
-            pytest.fail(f"{ENV_VAR} is not set: CI must run the end-to-end tests on the real data mirror")
-        pytest.skip(f"needs the real data: set {ENV_VAR} to a folder with mnist/ and emnist/ (see docs/data.md)")
+        reason = f"needs the real data: set {ENV_VAR} to a folder with mnist/ and emnist/ (see docs/data.md)"
+        unavailable(reason, "run the end-to-end tests on the real data mirror")
     return Path(value).resolve()
 
 
